@@ -1,0 +1,40 @@
+# hps — the two commands of the README, plus helpers. Every target installs what it needs.
+#   make run    main job on the embedded default (no downloads beyond the one-time set-up)
+#   make test   build + ctest
+HPS_HOME    ?= $(HOME)/.cache/hps
+TORCH_VENV  ?= $(HPS_HOME)/torch-2.11
+BUILD       ?= build
+BUILD_TYPE  ?= Release
+JOBS        ?= $(shell nproc)
+# TORCH_PREFIX: your own LibTorch (a directory with share/cmake/Torch); default: the set-up's venv.
+TORCH_PREFIX ?=
+
+.PHONY: setup configure build test run clean fixtures
+
+setup:
+	@HPS_HOME="$(HPS_HOME)" TORCH_VENV="$(TORCH_VENV)" TORCH_PREFIX="$(TORCH_PREFIX)" bash scripts/setup.sh
+
+$(BUILD)/build.ninja:
+	@$(MAKE) --no-print-directory setup
+	@prefix="$(TORCH_PREFIX)"; \
+	 if [ -z "$$prefix" ]; then prefix=$$("$(TORCH_VENV)/bin/python" -c 'import torch;print(torch.utils.cmake_prefix_path)'); fi; \
+	 cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DCMAKE_PREFIX_PATH="$$prefix"
+
+configure: $(BUILD)/build.ninja
+
+build: setup configure
+	cmake --build $(BUILD) -j $(JOBS)
+
+test: build
+	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
+
+run: build
+	./$(BUILD)/hps demo
+
+# Regenerate the committed golden fixtures (needs PyPI's numpy; the C++ tests never run Python).
+fixtures: setup
+	"$(TORCH_VENV)/bin/pip" install --quiet numpy
+	"$(TORCH_VENV)/bin/python" tools/fixtures/make_loss_fixtures.py tests/fixtures/losses.json
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,25 @@
+// `hps` subcommands. Each registers itself on the CLI11 app and returns the function to run.
+// Exceptions propagate to main(), the only place that catches them.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace hps::cli {
+
+using Action = std::function<int()>;
+struct Command {
+  CLI::App* app;
+  Action run;
+};
+
+// `hps demo [--config FILE] [--key=value ...]`: the embedded default job (loss demo for now).
+Command add_demo_command(CLI::App& app);
+
+// Overrides left over after CLI11 parsing: every `--key=value` (or `--key value`) argument.
+std::vector<std::string> collect_overrides(const std::vector<std::string>& extras);
+
+}  // namespace hps::cli
