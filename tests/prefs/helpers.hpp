@@ -4,6 +4,7 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -14,8 +15,10 @@ namespace hps::test {
 
 inline const nlohmann::json& loss_fixtures() {
   static const nlohmann::json j = [] {
-    std::ifstream f(std::string(HPS_FIXTURES_DIR) + "/losses.json");
-    if (!f) throw std::runtime_error("cannot open tests/fixtures/losses.json");
+    const char* dir = std::getenv("HPS_FIXTURES_DIR");  // ctest sets it; by hand: HPS_FIXTURES_DIR=tests/fixtures
+    const std::string path = std::string(dir ? dir : "tests/fixtures") + "/losses.json";
+    std::ifstream f(path);
+    if (!f) throw std::runtime_error("cannot open " + path + " (set HPS_FIXTURES_DIR)");
     return nlohmann::json::parse(f);
   }();
   return j;
