@@ -5,18 +5,12 @@
 
 #include "core/config.hpp"
 #include "core/error.hpp"
+#include "test_util.hpp"
 
 namespace hps {
 namespace {
 
-std::string config_error(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const ConfigError& e) {
-    return e.what();
-  }
-  return "<no ConfigError>";
-}
+std::string config_error(const std::function<void()>& f) { return test::message_of<ConfigError>(f); }
 
 TEST(Config, ParseErrorNamesSourceLineAndColumn) {
   auto msg = config_error([] { Config::from_string("[demo]\nsteps = \n", "demo.toml"); });

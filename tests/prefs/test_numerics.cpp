@@ -3,6 +3,7 @@
 
 #include "core/error.hpp"
 #include "prefs/helpers.hpp"
+#include "test_util.hpp"
 
 namespace hps::test {
 namespace {
@@ -15,14 +16,15 @@ prefs::PrefBatch simple(int64_t B, int64_t K) {
           at::randn({B, K}, gen, dbl), {}};
 }
 
-template <typename E>
-std::string message_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  }
-  return "<no exception>";
+// Runs the cell with gradients on policy_logp; expects a finite loss and finite gradients.
+prefs::LossResult run_finite(const prefs::PrefBatch& b, const prefs::LossConfig& c, const at::Tensor& draws) {
+  prefs::PrefBatch x = b;
+  x.policy_logp = b.policy_logp.clone().set_requires_grad(true);
+  auto res = prefs::preference_loss(x, c, draws);
+  res.loss.backward();
+  EXPECT_TRUE(std::isfinite(res.loss.item<double>()));
+  EXPECT_TRUE(at::isfinite(x.policy_logp.grad()).all().item<bool>());
+  return res;
 }
 
 TEST(LossNumerics, FiniteAtExtremeLogProbs) {
@@ -35,12 +37,7 @@ TEST(LossNumerics, FiniteAtExtremeLogProbs) {
     at::Tensor draws = at::rand({4, 2}, dbl);
     for (auto c : all_cells()) {
       SCOPED_TRACE(describe(c));
-      prefs::PrefBatch x = b;
-      x.policy_logp = b.policy_logp.clone().set_requires_grad(true);
-      auto res = prefs::preference_loss(x, c, draws);
-      res.loss.backward();
-      EXPECT_TRUE(std::isfinite(res.loss.item<double>()));
-      EXPECT_TRUE(at::isfinite(x.policy_logp.grad()).all().item<bool>());
+      run_finite(b, c, draws);
     }
   }
 }
@@ -52,12 +49,7 @@ TEST(LossNumerics, AllTiedRewardsKeepEveryResponse) {
   at::Tensor draws = at::rand({3, 2}, dbl);
   for (auto c : all_cells()) {
     SCOPED_TRACE(describe(c));
-    prefs::PrefBatch x = b;
-    x.policy_logp = b.policy_logp.clone().set_requires_grad(true);
-    auto res = prefs::preference_loss(x, c, draws);
-    res.loss.backward();
-    EXPECT_TRUE(std::isfinite(res.loss.item<double>()));
-    EXPECT_TRUE(at::isfinite(x.policy_logp.grad()).all().item<bool>());
+    auto res = run_finite(b, c, draws);
     if (c.preference != prefs::Preference::bt || c.pair_rule != prefs::PairRule::random)
       EXPECT_TRUE((res.chosen == 0).all().item<bool>());
     EXPECT_TRUE((res.rejected != res.chosen).all().item<bool>());
@@ -96,14 +88,9 @@ TEST(LossNumerics, NanInputIsAClearErrorButPaddingMayHoldAnything) {
   ok.valid[0][1] = false;
   ok.policy_logp[0][1] = NAN;  // padding: ignored, and no NaN leaks into the loss or its gradient
   ok.length[0][1] = 0;
-  ok.policy_logp.set_requires_grad(true);
   for (auto cell : all_cells()) {
     SCOPED_TRACE(describe(cell));
-    auto res = prefs::preference_loss(ok, cell, at::rand({2, 2}, dbl));
-    res.loss.backward();
-    EXPECT_TRUE(std::isfinite(res.loss.item<double>()));
-    EXPECT_TRUE(at::isfinite(ok.policy_logp.grad()).all().item<bool>());
-    ok.policy_logp.mutable_grad().reset();
+    run_finite(ok, cell, at::rand({2, 2}, dbl));
   }
 }
 
