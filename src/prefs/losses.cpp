@@ -57,10 +57,8 @@ at::Tensor pl_loss(const LossConfig& c, const Ranked& r, const Responses& all) {
       return -at::log_sigmoid(u.select(1, 0)) - neg;
     }
     default: {
-      auto col = [](const at::Tensor& x, int64_t d) { return x.unsqueeze(d); };
-      Responses w{col(all.logp, 2), col(all.ref, 2), col(all.length, 2)};  // [B, K, 1] preferred = rank i
-      Responses l{col(all.logp, 1), col(all.ref, 1), col(all.length, 1)};  // [B, 1, K] dispreferred = rank j
-      at::Tensor pl = pair_loss(c, w, l);                                   // [B, K, K]
+      // preferred = rank i: [B, K, 1]; dispreferred = rank j: [B, 1, K]
+      at::Tensor pl = pair_loss(c, unsqueeze(all, 2), unsqueeze(all, 1));  // [B, K, K]
       at::Tensor mask = Vj & Vk & (pos.unsqueeze(0) > pos.unsqueeze(1));   // i < j
       at::Tensor sum = at::where(mask, pl, at::zeros_like(pl)).sum({1, 2});
       return sum / (n * (n - 1) / 2);
@@ -87,9 +85,7 @@ at::Tensor hps_term(const LossConfig& c, const Ranked& r, const Responses& all, 
     return sigmoid_link(c, at_rank(s, anchor) - soft_neg - log_n);
   }
   if (sampled) return pair_loss(c, at_rank(all, anchor), at_rank(all, negative));
-  auto col = [](const at::Tensor& x) { return x.unsqueeze(1); };
-  Responses w = at_rank(all, anchor);
-  at::Tensor l = pair_loss(c, Responses{col(w.logp), col(w.ref), col(w.length)}, all);  // [B, K]
+  at::Tensor l = pair_loss(c, unsqueeze(at_rank(all, anchor), 1), all);  // [B, K]
   return (at::exp(log_q) * l).sum(1);
 }
 

@@ -3,12 +3,16 @@
 #include <cmath>
 
 #include "core/error.hpp"
+#include "prefs/ranking.hpp"
 
 namespace hps::prefs {
 
 Responses at_rank(const Responses& all, const at::Tensor& idx) {
-  auto g = [&](const at::Tensor& x) { return x.gather(1, idx.unsqueeze(1)).squeeze(1); };
-  return {g(all.logp), g(all.ref), g(all.length)};
+  return {at_rank(all.logp, idx), at_rank(all.ref, idx), at_rank(all.length, idx)};
+}
+
+Responses unsqueeze(const Responses& r, int64_t dim) {
+  return {r.logp.unsqueeze(dim), r.ref.unsqueeze(dim), r.length.unsqueeze(dim)};
 }
 
 at::Tensor implicit_score(const LossConfig& c, const Responses& r) {

@@ -18,6 +18,8 @@ struct Responses {
 
 // Responses at the rank positions idx [B] (idx.dim() == 1) of [B, K] features → [B].
 Responses at_rank(const Responses& all, const at::Tensor& idx);
+// Every feature with a new axis at `dim`, for broadcasting one set of responses against another.
+Responses unsqueeze(const Responses& r, int64_t dim);
 
 // The per-response score u of the DPO family, the quantity inside softmax / sigmoid:
 //   dpo, exo, nca:  u = β·(log π_θ − log π_ref)                          eq. (3) without log Z

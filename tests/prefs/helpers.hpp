@@ -55,6 +55,21 @@ inline prefs::LossConfig config_from(const nlohmann::json& j) {
   return c;
 }
 
+inline std::string describe(const prefs::LossConfig& c);
+
+// Calls f(batch set, config, case) for every fixture case, with a trace naming the cell.
+template <typename F>
+void for_each_fixture_case(F&& f) {
+  const auto& fx = loss_fixtures();
+  ASSERT_GE(fx["cases"].size(), 100u);
+  for (const auto& cs : fx["cases"]) {
+    const auto& set = fx["sets"][cs["set"].get<std::string>()];
+    prefs::LossConfig c = config_from(cs["config"]);
+    SCOPED_TRACE(describe(c) + " on set " + cs["set"].get<std::string>());
+    f(set, c, cs);
+  }
+}
+
 inline std::string describe(const prefs::LossConfig& c) {
   std::string s = std::string(prefs::to_string(c.objective)) + "/" + std::string(prefs::to_string(c.preference));
   if (c.preference == prefs::Preference::bt) s += "/" + std::string(prefs::to_string(c.pair_rule));

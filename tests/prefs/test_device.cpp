@@ -7,11 +7,7 @@ namespace {
 
 TEST(LossDevice, CudaMatchesCpuForEveryFixtureCell) {
   if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device: the CPU path is covered by the other tests";
-  const auto& fx = loss_fixtures();
-  for (const auto& cs : fx["cases"]) {
-    const auto& set = fx["sets"][cs["set"].get<std::string>()];
-    prefs::LossConfig c = config_from(cs["config"]);
-    SCOPED_TRACE(describe(c));
+  for_each_fixture_case([](const nlohmann::json& set, const prefs::LossConfig& c, const nlohmann::json&) {
     auto cpu = batch_from(set);
     prefs::PrefBatch gpu{cpu.policy_logp.cuda().set_requires_grad(true), cpu.ref_logp.cuda(), cpu.length.cuda(),
                          cpu.reward.cuda(), cpu.valid.cuda()};
@@ -23,7 +19,7 @@ TEST(LossDevice, CudaMatchesCpuForEveryFixtureCell) {
     EXPECT_TRUE(at::allclose(got.per_prompt.cpu(), want.per_prompt, 1e-9, 1e-9));
     EXPECT_TRUE(at::equal(got.rejected.cpu(), want.rejected));
     EXPECT_TRUE(at::isfinite(gpu.policy_logp.grad()).all().item<bool>());
-  }
+  });
 }
 
 }  // namespace

@@ -6,12 +6,7 @@ namespace hps::test {
 namespace {
 
 TEST(LossFixtures, EveryCellMatchesReference) {
-  const auto& fx = loss_fixtures();
-  ASSERT_GE(fx["cases"].size(), 100u);
-  for (const auto& cs : fx["cases"]) {
-    const auto& set = fx["sets"][cs["set"].get<std::string>()];
-    prefs::LossConfig c = config_from(cs["config"]);
-    SCOPED_TRACE(describe(c) + " on set " + cs["set"].get<std::string>());
+  for_each_fixture_case([](const nlohmann::json& set, const prefs::LossConfig& c, const nlohmann::json& cs) {
     at::Tensor draws = to_tensor(set["draws"], at::kDouble);
     auto res = prefs::preference_loss(batch_from(set), c, draws);
     ASSERT_EQ(res.per_prompt.scalar_type(), at::kDouble);
@@ -26,23 +21,19 @@ TEST(LossFixtures, EveryCellMatchesReference) {
       mean += want / expect.size();
     }
     EXPECT_NEAR(res.loss.item<double>(), mean, 1e-6 * std::max(1.0, std::abs(mean)));
-  }
+  });
 }
 
 TEST(LossFixtures, FloatInputMatchesLooser) {
   // float32 log-probs run the math in float32: same values to single precision.
-  const auto& fx = loss_fixtures();
-  for (const auto& cs : fx["cases"]) {
-    const auto& set = fx["sets"][cs["set"].get<std::string>()];
-    prefs::LossConfig c = config_from(cs["config"]);
-    SCOPED_TRACE(describe(c));
+  for_each_fixture_case([](const nlohmann::json& set, const prefs::LossConfig& c, const nlohmann::json& cs) {
     auto res = prefs::preference_loss(batch_from(set, at::kFloat), c, to_tensor(set["draws"], at::kDouble));
     ASSERT_EQ(res.per_prompt.scalar_type(), at::kFloat);
     for (size_t b = 0; b < cs["per_prompt"].size(); ++b) {
       const double want = cs["per_prompt"][b].get<double>();
       EXPECT_NEAR(res.per_prompt[b].item<double>(), want, 2e-3 * std::max(1.0, std::abs(want)));
     }
-  }
+  });
 }
 
 }  // namespace

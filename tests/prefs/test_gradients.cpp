@@ -41,13 +41,9 @@ void check_gradients(const prefs::PrefBatch& base, const prefs::LossConfig& c, c
 }
 
 TEST(LossGradients, EveryFixtureCellMatchesFiniteDifferences) {
-  const auto& fx = loss_fixtures();
-  for (const auto& cs : fx["cases"]) {
-    const auto& set = fx["sets"][cs["set"].get<std::string>()];
-    prefs::LossConfig c = config_from(cs["config"]);
-    SCOPED_TRACE(describe(c) + " on set " + cs["set"].get<std::string>());
+  for_each_fixture_case([](const nlohmann::json& set, const prefs::LossConfig& c, const nlohmann::json&) {
     check_gradients(batch_from(set), c, to_tensor(set["draws"], at::kDouble));
-  }
+  });
 }
 
 }  // namespace
