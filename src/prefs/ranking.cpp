@@ -1,5 +1,6 @@
 #include "prefs/ranking.hpp"
 
+#include <array>
 #include <cmath>
 #include <limits>
 #include <sstream>
@@ -35,12 +36,6 @@ void check_field(const at::Tensor& t, const char* name, const at::Tensor& like, 
                      std::string(c10::toString(t.scalar_type())));
 }
 
-void check_finite(const at::Tensor& t, const char* name, const at::Tensor& valid) {
-  auto bad = valid & ~at::isfinite(t);
-  if (bad.any().item<bool>())
-    throw NumericError(std::string("preference batch: field '") + name + "' is not finite at " +
-                       first_position(bad) + " (rule: every valid response needs finite values)");
-}
 
 }  // namespace
 
@@ -66,18 +61,28 @@ Ranked rank_responses(const PrefBatch& batch, int64_t min_responses) {
   at::Tensor length = batch.length.to(dtype);
   at::Tensor reward = batch.reward.detach().to(dtype);  // annotations: never differentiated
 
-  check_finite(logp, "policy_logp", valid);
-  check_finite(ref, "ref_logp", valid);
-  check_finite(reward, "reward", valid);
-  check_finite(length, "length", valid);
-  auto short_len = valid & (length < 1);
-  if (short_len.any().item<bool>())
-    throw InputError("preference batch: field 'length' is below 1 at " + first_position(short_len) +
-                     " (rule: a response has at least one token)");
-
+  // Every value rule, checked with one device-to-host copy (this runs on every training step); the
+  // offending position is located only when a rule fails.
+  const std::array<std::pair<const char*, at::Tensor>, 4> finite_fields{
+      {{"policy_logp", logp}, {"ref_logp", ref}, {"reward", reward}, {"length", length}}};
+  std::vector<at::Tensor> bad;
+  for (const auto& [name, t] : finite_fields) bad.push_back(valid & ~at::isfinite(t));  // [B, K] each
+  bad.push_back(valid & (length < 1));
   at::Tensor count = valid.sum(1);  // [B]
-  auto few = count < min_responses;
-  if (few.any().item<bool>()) {
+  at::Tensor few = count < min_responses;
+  std::vector<at::Tensor> flags;
+  for (const auto& m : bad) flags.push_back(m.any());
+  flags.push_back(few.any());
+  const at::Tensor failed = at::stack(flags).to(at::kCPU);
+  const bool* f = failed.data_ptr<bool>();
+  for (size_t i = 0; i < finite_fields.size(); ++i)
+    if (f[i])
+      throw NumericError(std::string("preference batch: field '") + finite_fields[i].first + "' is not finite at " +
+                         first_position(bad[i]) + " (rule: every valid response needs finite values)");
+  if (f[4])
+    throw InputError("preference batch: field 'length' is below 1 at " + first_position(bad[4]) +
+                     " (rule: a response has at least one token)");
+  if (f[5]) {
     const int64_t b = few.nonzero().to(at::kCPU)[0][0].item<int64_t>();
     throw InputError("preference batch: prompt " + std::to_string(b) + " has " +
                      std::to_string(count[b].item<int64_t>()) + " valid response(s); this loss needs at least " +
