@@ -15,14 +15,15 @@ setup:
 	@HPS_HOME="$(HPS_HOME)" TORCH_VENV="$(TORCH_VENV)" TORCH_PREFIX="$(TORCH_PREFIX)" bash scripts/setup.sh
 
 $(BUILD)/build.ninja:
-	@$(MAKE) --no-print-directory setup
 	@prefix="$(TORCH_PREFIX)"; \
 	 if [ -z "$$prefix" ]; then prefix=$$("$(TORCH_VENV)/bin/python" -c 'import torch;print(torch.utils.cmake_prefix_path)'); fi; \
 	 cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DCMAKE_PREFIX_PATH="$$prefix"
 
-configure: $(BUILD)/build.ninja
+# setup runs once per make invocation, before cmake configures (only when build.ninja is missing).
+configure: setup
+	@$(MAKE) --no-print-directory $(BUILD)/build.ninja
 
-build: setup configure
+build: configure
 	cmake --build $(BUILD) -j $(JOBS)
 
 test: build
