@@ -1,0 +1,357 @@
+#include "model/decoder.hpp"
+
+#include <torch/csrc/autograd/autograd.h>
+#include <torch/csrc/autograd/custom_function.h>
+
+#include <cmath>
+#include <map>
+
+#include "core/error.hpp"
+
+namespace hps::model {
+
+std::vector<std::pair<std::string, Proj*>> layer_projs(Layer& l) {
+  return {{"self_attn.q_proj", &l.q},  {"self_attn.k_proj", &l.k}, {"self_attn.v_proj", &l.v},
+          {"self_attn.o_proj", &l.o},  {"mlp.gate_proj", &l.gate}, {"mlp.up_proj", &l.up},
+          {"mlp.down_proj", &l.down}};
+}
+std::vector<std::pair<std::string, const Proj*>> layer_projs(const Layer& l) {
+  auto m = layer_projs(const_cast<Layer&>(l));
+  return {m.begin(), m.end()};
+}
+
+Decoder make_skeleton(const ModelConfig& c) {
+  auto meta = [](std::vector<int64_t> shape) { return at::empty(shape, at::TensorOptions().device(at::kMeta)); };
+  const int64_t H = c.hidden_size, I = c.intermediate_size;
+  Decoder d;
+  d.config = c;
+  d.embed = meta({c.vocab_size, H});
+  for (int64_t i = 0; i < c.num_layers; ++i) {
+    Layer l;
+    l.input_norm = meta({H});
+    l.post_norm = meta({H});
+    const bool qkv_bias = c.qkv_bias || c.attention_bias;
+    l.q.weight = meta({c.q_dim(), H});
+    l.k.weight = meta({c.kv_dim(), H});
+    l.v.weight = meta({c.kv_dim(), H});
+    l.o.weight = meta({H, c.q_dim()});
+    if (qkv_bias) l.q.bias = meta({c.q_dim()}), l.k.bias = meta({c.kv_dim()}), l.v.bias = meta({c.kv_dim()});
+    if (c.attention_bias) l.o.bias = meta({H});
+    l.gate.weight = meta({I, H});
+    l.up.weight = meta({I, H});
+    l.down.weight = meta({H, I});
+    if (c.mlp_bias) l.gate.bias = meta({I}), l.up.bias = meta({I}), l.down.bias = meta({H});
+    d.layers.push_back(std::move(l));
+  }
+  d.final_norm = meta({H});
+  if (c.head == Head::causal_lm) d.lm_head = c.tie_word_embeddings ? d.embed : meta({c.vocab_size, H});
+  else d.score = meta({c.num_labels, H});
+  return d;
+}
+
+at::Tensor position_ids_from_mask(const at::Tensor& mask) {
+  return (mask.to(at::kLong).cumsum(1) - 1).clamp_min(0);
+}
+
+namespace {
+
+at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& w, double eps) {
+  at::Tensor x32 = x.to(at::kFloat);
+  x32 = x32 * at::rsqrt(x32.pow(2).mean(-1, /*keepdim=*/true) + eps);
+  return w * x32.to(x.scalar_type());
+}
+
+// Rotary inverse frequencies [D/2] in fp32, computed as transformers does (incl. llama3 scaling).
+at::Tensor inv_freq(const ModelConfig& c, at::Device device) {
+  const int64_t D = c.head_dim;
+  auto idx = at::arange(0, D, 2, at::TensorOptions().dtype(at::kLong)).to(at::kFloat);
+  at::Tensor f = 1.0 / at::pow(c.rope.theta, idx / static_cast<double>(D));
+  if (c.rope.type == RopeType::llama3) {
+    const auto& r = c.rope;
+    const double old_len = static_cast<double>(r.original_max_position_embeddings);
+    const double low_wavelen = old_len / r.low_freq_factor, high_wavelen = old_len / r.high_freq_factor;
+    at::Tensor wavelen = 2 * M_PI / f;
+    at::Tensor scaled = at::where(wavelen > low_wavelen, f / r.factor, f);
+    at::Tensor smooth = (old_len / wavelen - r.low_freq_factor) / (r.high_freq_factor - r.low_freq_factor);
+    at::Tensor smoothed = (1 - smooth) * scaled / r.factor + smooth * scaled;
+    at::Tensor medium = (wavelen >= high_wavelen).logical_and(wavelen <= low_wavelen);
+    f = at::where(medium, smoothed, scaled);
+  }
+  return f.to(device);
+}
+
+at::Tensor rotate_half(const at::Tensor& x) {
+  const int64_t half = x.size(-1) / 2;
+  return at::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
+}
+
+// What every layer's attention needs for one forward: rotary tables and masks.
+struct AttnInputs {
+  at::Tensor cos, sin;               // [B, 1, T, D] in the activation dtype
+  std::map<int64_t, at::Tensor> mask;  // window → [B, 1, T, S] bool (true = attend); empty: causal only
+  bool causal_only = false;
+  int64_t past = 0;                  // tokens already in the cache
+};
+
+// allowed[b, t, s] = key s is real, s ≤ past + t, and within the window; plus the diagonal, so that a
+// padding query (which sees no real key) gets a finite output instead of NaN. Its output is never used.
+at::Tensor build_mask(const at::Tensor& key_valid, int64_t past, int64_t T, int64_t window) {
+  const auto opts = at::TensorOptions().dtype(at::kLong).device(key_valid.device());
+  const int64_t S = key_valid.size(1);
+  at::Tensor q_idx = at::arange(past, past + T, opts).unsqueeze(1);  // [T, 1]
+  at::Tensor k_idx = at::arange(0, S, opts).unsqueeze(0);            // [1, S]
+  at::Tensor allowed = k_idx <= q_idx;
+  if (window > 0) allowed = allowed.logical_and(q_idx - k_idx < window);
+  allowed = allowed.unsqueeze(0).logical_and(key_valid.unsqueeze(1));  // [B, T, S]
+  allowed = allowed.logical_or((k_idx == q_idx).unsqueeze(0));
+  return allowed.unsqueeze(1);
+}
+
+AttnInputs attention_inputs(const ModelConfig& c, const at::Tensor& pos, const at::Tensor& key_valid, int64_t past,
+                            bool all_real, at::ScalarType dtype) {
+  AttnInputs a;
+  a.past = past;
+  const int64_t T = pos.size(1);
+  at::Tensor freqs = pos.to(at::kFloat).unsqueeze(-1) * inv_freq(c, pos.device());  // [B, T, D/2]
+  at::Tensor emb = at::cat({freqs, freqs}, -1).unsqueeze(1);                          // [B, 1, T, D]
+  a.cos = emb.cos().to(dtype);
+  a.sin = emb.sin().to(dtype);
+  bool windows_matter = false;
+  for (int64_t w : c.window) windows_matter |= (w > 0 && w < past + T);
+  a.causal_only = all_real && past == 0 && !windows_matter;
+  if (!a.causal_only)
+    for (int64_t w : c.window)
+      if (!a.mask.count(w)) a.mask[w] = build_mask(key_valid, past, T, w >= past + T ? 0 : w);
+  return a;
+}
+
+at::Tensor layer_forward(const Decoder& m, const Layer& l, size_t li, const at::Tensor& x, const AttnInputs& a,
+                         KVCache* cache) {
+  const auto& c = m.config;
+  const int64_t B = x.size(0), T = x.size(1), D = c.head_dim;
+  at::Tensor h = rms_norm(x, l.input_norm, c.rms_norm_eps);                       // h: [B, T, H]
+  at::Tensor q = m.linear(l.q, h).view({B, T, c.num_heads, D}).transpose(1, 2);    // q: [B, Hq, T, D]
+  at::Tensor k = m.linear(l.k, h).view({B, T, c.num_kv_heads, D}).transpose(1, 2); // k: [B, Hkv, T, D]
+  at::Tensor v = m.linear(l.v, h).view({B, T, c.num_kv_heads, D}).transpose(1, 2); // v: [B, Hkv, T, D]
+  q = q * a.cos + rotate_half(q) * a.sin;
+  k = k * a.cos + rotate_half(k) * a.sin;
+  if (cache) {
+    cache->k[li].narrow(2, a.past, T).copy_(k);
+    cache->v[li].narrow(2, a.past, T).copy_(v);
+    k = cache->k[li].narrow(2, 0, a.past + T);  // k: [B, Hkv, S, D]
+    v = cache->v[li].narrow(2, 0, a.past + T);
+  }
+  const int64_t groups = c.num_heads / c.num_kv_heads;
+  if (groups > 1) {  // grouped-query attention: each kv head serves `groups` query heads
+    k = k.repeat_interleave(groups, 1);
+    v = v.repeat_interleave(groups, 1);
+  }
+  std::optional<at::Tensor> mask;
+  if (!a.causal_only) mask = a.mask.at(c.window[li]);
+  at::Tensor attn = at::scaled_dot_product_attention(q, k, v, mask, 0.0, a.causal_only);  // [B, Hq, T, D]
+  attn = attn.transpose(1, 2).reshape({B, T, c.q_dim()});
+  at::Tensor y = x + m.linear(l.o, attn);
+  at::Tensor h2 = rms_norm(y, l.post_norm, c.rms_norm_eps);
+  return y + m.linear(l.down, at::silu(m.linear(l.gate, h2)) * m.linear(l.up, h2));
+}
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+// Gradient checkpointing of one layer: forward without saving activations; backward recomputes the layer
+// (restoring the RNG so LoRA dropout draws the same mask) and differentiates it. The trainable weights
+// come in as a TensorList so that autograd sees each one as an input (a std::vector would be opaque).
+struct CheckpointedLayer : torch::autograd::Function<CheckpointedLayer> {
+  static at::Tensor forward(AutogradContext* ctx, at::Tensor x, at::TensorList params, int64_t model_ptr,
+                            int64_t layer, int64_t inputs_ptr) {
+    const auto* m = reinterpret_cast<const Decoder*>(model_ptr);
+    const auto* a = reinterpret_cast<const AttnInputs*>(inputs_ptr);
+    at::Generator gen = x.is_cuda() ? at::globalContext().defaultGenerator(x.device())
+                                    : at::detail::getDefaultCPUGenerator();
+    ctx->saved_data["rng"] = gen.get_state();
+    ctx->saved_data["model"] = model_ptr;
+    ctx->saved_data["layer"] = layer;
+    // The attention inputs are rebuilt-free: keep copies of the tensors, not the pointer.
+    ctx->saved_data["cos"] = a->cos;
+    ctx->saved_data["sin"] = a->sin;
+    ctx->saved_data["causal"] = a->causal_only;
+    if (!a->causal_only) ctx->saved_data["mask"] = a->mask.at(m->config.window[static_cast<size_t>(layer)]);
+    ctx->save_for_backward(params.vec());
+    ctx->saved_data["x"] = x;
+    return layer_forward(*m, m->layers[static_cast<size_t>(layer)], static_cast<size_t>(layer), x, *a, nullptr);
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grad_out) {
+    const auto* m = reinterpret_cast<const Decoder*>(ctx->saved_data["model"].toInt());
+    const auto layer = static_cast<size_t>(ctx->saved_data["layer"].toInt());
+    AttnInputs a;
+    a.cos = ctx->saved_data["cos"].toTensor();
+    a.sin = ctx->saved_data["sin"].toTensor();
+    a.causal_only = ctx->saved_data["causal"].toBool();
+    if (!a.causal_only) a.mask[m->config.window[layer]] = ctx->saved_data["mask"].toTensor();
+    variable_list params = ctx->get_saved_variables();
+    at::Tensor x = ctx->saved_data["x"].toTensor().detach().requires_grad_(true);
+    at::Generator gen = x.is_cuda() ? at::globalContext().defaultGenerator(x.device())
+                                    : at::detail::getDefaultCPUGenerator();
+    at::Tensor now = gen.get_state();
+    gen.set_state(ctx->saved_data["rng"].toTensor());
+    at::Tensor y;
+    {
+      at::AutoGradMode enable(true);
+      y = layer_forward(*m, m->layers[layer], layer, x, a, nullptr);
+    }
+    gen.set_state(now);
+    variable_list inputs{x};
+    inputs.insert(inputs.end(), params.begin(), params.end());
+    variable_list grads = torch::autograd::grad({y}, inputs, {grad_out[0]}, /*retain_graph=*/false,
+                                                /*create_graph=*/false, /*allow_unused=*/true);
+    variable_list out{grads[0]};
+    out.insert(out.end(), grads.begin() + 1, grads.end());
+    out.push_back({});  // model_ptr
+    out.push_back({});  // layer
+    out.push_back({});  // inputs_ptr
+    return out;
+  }
+};
+
+}  // namespace
+
+at::Tensor Decoder::linear(const Proj& p, const at::Tensor& x) const {
+  at::Tensor y = at::linear(x, p.weight, p.bias);
+  if (p.lora_a.defined() && state.lora_enabled) {
+    const at::Tensor xd = (state.training && lora_dropout > 0) ? at::dropout(x, lora_dropout, true) : x;
+    y = y + at::linear(at::linear(xd, p.lora_a), p.lora_b) * p.lora_scale;
+  }
+  return y;
+}
+
+at::Tensor Decoder::run(const at::Tensor& ids, const at::Tensor& mask, const at::Tensor& pos, KVCache* cache) const {
+  if (ids.dim() != 2 || mask.sizes() != ids.sizes() || pos.sizes() != ids.sizes())
+    throw InputError("decoder input: ids, mask and position ids must all be [B, T]; got ids " +
+                     c10::str(ids.sizes()) + ", mask " + c10::str(mask.sizes()) + ", positions " +
+                     c10::str(pos.sizes()));
+  if (ids.numel() == 0) throw InputError("decoder input: empty batch " + c10::str(ids.sizes()));
+  // One host sync: token ids in range (an out-of-range id would be a device assert on CUDA) and padding.
+  at::Tensor stats = at::stack({ids.min(), ids.max(), mask.to(at::kLong).min()}).cpu();
+  const auto* s = stats.data_ptr<int64_t>();
+  if (s[0] < 0 || s[1] >= config.vocab_size)
+    throw InputError("decoder input: token ids must be in [0, " + std::to_string(config.vocab_size) + "), found " +
+                     std::to_string(s[0] < 0 ? s[0] : s[1]));
+  const bool all_real = s[2] > 0;
+  const int64_t T = ids.size(1);
+  const int64_t past = cache ? cache->length : 0;
+  at::Tensor key_valid = mask.to(at::kBool);
+  if (cache) {
+    if (past + T > cache->capacity)
+      throw InputError("KV cache full: " + std::to_string(past) + " + " + std::to_string(T) + " tokens > capacity " +
+                       std::to_string(cache->capacity));
+    cache->key_valid.narrow(1, past, T).copy_(key_valid);
+    key_valid = cache->key_valid.narrow(1, 0, past + T);
+  }
+  AttnInputs a = attention_inputs(config, pos, key_valid, past, all_real, dtype());
+  at::Tensor x = at::embedding(embed, ids);  // x: [B, T, H]
+  const bool ckpt = state.grad_checkpointing && !cache && at::GradMode::is_enabled();
+  for (size_t i = 0; i < layers.size(); ++i) {
+    if (ckpt) {
+      variable_list params;
+      for (auto& [name, p] : layer_projs(layers[i]))
+        for (const at::Tensor* t : {&p->weight, &p->bias, &p->lora_a, &p->lora_b})
+          if (t->defined() && t->requires_grad()) params.push_back(*t);
+      for (const at::Tensor* t : {&layers[i].input_norm, &layers[i].post_norm})
+        if (t->requires_grad()) params.push_back(*t);
+      x = CheckpointedLayer::apply(x, at::TensorList(params), reinterpret_cast<int64_t>(this), static_cast<int64_t>(i),
+                                   reinterpret_cast<int64_t>(&a));
+    } else {
+      x = layer_forward(*this, layers[i], i, x, a, cache);
+    }
+  }
+  if (cache) cache->length += T;
+  return rms_norm(x, final_norm, config.rms_norm_eps);  // [B, T, H]
+}
+
+at::Tensor Decoder::hidden_states(const at::Tensor& ids, const at::Tensor& mask,
+                                  std::optional<at::Tensor> position_ids) const {
+  return run(ids, mask, position_ids ? *position_ids : position_ids_from_mask(mask), nullptr);
+}
+
+at::Tensor Decoder::logits(const at::Tensor& ids, const at::Tensor& mask, std::optional<at::Tensor> position_ids) const {
+  if (!lm_head.defined()) throw InputError(config.architecture + " has no language-model head (it is a reward model)");
+  return at::linear(hidden_states(ids, mask, position_ids), lm_head);  // [B, T, V]
+}
+
+at::Tensor Decoder::scores(const at::Tensor& ids, const at::Tensor& mask, std::optional<at::Tensor> position_ids) const {
+  if (!score.defined()) throw InputError(config.architecture + " has no score head (it is not a reward model)");
+  at::Tensor h = hidden_states(ids, mask, position_ids);  // [B, T, H]
+  const int64_t T = ids.size(1);
+  // The rightmost real token (transformers: last non-pad token).
+  at::Tensor last = (at::arange(T, mask.options().dtype(at::kLong)).unsqueeze(0) * mask.to(at::kLong)).argmax(1);
+  at::Tensor h_last = h.gather(1, last.view({-1, 1, 1}).expand({-1, 1, h.size(2)})).squeeze(1);  // [B, H]
+  return at::linear(h_last, score);  // [B, L]
+}
+
+KVCache Decoder::make_cache(int64_t batch, int64_t capacity) const {
+  KVCache c;
+  const auto opts = at::TensorOptions().dtype(dtype()).device(device());
+  for (size_t i = 0; i < layers.size(); ++i) {
+    c.k.push_back(at::zeros({batch, config.num_kv_heads, capacity, config.head_dim}, opts));
+    c.v.push_back(at::zeros({batch, config.num_kv_heads, capacity, config.head_dim}, opts));
+  }
+  c.key_valid = at::zeros({batch, capacity}, opts.dtype(at::kBool));
+  c.seen = at::zeros({batch}, opts.dtype(at::kLong));
+  c.capacity = capacity;
+  return c;
+}
+
+at::Tensor Decoder::hidden_states_cached(const at::Tensor& ids, const at::Tensor& mask, KVCache& cache) const {
+  at::Tensor m = mask.to(at::kLong);
+  at::Tensor pos = (cache.seen.unsqueeze(1) + m.cumsum(1) - 1).clamp_min(0);
+  at::Tensor h = run(ids, mask, pos, &cache);
+  cache.seen = cache.seen + m.sum(1);
+  return h;
+}
+
+std::vector<std::pair<std::string, at::Tensor>> Decoder::named_parameters() const {
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  visit_weights(*this, [&](const std::string& n, const at::Tensor& t) { out.emplace_back(n, t); });
+  return out;
+}
+
+std::vector<at::Tensor> Decoder::trainable_parameters() const {
+  std::vector<at::Tensor> out;
+  visit_weights(*this, [&](const std::string&, const at::Tensor& t) {
+    if (t.requires_grad()) out.push_back(t);
+  });
+  return out;
+}
+
+void Decoder::set_requires_grad(bool base, bool lora) {
+  visit_weights(*this, [&](const std::string& n, at::Tensor& t) {
+    t.set_requires_grad(n.find(".lora_") != std::string::npos ? lora : base);
+  });
+}
+
+int64_t Decoder::num_parameters(bool include_lora) const {
+  int64_t n = 0;
+  visit_weights(*this, [&](const std::string& name, const at::Tensor& t) {
+    if (include_lora || name.find(".lora_") == std::string::npos) n += t.numel();
+  });
+  return n;
+}
+
+bool Decoder::has_lora() const {
+  for (const auto& l : layers)
+    for (const auto& [n, p] : layer_projs(l))
+      if (p->lora_a.defined()) return true;
+  return false;
+}
+
+void Decoder::to(at::Device device, at::ScalarType type) {
+  visit_weights(*this, [&](const std::string&, at::Tensor& t) {
+    const bool rg = t.requires_grad();
+    t = t.detach().to(device, type);
+    if (rg) t.set_requires_grad(true);
+  });
+  if (config.tie_word_embeddings && lm_head.defined()) lm_head = embed;
+}
+
+}  // namespace hps::model

@@ -1,0 +1,138 @@
+// Llama / Qwen2 / Mistral decoder, written as plain tensors and functions (no nn::Module): the weights are
+// named exactly as in the Hugging Face checkpoint, the forward pass reads top to bottom.
+//
+//   h = embed[ids]                                              // h: [B, T, H]
+//   for each layer:  h += o_proj(attn(rope(q(norm(h))), rope(k(norm(h))), v(norm(h))))
+//                    h += down(silu(gate(norm(h))) * up(norm(h)))
+//   h = norm(h);  logits = h @ lm_head^T  (or score head on the last non-pad token)
+//
+// Numerics follow transformers: RMSNorm in fp32 then cast back before the weight multiply; rotary cos/sin
+// in fp32 cast to the activation dtype; attention through at::scaled_dot_product_attention.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "model/model_config.hpp"
+
+namespace hps::model {
+
+// A linear layer y = x W^T + b, optionally with a LoRA adapter: + scale · B(A(dropout(x))).
+struct Proj {
+  at::Tensor weight;  // [out, in]
+  at::Tensor bias;    // [out] or undefined
+  at::Tensor lora_a;  // [r, in] or undefined
+  at::Tensor lora_b;  // [out, r]
+  double lora_scale = 0.0;
+};
+
+struct Layer {
+  at::Tensor input_norm, post_norm;  // [H]
+  Proj q, k, v, o;                    // q: [Hq·D, H], k/v: [Hkv·D, H], o: [H, Hq·D]
+  Proj gate, up, down;                // gate/up: [I, H], down: [H, I]
+};
+
+// Incremental decoding state: keys/values of every layer for the tokens seen so far.
+struct KVCache {
+  std::vector<at::Tensor> k, v;  // per layer: [B, Hkv, capacity, D]
+  at::Tensor key_valid;          // [B, capacity] bool: slot holds a real (non-pad) token
+  at::Tensor seen;               // [B] int64: real tokens so far (= next position id)
+  int64_t length = 0;            // slots used
+  int64_t capacity = 0;
+};
+
+struct ForwardState {
+  bool training = false;        // enables LoRA dropout
+  bool lora_enabled = true;     // false: the base model (the reference policy for LoRA training)
+  bool grad_checkpointing = false;
+};
+
+class Decoder {
+ public:
+  ModelConfig config;
+  at::Tensor embed;       // [V, H]
+  std::vector<Layer> layers;
+  at::Tensor final_norm;  // [H]
+  at::Tensor lm_head;     // [V, H]; the same tensor as embed when tied; undefined for reward models
+  at::Tensor score;       // [num_labels, H] for sequence classification
+  double lora_dropout = 0.0;
+  ForwardState state;
+
+  // Final-norm hidden states. ids/mask: [B, T] (mask 1 = real token, any padding side);
+  // position ids default to the count of real tokens before each position (padding skipped).
+  at::Tensor hidden_states(const at::Tensor& ids, const at::Tensor& mask,
+                           std::optional<at::Tensor> position_ids = std::nullopt) const;
+  // logits: [B, T, V] in the weight dtype.
+  at::Tensor logits(const at::Tensor& ids, const at::Tensor& mask,
+                    std::optional<at::Tensor> position_ids = std::nullopt) const;
+  // Reward-model scores on the last real token of each row: [B, num_labels].
+  at::Tensor scores(const at::Tensor& ids, const at::Tensor& mask,
+                    std::optional<at::Tensor> position_ids = std::nullopt) const;
+
+  // KV cache: allocate, then feed tokens (prefill [B, T] with left padding, then steps [B, 1]).
+  KVCache make_cache(int64_t batch, int64_t capacity) const;
+  at::Tensor hidden_states_cached(const at::Tensor& ids, const at::Tensor& mask, KVCache& cache) const;
+
+  // Every weight under its Hugging Face name (LoRA tensors under PEFT's names, see lora.hpp).
+  std::vector<std::pair<std::string, at::Tensor>> named_parameters() const;
+  std::vector<at::Tensor> trainable_parameters() const;  // those with requires_grad
+  void set_requires_grad(bool base, bool lora);
+  int64_t num_parameters(bool include_lora = false) const;
+  at::ScalarType dtype() const { return embed.scalar_type(); }
+  at::Device device() const { return embed.device(); }
+  void to(at::Device device, at::ScalarType dtype);
+  bool has_lora() const;
+
+  // Applies one linear layer with this model's LoRA state.
+  at::Tensor linear(const Proj& p, const at::Tensor& x) const;
+
+ private:
+  at::Tensor run(const at::Tensor& ids, const at::Tensor& mask, const at::Tensor& pos, KVCache* cache) const;
+};
+
+// Position ids that skip padding: for each row, the number of real tokens strictly before t.
+at::Tensor position_ids_from_mask(const at::Tensor& mask);  // [B, T] int64
+
+// Every Proj of a layer with its module name inside the layer ("self_attn.q_proj", "mlp.down_proj").
+std::vector<std::pair<std::string, Proj*>> layer_projs(Layer& l);
+std::vector<std::pair<std::string, const Proj*>> layer_projs(const Layer& l);
+
+}  // namespace hps::model
+
+namespace hps::model {
+
+// Calls f(name, tensor&) for every weight of d under its Hugging Face name, in checkpoint order. LoRA
+// weights appear as "<module>.lora_A.weight" / "<module>.lora_B.weight" when present. A tied lm_head is
+// not visited (it is `embed`).
+template <class D, class F>
+void visit_weights(D& d, F&& f) {
+  f(std::string("model.embed_tokens.weight"), d.embed);
+  for (size_t i = 0; i < d.layers.size(); ++i) {
+    auto& l = d.layers[i];
+    const std::string pre = "model.layers." + std::to_string(i) + ".";
+    f(pre + "input_layernorm.weight", l.input_norm);
+    f(pre + "post_attention_layernorm.weight", l.post_norm);
+    for (auto& [name, p] : layer_projs(l)) {
+      f(pre + name + ".weight", p->weight);
+      if (p->bias.defined()) f(pre + name + ".bias", p->bias);
+      if (p->lora_a.defined()) {
+        f(pre + name + ".lora_A.weight", p->lora_a);
+        f(pre + name + ".lora_B.weight", p->lora_b);
+      }
+    }
+  }
+  f(std::string("model.norm.weight"), d.final_norm);
+  if (d.lm_head.defined() && !d.config.tie_word_embeddings) f(std::string("lm_head.weight"), d.lm_head);
+  if (d.score.defined()) f(std::string("score.weight"), d.score);
+}
+
+// A decoder whose weights are meta tensors of the right shapes (no memory): the template that loading
+// and random initialization fill in.
+Decoder make_skeleton(const ModelConfig& c);
+
+}  // namespace hps::model
