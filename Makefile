@@ -9,7 +9,7 @@ JOBS        ?= $(shell nproc)
 # TORCH_PREFIX: your own LibTorch (a directory with share/cmake/Torch); default: the set-up's venv.
 TORCH_PREFIX ?=
 
-.PHONY: setup configure build test run clean fixtures
+.PHONY: setup configure build test run clean fixtures roundtrip
 
 setup:
 	@HPS_HOME="$(HPS_HOME)" TORCH_VENV="$(TORCH_VENV)" TORCH_PREFIX="$(TORCH_PREFIX)" bash scripts/setup.sh
@@ -34,8 +34,13 @@ run: build
 
 # Regenerate the committed golden fixtures (needs PyPI's numpy; the C++ tests never run Python).
 fixtures: setup
-	"$(TORCH_VENV)/bin/pip" install --quiet numpy
+	"$(TORCH_VENV)/bin/pip" install --quiet numpy transformers peft safetensors
 	"$(TORCH_VENV)/bin/python" tools/fixtures/make_loss_fixtures.py tests/fixtures/losses.json
+	"$(TORCH_VENV)/bin/python" tools/fixtures/make_model_fixtures.py
+
+# The Python half of the model round trip: hps exports, transformers/PEFT load and compare.
+roundtrip: build
+	"$(TORCH_VENV)/bin/python" tools/fixtures/make_model_fixtures.py --roundtrip $(BUILD)/hps
 
 clean:
 	rm -rf $(BUILD)

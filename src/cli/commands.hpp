@@ -3,6 +3,7 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <c10/core/Device.h>
 
 #include <functional>
 #include <string>
@@ -18,6 +19,14 @@ struct Command {
 
 // `hps demo [--config FILE] [--key=value ...]`: the embedded default job (loss demo for now).
 Command add_demo_command(CLI::App& app);
+
+// `hps model inspect DIR` and `hps model export --model DIR [--adapter DIR] [--merge] --out DIR`.
+Command add_model_command(CLI::App& app);
+// `hps logprobs --model DIR [--adapter DIR] --data FILE --out FILE`.
+Command add_logprobs_command(CLI::App& app);
+
+// "cpu", "cuda", "cuda:1" → a device; UsageError when CUDA is asked for and absent.
+at::Device parse_device(const std::string& name);
 
 // Overrides left over after CLI11 parsing: every `--key=value` (or `--key value`) argument.
 std::vector<std::string> collect_overrides(const std::vector<std::string>& extras);

@@ -1,0 +1,193 @@
+// `hps model inspect`, `hps model export`, `hps logprobs`.
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <iomanip>
+#include <iostream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <numeric>
+#include <sstream>
+
+#include "cli/commands.hpp"
+#include "core/error.hpp"
+#include "data/pretokenized.hpp"
+#include "io/atomic_file.hpp"
+#include "io/checkpoint.hpp"
+#include "model/load.hpp"
+#include "model/logprobs.hpp"
+#include "model/score_records.hpp"
+#include "model/lora.hpp"
+
+namespace hps::cli {
+
+at::Device parse_device(const std::string& name) {
+  at::Device d = [&] {
+    try {
+      return at::Device(name);
+    } catch (const c10::Error&) {
+      throw UsageError("--device '" + name + "': expected cpu, cuda or cuda:N");
+    }
+  }();
+  if (d.is_cuda() && !at::hasCUDA()) throw UsageError("--device " + name + ": no CUDA device is available here");
+  return d;
+}
+
+namespace {
+
+std::string thousands(int64_t n) {
+  std::string s = std::to_string(n);
+  for (int i = static_cast<int>(s.size()) - 3; i > 0; i -= 3) s.insert(static_cast<size_t>(i), ",");
+  return s;
+}
+
+std::string describe_lora(const model::LoraConfig& c) {
+  std::ostringstream o;
+  o << "LoRA r=" << c.rank << " alpha=" << c.alpha << (c.rslora ? " (rsLoRA)" : "") << " scale " << c.scale()
+    << ", dropout " << c.dropout << ", targets";
+  for (const auto& t : c.targets) o << " " << t;
+  return o.str();
+}
+
+// Prints what a model folder holds and every problem found; returns the number of problems.
+int inspect(const std::string& dir, std::string adapter) {
+  std::vector<std::string> problems;
+  auto out = [](const std::string& k, const std::string& v) { std::cout << std::left << std::setw(13) << k << v << "\n"; };
+  if (!io::file_exists(dir + "/config.json") && io::file_exists(dir + "/adapter_config.json")) {
+    // An adapter folder on its own.
+    model::LoraConfig c = model::read_lora_config(dir);
+    out("adapter", dir);
+    out("lora", describe_lora(c));
+    out("base model", c.base_model.empty() ? "(not recorded)" : c.base_model);
+    const auto ckpt = io::Checkpoint::open(dir, "adapter_model");
+    out("tensors", std::to_string(ckpt.names().size()));
+    return 0;
+  }
+  out("model", dir);
+  const model::ModelConfig c = model::read_model_config(dir);
+  out("architecture", c.architecture + " (" + model::to_string(c.family) + ", " +
+                          (c.head == model::Head::causal_lm ? "causal LM head" : "reward head, " +
+                                                                                     std::to_string(c.num_labels) + " label(s)") + ")");
+  out("shape", "layers " + std::to_string(c.num_layers) + ", hidden " + std::to_string(c.hidden_size) + ", heads " +
+                   std::to_string(c.num_heads) + " (kv " + std::to_string(c.num_kv_heads) + ", head_dim " +
+                   std::to_string(c.head_dim) + "), intermediate " + std::to_string(c.intermediate_size) + ", vocab " +
+                   std::to_string(c.vocab_size));
+  std::ostringstream rope;
+  rope << (c.rope.type == model::RopeType::llama3 ? "llama3" : "default") << ", theta " << c.rope.theta;
+  if (c.rope.type == model::RopeType::llama3)
+    rope << ", factor " << c.rope.factor << ", original context " << c.rope.original_max_position_embeddings;
+  out("rope", rope.str());
+  const int64_t window = *std::max_element(c.window.begin(), c.window.end());
+  out("attention", window ? "sliding window " + std::to_string(window) + " on some or all layers" : "full causal");
+  out("head", c.head == model::Head::sequence_classification
+                  ? "score [" + std::to_string(c.num_labels) + ", " + std::to_string(c.hidden_size) + "] on the last real token"
+                  : c.tie_word_embeddings ? "lm_head tied to the embeddings" : "separate lm_head");
+  out("declared", "dtype " + c.torch_dtype);
+  try {
+    const auto ckpt = io::Checkpoint::open(dir, "model");
+    std::map<std::string, int64_t> dtypes;
+    int64_t bytes = 0;
+    for (const auto& f : ckpt.files())
+      for (const auto& t : f.tensors()) dtypes[t.dtype]++, bytes += static_cast<int64_t>(t.end - t.begin);
+    std::string d;
+    for (const auto& [k, n] : dtypes) d += (d.empty() ? "" : ", ") + k + " × " + std::to_string(n);
+    out("dtypes", d);
+    out("shards", std::to_string(ckpt.files().size()) + " file(s), " + thousands(bytes) + " bytes of tensors");
+    model::Decoder m = model::load_model(dir);
+    out("parameters", thousands(m.num_parameters()));
+    for (const auto& [name, t] : m.named_parameters())
+      if (!at::isfinite(t).all().item<bool>()) problems.push_back("tensor '" + name + "' has NaN or inf values");
+    if (adapter.empty() && io::file_exists(dir + "/adapter/adapter_config.json")) adapter = dir + "/adapter";
+    if (!adapter.empty()) {
+      model::LoraConfig lc = model::load_lora(m, adapter);
+      out("adapter", adapter + ": " + describe_lora(lc) + ", " + thousands(m.num_parameters(true) - m.num_parameters()) +
+                         " parameters");
+    } else {
+      out("adapter", "none");
+    }
+  } catch (const InputError& e) {
+    problems.push_back(e.what());
+  }
+  if (problems.empty()) out("problems", "none");
+  for (const auto& p : problems) out("problem", p);
+  return static_cast<int>(problems.size());
+}
+
+}  // namespace
+
+Command add_model_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand("model", "Inspect and export Hugging Face models (Llama, Qwen2, Mistral)");
+  cmd->require_subcommand(1);
+  auto* ins = cmd->add_subcommand("inspect", "Architecture, parameters, dtypes, shards, adapter and problems found");
+  auto dir = std::make_shared<std::string>(), adapter = std::make_shared<std::string>();
+  ins->add_option("dir", *dir, "model folder (config.json + safetensors) or a PEFT adapter folder")->required();
+  ins->add_option("--adapter", *adapter, "PEFT adapter folder to check against the model");
+
+  auto* exp = cmd->add_subcommand("export", "Write a model (and adapter) in Hugging Face / PEFT format");
+  auto e_model = std::make_shared<std::string>(), e_adapter = std::make_shared<std::string>(),
+       e_out = std::make_shared<std::string>(), e_dtype = std::make_shared<std::string>();
+  auto e_merge = std::make_shared<bool>(false);
+  auto e_shard = std::make_shared<uint64_t>(5'000'000'000ULL);
+  exp->add_option("--model", *e_model, "source model folder")->required();
+  exp->add_option("--adapter", *e_adapter, "PEFT adapter folder");
+  exp->add_flag("--merge", *e_merge, "fold the adapter into the weights (W += scale·B·A) and write a plain model");
+  exp->add_option("--dtype", *e_dtype, "float32 | bfloat16 | float16 (default: the checkpoint's)");
+  exp->add_option("--max-shard-bytes", *e_shard, "split weights into shards of at most this size");
+  exp->add_option("--out", *e_out, "destination folder (adapter goes to OUT/adapter unless merged)")->required();
+
+  return {cmd, [=]() -> int {
+    if (ins->parsed()) return inspect(*dir, *adapter) == 0 ? 0 : 1;
+    model::LoadOptions lo;
+    if (!e_dtype->empty()) lo.dtype = model::parse_dtype(*e_dtype);
+    model::Decoder m = model::load_model(*e_model, lo);
+    model::LoraConfig lc;
+    if (!e_adapter->empty()) lc = model::load_lora(m, *e_adapter);
+    if (*e_merge) {
+      if (e_adapter->empty()) throw UsageError("--merge needs --adapter");
+      model::merge_lora(m);
+    }
+    model::save_model(m, io::read_json_file(*e_model + "/config.json"), *e_out, *e_shard);
+    for (const char* f : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json"})
+      if (io::file_exists(*e_model + "/" + f)) io::copy_file(*e_model + "/" + f, *e_out + "/" + f);
+    if (m.has_lora()) model::save_lora(m, lc, *e_out + "/adapter");
+    std::cout << "wrote " << *e_out << (m.has_lora() ? " (+ adapter/)" : "") << "\n";
+    return 0;
+  }};
+}
+
+Command add_logprobs_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand("logprobs", "Summed response log-probs and token counts for every prompt/response");
+  struct Opts {
+    std::string model, adapter, data, out, device = "cpu", dtype;
+    int64_t batch = 8;
+    bool no_adapter = false;
+  };
+  auto o = std::make_shared<Opts>();
+  cmd->add_option("--model", o->model, "model folder")->required();
+  cmd->add_option("--adapter", o->adapter, "PEFT adapter folder");
+  cmd->add_option("--data", o->data, "JSONL(.gz) of {\"prompt_ids\": [...], \"response_ids\": [[...], ...]}")->required();
+  cmd->add_option("--out", o->out, "output JSONL: {\"line\", \"logp\": [K], \"tokens\": [K]} per record")->required();
+  cmd->add_option("--device", o->device, "cpu | cuda | cuda:N");
+  cmd->add_option("--dtype", o->dtype, "float32 | bfloat16 | float16 (default: the checkpoint's)");
+  cmd->add_option("--batch-size", o->batch, "sequences per forward pass");
+  return {cmd, [o]() -> int {
+    if (o->batch <= 0) throw UsageError("--batch-size must be > 0");
+    model::LoadOptions lo{parse_device(o->device), std::nullopt};
+    if (!o->dtype.empty()) lo.dtype = model::parse_dtype(o->dtype);
+    model::Decoder m = model::load_model(o->model, lo);
+    if (!o->adapter.empty()) model::load_lora(m, o->adapter);
+    const auto records = data::read_pretokenized(o->data, m.config.vocab_size);
+    const auto scored = model::score_records(m, records, o->batch);
+    io::write_file_atomic(o->out, [&](std::ostream& out) {
+      for (size_t r = 0; r < records.size(); ++r)
+        out << nlohmann::json{{"line", records[r].line}, {"logp", scored[r].logp}, {"tokens", scored[r].tokens}}.dump()
+            << "\n";
+    });
+    size_t n = 0;
+    for (const auto& r : records) n += r.responses.size();
+    std::cerr << "scored " << n << " responses of " << records.size() << " records → " << o->out << "\n";
+    return 0;
+  }};
+}
+
+}  // namespace hps::cli

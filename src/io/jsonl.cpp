@@ -1,0 +1,65 @@
+#include "io/jsonl.hpp"
+
+#include <zlib.h>
+
+#include <cerrno>
+#include <cstring>
+#include <nlohmann/json.hpp>
+
+#include "core/error.hpp"
+
+namespace hps::io {
+
+void for_each_jsonl(const std::string& path, const std::function<void(int64_t, const nlohmann::json&)>& on_record) {
+  // gzopen reads plain files transparently, so one path serves .jsonl and .jsonl.gz.
+  gzFile f = gzopen(path.c_str(), "rb");
+  if (!f) throw InputError("cannot open " + path + ": " + std::strerror(errno));
+  struct Closer {
+    gzFile f;
+    ~Closer() { gzclose(f); }
+  } closer{f};
+  gzbuffer(f, 1 << 18);
+  std::string line;
+  int64_t line_no = 0;
+  char buf[1 << 16];
+  auto handle = [&]() {
+    ++line_no;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) return;
+    nlohmann::json value;
+    try {
+      value = nlohmann::json::parse(line);
+    } catch (const nlohmann::json::parse_error& e) {
+      throw InputError(path + ":" + std::to_string(line_no) + ": invalid JSON (" + e.what() + ")");
+    }
+    try {
+      on_record(line_no, value);
+    } catch (Error& e) {
+      e.add_context("at " + path + ":" + std::to_string(line_no));
+      throw;
+    }
+  };
+  while (true) {
+    const int n = gzread(f, buf, sizeof buf);
+    if (n < 0) {
+      int code = 0;
+      const char* msg = gzerror(f, &code);
+      throw InputError(path + ": read error after line " + std::to_string(line_no) + ": " + msg);
+    }
+    if (n == 0) break;
+    for (int i = 0; i < n; ++i) {
+      if (buf[i] == '\n') {
+        handle();
+        line.clear();
+      } else {
+        line.push_back(buf[i]);
+      }
+    }
+  }
+  int code = 0;
+  const char* msg = gzerror(f, &code);
+  if (code != Z_OK && code != Z_STREAM_END)
+    throw InputError(path + ": corrupt or truncated gzip stream after line " + std::to_string(line_no) + ": " + msg);
+  if (!line.empty()) handle();
+}
+
+}  // namespace hps::io

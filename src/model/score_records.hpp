@@ -1,0 +1,23 @@
+// Sequence log-probs for whole datasets of pre-tokenized records, batched (the engine of `hps logprobs`
+// and of reference log-prob precomputation).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "data/pretokenized.hpp"
+#include "model/decoder.hpp"
+
+namespace hps::model {
+
+struct RecordLogprobs {
+  std::vector<double> logp;     // [K] Σ log p(response_k | prompt)
+  std::vector<int64_t> tokens;  // [K] response tokens
+};
+
+// Runs without gradients. Sequences are sorted longest first and cut into batches of `batch_size` so that
+// batches pad little; results come back in record order.
+std::vector<RecordLogprobs> score_records(const Decoder& d, const std::vector<data::TokenizedRecord>& records,
+                                          int64_t batch_size);
+
+}  // namespace hps::model
