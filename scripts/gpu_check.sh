@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Runs on the GPU machine (device tool), from the repository root, with gpu_bundle/ carried:
+#   CUDA tests → `hps logprobs --device cuda` vs CPU → hps preference-step benchmark (fused and naive
+#   log-probs) → the HF baseline in the same call. Everything lands in $OUT (summary.txt first).
+set -u
+OUT=${OUT:-/tmp/gpu_out}
+mkdir -p "$OUT"
+B=$PWD/gpu_bundle
+S="$OUT/summary.txt"
+TORCH_LIB=$(python3 -c 'import torch, os; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
+SITE=$(dirname "$(dirname "$TORCH_LIB")")
+NV=$(ls -d "$SITE"/nvidia/*/lib "$SITE"/nvidia/cu13/lib 2>/dev/null | tr '\n' ':')
+export LD_LIBRARY_PATH="$B/lib:$TORCH_LIB:$NV${LD_LIBRARY_PATH:-}"
+{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+  python3 -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__)'
+  echo "missing libs:"; ldd "$B/hps_tests" | grep "not found"; } >> "$S" 2>&1
+
+t0=$(date +%s)
+HPS_FIXTURES_DIR=tests/fixtures timeout 240 "$B/hps_tests" > "$OUT/tests.txt" 2>&1
+echo "hps_tests rc $? ($(( $(date +%s) - t0 )) s): $(grep -E '^\[  (PASSED|FAILED) +\]' "$OUT/tests.txt" | head -2 | tr '\n' ' ')" >> "$S"
+grep -E "^\[       OK \] (ModelCuda|LossDevice)" "$OUT/tests.txt" >> "$S"
+grep -E "^\[  FAILED|Failure" -A4 "$OUT/tests.txt" | head -40 >> "$S"
+
+M=tests/fixtures/models
+"$B/hps" logprobs --model $M/llama --data $M/pretokenized.jsonl --out "$OUT/lp_cpu.jsonl" >> "$S" 2>&1
+"$B/hps" logprobs --model $M/llama --data $M/pretokenized.jsonl --out "$OUT/lp_cuda.jsonl" --device cuda >> "$S" 2>&1
+python3 - "$OUT/lp_cpu.jsonl" "$OUT/lp_cuda.jsonl" >> "$S" 2>&1 <<'PY'
+import json, sys
+a = [json.loads(l) for l in open(sys.argv[1])]; b = [json.loads(l) for l in open(sys.argv[2])]
+err = max(abs(x - y) for r, s in zip(a, b) for x, y in zip(r["logp"], s["logp"]))
+print(f"logprobs cuda vs cpu: {len(a)} records, max |diff| = {err:.2e}")
+PY
+
+t0=$(date +%s)
+timeout 200 "$B/bench_model" --preset gpu --device cuda > "$OUT/bench_hps.jsonl" 2> "$OUT/bench_hps.err"
+echo "bench_model rc $? ($(( $(date +%s) - t0 )) s)" >> "$S"
+timeout 90 "$B/bench_model" --shape qwen05 --prompts 8 --n 2 --seqlen 1024 --device cuda --naive \
+  >> "$OUT/bench_hps.jsonl" 2>> "$OUT/bench_hps.err"
+echo "bench_model naive rc $?" >> "$S"
+cat "$OUT/bench_hps.jsonl" >> "$S"
+
+if [ -f "$B/hf_pref_bench.py" ]; then
+  t0=$(date +%s)
+  OUT="$OUT" timeout 200 python3 "$B/hf_pref_bench.py" > "$OUT/bench_hf.txt" 2>&1
+  echo "hf_pref_bench rc $? ($(( $(date +%s) - t0 )) s)" >> "$S"
+  grep '^{' "$OUT/bench_hf.txt" >> "$S"
+fi
+cat "$S"
