@@ -184,6 +184,7 @@ int main(int argc, char** argv) {
     }
   }
   o.dtype = hps::model::parse_dtype(dtype);
+  if (o.device.is_cuda() && !o.device.has_index()) o.device = at::Device(at::kCUDA, 0);
   if (o.device.is_cuda()) at::globalContext().setAllowTF32CuBLAS(true);
   std::vector<Workload> ws;
   if (preset == "gpu") {
