@@ -6,7 +6,6 @@
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
-#include <numeric>
 #include <sstream>
 
 #include "cli/commands.hpp"
@@ -160,7 +159,6 @@ Command add_logprobs_command(CLI::App& app) {
   struct Opts {
     std::string model, adapter, data, out, device = "cpu", dtype;
     int64_t batch = 8;
-    bool no_adapter = false;
   };
   auto o = std::make_shared<Opts>();
   cmd->add_option("--model", o->model, "model folder")->required();

@@ -2,6 +2,7 @@
 
 #include <c10/core/GradMode.h>
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -103,11 +104,17 @@ LoraConfig read_lora_config(const std::string& adapter_dir) {
       fail(k, "not supported (found " + j[k].dump() + ")");
   if (!j.contains("target_modules")) fail("target_modules", "required");
   const json& t = j["target_modules"];
-  c.targets.clear();
   if (t.is_array()) {
-    for (const auto& v : t) c.targets.push_back(v.get<std::string>());
+    c.targets.clear();
+    for (const auto& v : t) {
+      if (!v.is_string()) fail("target_modules", "expected module names, found " + v.dump());
+      c.targets.push_back(v.get<std::string>());
+    }
+  } else if (t == "all-linear") {
+    c.targets = lora_target_names();
   } else if (t.is_string()) {
-    c.targets.push_back(t.get<std::string>());  // "all-linear" or a regex, resolved in load_lora
+    c.target_regex = t.get<std::string>();
+    c.targets.clear();
   } else {
     fail("target_modules", "expected a list of module names or a regex string");
   }
@@ -117,16 +124,13 @@ LoraConfig read_lora_config(const std::string& adapter_dir) {
 LoraConfig load_lora(Decoder& d, const std::string& adapter_dir) {
   LoraConfig cfg = read_lora_config(adapter_dir);
   const io::Checkpoint ckpt = io::Checkpoint::open(adapter_dir, "adapter_model");
-  TargetMatcher match;
-  const json t = io::read_json_file(adapter_dir + "/adapter_config.json")["target_modules"];
-  if (t.is_string() && t != "all-linear") {
+  TargetMatcher match{cfg.targets, std::nullopt};
+  if (!cfg.target_regex.empty()) {
     try {
-      match.regex = std::regex(t.get<std::string>());
+      match.regex = std::regex(cfg.target_regex);
     } catch (const std::regex_error& e) {
       throw InputError(adapter_dir + "/adapter_config.json: target_modules regex is invalid: " + e.what());
     }
-  } else {
-    match.names = t.is_string() ? lora_target_names() : cfg.targets;
   }
   std::set<std::string> used;
   int64_t adapted = 0;
@@ -178,7 +182,8 @@ void save_lora(const Decoder& d, const LoraConfig& cfg, const std::string& adapt
       {"r", cfg.rank},
       {"lora_alpha", cfg.alpha},
       {"lora_dropout", cfg.dropout},
-      {"target_modules", std::vector<std::string>(targets.begin(), targets.end())},
+      {"target_modules", cfg.target_regex.empty() ? json(std::vector<std::string>(targets.begin(), targets.end()))
+                                                  : json(cfg.target_regex)},
       {"use_rslora", cfg.rslora},
       {"bias", "none"},
       {"fan_in_fan_out", false},

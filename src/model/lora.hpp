@@ -21,7 +21,8 @@ struct LoraConfig {
   double dropout = 0.05;
   std::vector<std::string> targets{"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
   bool rslora = false;
-  std::string base_model;  // recorded as base_model_name_or_path
+  std::string target_regex;  // PEFT's string form of target_modules (full match); empty: use `targets`
+  std::string base_model;    // recorded as base_model_name_or_path
 
   double scale() const;
 };

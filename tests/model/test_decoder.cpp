@@ -150,6 +150,31 @@ TEST(Lora, RejectsAdaptersItCannotApplyFaithfully) {
               ::testing::HasSubstr("do not fit rank"));
 }
 
+TEST(Lora, TargetModulesAsRegexOrAllLinearLoadTheSameAdapter) {
+  const auto e = expected("llama-lora");
+  test::TempDir dir;
+  io::copy_file(model_dir("llama-lora") + "/adapter_model.safetensors", dir.str("adapter_model.safetensors"));
+  auto cfg = io::read_json_file(model_dir("llama-lora") + "/adapter_config.json");
+  for (const char* form : {R"(model\.layers\.\d+\.(self_attn|mlp)\.\w+_proj)", "all-linear"}) {
+    cfg["target_modules"] = form;
+    io::write_json_file(dir.str("adapter_config.json"), cfg);
+    Decoder d = load_model(model_dir("llama"));
+    LoraConfig lc = load_lora(d, dir.str());
+    EXPECT_LE(test::max_err_on_real(d.logits(e.at("input_ids"), e.at("attention_mask")), e.at("logits"),
+                                    e.at("attention_mask")),
+              1e-4)
+        << form;
+    test::TempDir out;  // the form survives a save
+    save_lora(d, lc, out.str());
+    EXPECT_EQ(io::read_json_file(out.str("adapter_config.json"))["target_modules"].is_string(),
+              lc.targets.empty()) << form;
+  }
+  cfg["target_modules"] = "(unclosed";
+  io::write_json_file(dir.str("adapter_config.json"), cfg);
+  Decoder d = load_model(model_dir("llama"));
+  EXPECT_THAT(message_of<InputError>([&] { load_lora(d, dir.str()); }), ::testing::HasSubstr("regex is invalid"));
+}
+
 nlohmann::json llama_config() { return io::read_json_file(model_dir("llama") + "/config.json"); }
 
 std::string config_error(const nlohmann::json& j) {
