@@ -1,0 +1,388 @@
+#include "text/tokenizer.hpp"
+
+#include <utf8proc.h>
+
+#include <algorithm>
+#include <array>
+#include <cstdlib>
+#include <nlohmann/json.hpp>
+
+#include "core/error.hpp"
+#include "io/atomic_file.hpp"
+#include "text/regex.hpp"
+#include "text/utf8.hpp"
+
+namespace hps::text {
+
+using nlohmann::json;
+
+namespace {
+
+// GPT-2's pre-tokenization regex, used by the ByteLevel pre-tokenizer when use_regex is true.
+const char* kGpt2Pattern = R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
+
+enum class Norm { nfc, nfkc };
+
+struct PreStep {
+  enum class Kind { split, byte_level } kind;
+  std::shared_ptr<Regex> regex;  // split pattern, or GPT-2's for byte_level with use_regex
+  bool removed = false;          // Split behavior "Removed" (matches dropped) vs "Isolated"
+  bool add_prefix_space = false;
+};
+
+struct Segment {
+  std::string text;
+  int64_t token = -1;  // an added token's id, or -1 for text still to tokenize
+};
+
+std::string escape_regex(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (std::string_view("\\^$.|?*+()[]{}").find(c) != std::string_view::npos) out += '\\';
+    out += c;
+  }
+  return out;
+}
+
+}  // namespace
+
+struct Tokenizer::Impl {
+  Bpe bpe;
+  std::vector<Norm> norms;
+  std::vector<PreStep> pre;
+  bool has_template = false;
+  std::vector<std::pair<bool, std::vector<int64_t>>> single;  // (is the sequence, special ids)
+  std::vector<AddedToken> added;
+  std::unordered_map<int64_t, size_t> added_by_id;
+  // Added-token indices by first byte, longest first: raw (normalized=false) and normalized sets.
+  std::array<std::vector<size_t>, 256> raw_index, norm_index;
+
+  std::string normalize(const std::string& s) const;
+  void split_added(const std::vector<Segment>& in, bool normalized_set, std::vector<Segment>& out) const;
+  void pre_tokenize(const std::string& s, std::vector<std::string>& pieces) const;
+};
+
+Tokenizer::Tokenizer() : impl_(std::make_unique<Impl>()) {}
+Tokenizer::Tokenizer(Tokenizer&&) noexcept = default;
+Tokenizer& Tokenizer::operator=(Tokenizer&&) noexcept = default;
+Tokenizer::~Tokenizer() = default;
+
+namespace {
+
+std::vector<Norm> parse_normalizer(const json& n, const std::string& where) {
+  if (n.is_null()) return {};
+  const std::string type = n.value("type", "");
+  if (type == "NFC") return {Norm::nfc};
+  if (type == "NFKC") return {Norm::nfkc};
+  if (type == "Sequence") {
+    std::vector<Norm> out;
+    for (const auto& x : n["normalizers"]) {
+      auto v = parse_normalizer(x, where);
+      out.insert(out.end(), v.begin(), v.end());
+    }
+    return out;
+  }
+  throw InputError(where + ": normalizer type '" + type + "' is not supported (supported: NFC, NFKC, Sequence)");
+}
+
+void parse_pre(const json& p, const std::string& where, std::vector<PreStep>& out) {
+  if (p.is_null()) return;
+  const std::string type = p.value("type", "");
+  if (type == "Sequence") {
+    for (const auto& x : p["pretokenizers"]) parse_pre(x, where, out);
+  } else if (type == "ByteLevel") {
+    PreStep s{PreStep::Kind::byte_level, nullptr, false, p.value("add_prefix_space", false)};
+    if (p.value("use_regex", true)) s.regex = std::make_shared<Regex>(kGpt2Pattern, where);
+    out.push_back(std::move(s));
+  } else if (type == "Split") {
+    if (p.value("invert", false)) throw InputError(where + ": pre_tokenizer Split with invert=true is not supported");
+    const std::string behavior = p.value("behavior", "Isolated");
+    if (behavior != "Isolated" && behavior != "Removed")
+      throw InputError(where + ": pre_tokenizer Split behavior '" + behavior + "' is not supported (Isolated, Removed)");
+    const json& pat = p["pattern"];
+    std::string regex;
+    if (pat.contains("Regex")) regex = pat["Regex"].get<std::string>();
+    else if (pat.contains("String")) regex = escape_regex(pat["String"].get<std::string>());
+    else throw InputError(where + ": pre_tokenizer Split needs pattern.Regex or pattern.String");
+    out.push_back({PreStep::Kind::split, std::make_shared<Regex>(regex, where), behavior == "Removed", false});
+  } else {
+    throw InputError(where + ": pre_tokenizer type '" + type +
+                     "' is not supported (supported: ByteLevel, Split, Sequence; Metaspace/SentencePiece tokenizers "
+                     "are not)");
+  }
+}
+
+// TemplateProcessing's "single" template: (true = the sequence, else special ids), or nullopt.
+using Template = std::vector<std::pair<bool, std::vector<int64_t>>>;
+
+void parse_post(const json& p, const std::string& where, std::optional<Template>& out) {
+  if (p.is_null()) return;
+  const std::string type = p.value("type", "");
+  if (type == "ByteLevel") return;  // only moves offsets
+  if (type == "Sequence") {
+    for (const auto& x : p["processors"]) parse_post(x, where, out);
+    return;
+  }
+  if (type != "TemplateProcessing")
+    throw InputError(where + ": post_processor type '" + type +
+                     "' is not supported (supported: TemplateProcessing, ByteLevel, Sequence)");
+  out.emplace();
+  for (const auto& item : p["single"]) {
+    if (item.contains("Sequence")) {
+      out->push_back({true, {}});
+    } else if (item.contains("SpecialToken")) {
+      const std::string name = item["SpecialToken"]["id"].get<std::string>();
+      if (!p.contains("special_tokens") || !p["special_tokens"].contains(name))
+        throw InputError(where + ": post_processor template names special token '" + name + "' without ids");
+      out->push_back({false, p["special_tokens"][name]["ids"].get<std::vector<int64_t>>()});
+    } else {
+      throw InputError(where + ": post_processor template item " + item.dump() + " is not understood");
+    }
+  }
+}
+
+std::optional<std::string> token_field(const json& cfg, const char* key) {
+  if (!cfg.contains(key) || cfg[key].is_null()) return std::nullopt;
+  if (cfg[key].is_string()) return cfg[key].get<std::string>();
+  if (cfg[key].is_object() && cfg[key].contains("content")) return cfg[key]["content"].get<std::string>();
+  return std::nullopt;
+}
+
+}  // namespace
+
+Tokenizer Tokenizer::from_file(const std::string& path) {
+  const json j = io::read_json_file(path);
+  Tokenizer t;
+  t.source_ = path;
+  Impl& impl = *t.impl_;
+  if (!j.is_object() || !j.contains("model")) throw InputError(path + ": not a tokenizer.json (no 'model')");
+  impl.bpe = Bpe::from_json(j["model"], path);
+  impl.norms = parse_normalizer(j.value("normalizer", json()), path);
+  parse_pre(j.value("pre_tokenizer", json()), path, impl.pre);
+  if (std::none_of(impl.pre.begin(), impl.pre.end(), [](const PreStep& s) { return s.kind == PreStep::Kind::byte_level; }))
+    throw InputError(path + ": pre_tokenizer has no ByteLevel step; only byte-level BPE tokenizers are supported");
+  const json dec = j.value("decoder", json());
+  if (dec.is_null() || dec.value("type", "") != "ByteLevel")
+    throw InputError(path + ": decoder must be ByteLevel, found " + (dec.is_null() ? "null" : dec.value("type", "?")));
+  std::optional<Template> tmpl;
+  parse_post(j.value("post_processor", json()), path, tmpl);
+  impl.has_template = tmpl.has_value();
+  if (tmpl) impl.single = std::move(*tmpl);
+  if (j.contains("added_tokens") && j["added_tokens"].is_array())
+    for (const auto& a : j["added_tokens"]) {
+      AddedToken tok{a.at("id").get<int64_t>(), a.at("content").get<std::string>(), a.value("single_word", false),
+                     a.value("lstrip", false), a.value("rstrip", false), a.value("normalized", false),
+                     a.value("special", false)};
+      if (tok.content.empty()) throw InputError(path + ": added token " + std::to_string(tok.id) + " is empty");
+      impl.added_by_id[tok.id] = impl.added.size();
+      impl.added.push_back(std::move(tok));
+    }
+  for (size_t i = 0; i < impl.added.size(); ++i) {
+    auto& idx = impl.added[i].normalized ? impl.norm_index : impl.raw_index;
+    idx[static_cast<unsigned char>(impl.added[i].content[0])].push_back(i);
+  }
+  for (auto* index : {&impl.raw_index, &impl.norm_index})
+    for (auto& v : *index)
+      std::stable_sort(v.begin(), v.end(),
+                       [&](size_t a, size_t b) { return impl.added[a].content.size() > impl.added[b].content.size(); });
+  int64_t max_id = -1;
+  for (const auto& [tok, id] : impl.bpe.vocab()) max_id = std::max(max_id, id);
+  for (const auto& a : impl.added) max_id = std::max(max_id, a.id);
+  t.id_to_token_.assign(static_cast<size_t>(max_id + 1), "");
+  for (const auto& [tok, id] : impl.bpe.vocab()) t.id_to_token_[static_cast<size_t>(id)] = tok;
+  for (const auto& a : impl.added) t.id_to_token_[static_cast<size_t>(a.id)] = a.content;
+  return t;
+}
+
+Tokenizer Tokenizer::from_dir(const std::string& dir) {
+  if (!io::file_exists(dir + "/tokenizer.json"))
+    throw InputError(dir + ": no tokenizer.json (only HF fast-tokenizer files are supported)");
+  Tokenizer t = from_file(dir + "/tokenizer.json");
+  const std::string cfg_path = dir + "/tokenizer_config.json";
+  if (io::file_exists(cfg_path)) {
+    const json c = io::read_json_file(cfg_path);
+    t.config_.bos_token = token_field(c, "bos_token");
+    t.config_.eos_token = token_field(c, "eos_token");
+    t.config_.pad_token = token_field(c, "pad_token");
+    if (c.contains("chat_template") && c["chat_template"].is_string()) t.config_.chat_template = c["chat_template"];
+    for (const auto& name : {t.config_.bos_token, t.config_.eos_token, t.config_.pad_token})
+      if (name && !t.token_to_id(*name))
+        throw InputError(cfg_path + ": special token '" + *name + "' is not in the vocabulary of tokenizer.json");
+  }
+  return t;
+}
+
+std::string Tokenizer::Impl::normalize(const std::string& s) const {
+  std::string cur = s;
+  for (Norm n : norms) {
+    utf8proc_uint8_t* dst = nullptr;
+    const int opts = UTF8PROC_STABLE | UTF8PROC_COMPOSE | (n == Norm::nfkc ? UTF8PROC_COMPAT : 0);
+    const auto len = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(cur.data()),
+                                  static_cast<utf8proc_ssize_t>(cur.size()), &dst, static_cast<utf8proc_option_t>(opts));
+    if (len < 0) throw InputError(std::string("normalization failed: ") + utf8proc_errmsg(len));
+    cur.assign(reinterpret_cast<char*>(dst), static_cast<size_t>(len));
+    std::free(dst);
+  }
+  return cur;
+}
+
+void Tokenizer::Impl::split_added(const std::vector<Segment>& in, bool normalized_set, std::vector<Segment>& out) const {
+  const auto& index = normalized_set ? norm_index : raw_index;
+  for (const auto& seg : in) {
+    if (seg.token >= 0) {
+      out.push_back(seg);
+      continue;
+    }
+    const std::string& s = seg.text;
+    size_t last = 0, i = 0;
+    while (i < s.size()) {
+      bool matched = false;
+      for (size_t k : index[static_cast<unsigned char>(s[i])]) {
+        const AddedToken& a = added[k];
+        if (s.compare(i, a.content.size(), a.content) != 0) continue;
+        size_t start = i, stop = i + a.content.size();
+        if (a.single_word) {
+          // Only whole words: no letter or digit right before or after the match.
+          size_t q = start;
+          if (q > 0) do --q; while (q > 0 && (static_cast<unsigned char>(s[q]) & 0xC0) == 0x80);
+          const bool before = start > 0 && is_unicode_alnum(decode_at(s, q));
+          const bool after = stop < s.size() && is_unicode_alnum(decode_at(s, stop));
+          if (before || after) continue;
+        }
+        if (a.lstrip)
+          while (start > last) {
+            size_t q = start - 1;
+            while (q > last && (static_cast<unsigned char>(s[q]) & 0xC0) == 0x80) --q;
+            if (!is_unicode_whitespace(decode_at(s, q))) break;
+            start = q;
+          }
+        if (a.rstrip)
+          while (stop < s.size() && is_unicode_whitespace(decode_at(s, stop)))
+            stop += utf8_len(static_cast<unsigned char>(s[stop]));
+        if (start > last) out.push_back({s.substr(last, start - last), -1});
+        out.push_back({"", a.id});
+        last = i = stop;
+        matched = true;
+        break;
+      }
+      if (!matched) ++i;
+    }
+    if (last < s.size()) out.push_back({s.substr(last), -1});
+  }
+}
+
+void Tokenizer::Impl::pre_tokenize(const std::string& s, std::vector<std::string>& pieces) const {
+  std::vector<std::string> cur{s}, next;
+  for (const auto& step : pre) {
+    next.clear();
+    for (auto& piece : cur) {
+      if (step.kind == PreStep::Kind::byte_level && step.add_prefix_space && !piece.empty() && piece[0] != ' ')
+        piece.insert(piece.begin(), ' ');
+      if (step.regex) {
+        size_t last = 0;
+        for (auto [b, e] : step.regex->find_all(piece)) {
+          if (b > last) next.push_back(piece.substr(last, b - last));
+          if (!step.removed) next.push_back(piece.substr(b, e - b));
+          last = e;
+        }
+        if (last < piece.size()) next.push_back(piece.substr(last));
+      } else {
+        next.push_back(piece);
+      }
+    }
+    if (step.kind == PreStep::Kind::byte_level) {
+      const auto& table = byte_to_unicode();
+      for (auto& piece : next) {
+        std::string mapped;
+        mapped.reserve(piece.size() * 2);
+        for (unsigned char c : piece) mapped += table[c];
+        piece = std::move(mapped);
+      }
+    }
+    std::swap(cur, next);
+  }
+  for (auto& p : cur)
+    if (!p.empty()) pieces.push_back(std::move(p));
+}
+
+std::vector<int64_t> Tokenizer::encode(std::string_view text, bool add_special_tokens) const {
+  if (auto bad = find_invalid_utf8(text))
+    throw InputError("tokenizer: input is not valid UTF-8 at byte offset " + std::to_string(*bad) + " (byte 0x" +
+                     [&] {
+                       const char* hex = "0123456789abcdef";
+                       const auto c = static_cast<unsigned char>(text[*bad]);
+                       return std::string{hex[c >> 4], hex[c & 15]};
+                     }() + ")");
+  std::vector<Segment> raw, norm, segs;
+  impl_->split_added({{std::string(text), -1}}, false, raw);
+  for (auto& s : raw)
+    if (s.token < 0 && !impl_->norms.empty()) s.text = impl_->normalize(s.text);
+  impl_->split_added(raw, true, segs);
+  std::vector<int64_t> ids;
+  std::vector<std::string> pieces;
+  for (const auto& seg : segs) {
+    if (seg.token >= 0) {
+      ids.push_back(seg.token);
+      continue;
+    }
+    pieces.clear();
+    impl_->pre_tokenize(seg.text, pieces);
+    for (const auto& p : pieces) impl_->bpe.encode_word(p, ids);
+  }
+  if (!add_special_tokens || !impl_->has_template) return ids;
+  std::vector<int64_t> out;
+  out.reserve(ids.size() + 4);
+  for (const auto& [is_seq, special] : impl_->single) {
+    if (is_seq) out.insert(out.end(), ids.begin(), ids.end());
+    else out.insert(out.end(), special.begin(), special.end());
+  }
+  return out;
+}
+
+std::string Tokenizer::decode(const std::vector<int64_t>& ids, bool skip_special_tokens) const {
+  std::string bytes;
+  for (int64_t id : ids) {
+    if (skip_special_tokens && is_special(id)) continue;
+    const std::string& tok = id_to_token(id);
+    // ByteLevel decoder: a token whose every character is in the byte map becomes those bytes; any other
+    // token (an added token with a space or CJK, say) is kept as its own UTF-8.
+    std::string b;
+    bool all = true;
+    for (size_t i = 0; i < tok.size(); i += utf8_len(static_cast<unsigned char>(tok[i]))) {
+      const int v = unicode_to_byte(decode_at(tok, i));
+      if (v < 0) {
+        all = false;
+        break;
+      }
+      b += static_cast<char>(v);
+    }
+    bytes += all ? b : tok;
+  }
+  return utf8_lossy(bytes);
+}
+
+std::optional<int64_t> Tokenizer::token_to_id(const std::string& token) const {
+  for (const auto& a : impl_->added)
+    if (a.content == token) return a.id;
+  auto it = impl_->bpe.vocab().find(token);
+  if (it == impl_->bpe.vocab().end()) return std::nullopt;
+  return it->second;
+}
+
+const std::string& Tokenizer::id_to_token(int64_t id) const {
+  if (id < 0 || id >= vocab_size() || (id_to_token_[static_cast<size_t>(id)].empty()))
+    throw InputError("tokenizer " + source_ + ": no token with id " + std::to_string(id) + " (vocabulary size " +
+                     std::to_string(vocab_size()) + ")");
+  return id_to_token_[static_cast<size_t>(id)];
+}
+
+bool Tokenizer::is_special(int64_t id) const {
+  auto it = impl_->added_by_id.find(id);
+  return it != impl_->added_by_id.end() && impl_->added[it->second].special;
+}
+
+std::optional<int64_t> Tokenizer::bos_id() const { return config_.bos_token ? token_to_id(*config_.bos_token) : std::nullopt; }
+std::optional<int64_t> Tokenizer::eos_id() const { return config_.eos_token ? token_to_id(*config_.eos_token) : std::nullopt; }
+std::optional<int64_t> Tokenizer::pad_id() const { return config_.pad_token ? token_to_id(*config_.pad_token) : std::nullopt; }
+
+}  // namespace hps::text
