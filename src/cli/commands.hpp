@@ -25,6 +25,9 @@ Command add_model_command(CLI::App& app);
 // `hps logprobs --model DIR [--adapter DIR] --data FILE --out FILE`.
 Command add_logprobs_command(CLI::App& app);
 
+// `hps tokenize --tokenizer DIR (--text S | --file F) [--decode] [--count]`.
+Command add_tokenize_command(CLI::App& app);
+
 // "cpu", "cuda", "cuda:1" → a device; UsageError when CUDA is asked for and absent.
 at::Device parse_device(const std::string& name);
 
