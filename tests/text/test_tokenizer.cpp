@@ -4,10 +4,13 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <zlib.h>
+
 #include <nlohmann/json.hpp>
 
 #include "core/error.hpp"
 #include "io/atomic_file.hpp"
+#include "io/jsonl.hpp"
 #include "text/tokenizer.hpp"
 #include "text/utf8.hpp"
 #include "test_util.hpp"
@@ -56,6 +59,27 @@ TEST_P(Style, LongRunsCompleteAndRoundTrip) {
     EXPECT_FALSE(ids.empty());
     EXPECT_EQ(tok.decode(ids), s);
   }
+}
+
+TEST_P(Style, WholeSharedHhRlhfFileMatchesHuggingFace) {
+  const std::string data = test::fixtures_dir() + "/../../../shared/data/hh-rlhf-harmless-base-test-1800.jsonl.gz";
+  if (!io::file_exists(data)) GTEST_SKIP() << "no " << data << " (../shared absent): fixture cases still cover parity";
+  const Tokenizer tok = Tokenizer::from_dir(dir(GetParam()));
+  const auto& digest = cases()[GetParam()]["hh_digest"];
+  size_t i = 0, mismatches = 0;
+  io::for_each_jsonl(data, [&](int64_t line, const nlohmann::json& r) {
+    for (const char* k : {"chosen", "rejected"}) {
+      const auto ids = tok.encode(r[k].get<std::string>(), false);
+      const auto crc = crc32(0, reinterpret_cast<const Bytef*>(ids.data()), static_cast<uInt>(ids.size() * sizeof(int64_t)));
+      ASSERT_LT(i, digest.size());
+      if (ids.size() != digest[i][0].get<size_t>() || crc != digest[i][1].get<uint64_t>()) {
+        if (++mismatches <= 3) ADD_FAILURE() << "line " << line << " " << k << ": " << ids.size() << " ids vs HF " << digest[i][0];
+      }
+      ++i;
+    }
+  });
+  EXPECT_EQ(i, digest.size());
+  EXPECT_EQ(mismatches, 0u) << "of " << i << " transcripts";
 }
 
 INSTANTIATE_TEST_SUITE_P(Tokenizers, Style, ::testing::Values("gpt2", "llama3", "qwen2"));
