@@ -28,7 +28,7 @@ void for_each_jsonl(const std::string& path, const std::function<void(int64_t, c
     nlohmann::json value;
     try {
       value = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range for numbers like 1e999
       throw InputError(path + ":" + std::to_string(line_no) + ": invalid JSON (" + e.what() + ")");
     }
     try {

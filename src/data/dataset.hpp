@@ -1,0 +1,76 @@
+// Preference datasets in one in-memory model: a prompt (raw text or chat messages) with K responses and
+// optional rewards, read streaming from .jsonl / .jsonl.gz.
+//
+// Formats (auto-detected from the first record, or forced):
+//   hh_rlhf   {"chosen": "\n\nHuman: …\n\nAssistant: A", "rejected": "…"}  prompt = shared prefix through the
+//             last "\n\nAssistant:"; responses [chosen, rejected], rewards [1, 0].
+//   pku       PKU-SafeRLHF {"prompt", "response_0", "response_1", "better_response_id", "safer_response_id", …};
+//             ranking by helpfulness (better_response_id) or safety (safer_response_id).
+//   ranked    {"prompt": text | messages, "responses": [...], "rewards": [...]} (the paper's augmented data).
+//   messages  {"prompt"?: text | messages, "chosen": [messages], "rejected": [messages]} (HF conversational), or
+//             {"messages": [...]} (one response: the last assistant turn; SFT data).
+// Bad records: an InputError naming file, line, field and rule; with on_bad_record = skip, each is counted and
+// kept in `skipped` (never dropped silently).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace hps::data {
+
+struct Message {
+  std::string role, content;
+};
+
+enum class Format { auto_detect, hh_rlhf, pku, ranked, messages };
+enum class OnBadRecord { error, skip };
+enum class PkuRanking { helpful, safe };
+
+struct PreferenceRecord {
+  int64_t line = 0;                   // 1-based line in the file
+  std::string prompt_text;            // raw prompt (hh_rlhf), when prompt_messages is empty
+  std::vector<Message> prompt_messages;
+  std::vector<std::string> responses; // [K]
+  std::vector<double> rewards;        // [K], higher is better; empty when the format has none
+  std::string note;                   // how an unusual record was read (e.g. the HH split fallback)
+};
+
+struct SkippedRecord {
+  int64_t line;
+  std::string reason;
+};
+
+struct DatasetOptions {
+  Format format = Format::auto_detect;
+  OnBadRecord on_bad_record = OnBadRecord::error;
+  PkuRanking pku_ranking = PkuRanking::helpful;
+  int64_t min_responses = 2;  // preference training needs 2; SFT data may set 1
+  // An empty (or all-whitespace) response is a bad record by default. HH-RLHF has a few pairs whose
+  // preferred answer is empty (saying nothing); set this to keep them (the response is then just EOS).
+  bool allow_empty_responses = false;
+};
+
+struct Dataset {
+  std::string path;
+  Format format = Format::auto_detect;
+  std::vector<PreferenceRecord> records;
+  std::vector<SkippedRecord> skipped;
+  int64_t lines = 0;  // non-blank lines read
+};
+
+Dataset read_dataset(const std::string& path, const DatasetOptions& options = {});
+
+const char* to_string(Format f);
+Format parse_format(const std::string& s);  // auto | hh_rlhf | pku | ranked | messages
+OnBadRecord parse_on_bad_record(const std::string& s);
+PkuRanking parse_pku_ranking(const std::string& s);
+
+// The HH-RLHF split of one pair (exposed for tests): prompt, chosen response, rejected response, and a note
+// when the record needed the fallback (the last "\n\nAssistant:" inside the longest common prefix).
+struct HhSplit {
+  std::string prompt, chosen, rejected, note;
+};
+HhSplit split_hh_pair(const std::string& chosen, const std::string& rejected);
+
+}  // namespace hps::data

@@ -1,0 +1,110 @@
+#include "text/chat.hpp"
+
+#include "core/error.hpp"
+
+namespace hps::text {
+
+const char* to_string(ChatFormat f) {
+  switch (f) {
+    case ChatFormat::llama3: return "llama3";
+    case ChatFormat::chatml: return "chatml";
+    case ChatFormat::mistral: return "mistral";
+    case ChatFormat::hh: return "hh";
+  }
+  return "?";
+}
+
+ChatFormat parse_chat_format(const std::string& s) {
+  for (ChatFormat f : {ChatFormat::llama3, ChatFormat::chatml, ChatFormat::mistral, ChatFormat::hh})
+    if (s == to_string(f)) return f;
+  throw ConfigError("chat format '" + s + "': expected one of: llama3, chatml, mistral, hh");
+}
+
+ChatTemplate detect_chat_template(const std::string& t) {
+  const std::string fix = " (set data.chat_format = llama3 | chatml | mistral | hh to choose a renderer)";
+  if (t.empty()) throw ConfigError("tokenizer_config.json has no chat_template" + fix);
+  if (t.find("<|start_header_id|>") != std::string::npos) return {ChatFormat::llama3, ""};
+  if (t.find("[INST]") != std::string::npos) return {ChatFormat::mistral, ""};
+  if (t.find("<|im_start|>") != std::string::npos) {
+    // Qwen2-style templates write a literal default system turn: '<|im_start|>system\n…<|im_end|>'.
+    ChatTemplate c{ChatFormat::chatml, ""};
+    const std::string open = "<|im_start|>system";
+    const size_t b = t.find(open);
+    if (b != std::string::npos) {
+      size_t start = b + open.size();
+      if (t.compare(start, 2, "\\n") == 0) start += 2;       // "\n" inside a Jinja string literal
+      else if (t.compare(start, 1, "\n") == 0) start += 1;   // a real newline
+      const size_t e = t.find("<|im_end|>", start);
+      const std::string inner = e == std::string::npos ? "" : t.substr(start, e - start);
+      if (inner.find_first_of("'{}+") == std::string::npos) c.default_system = inner;  // a literal, not an expression
+    }
+    return c;
+  }
+  throw ConfigError("unrecognized chat_template (none of the Llama-3, ChatML or Mistral markers)" + fix);
+}
+
+namespace {
+
+std::string trim(const std::string& s) {
+  const size_t b = s.find_first_not_of(" \t\r\n");
+  if (b == std::string::npos) return "";
+  return s.substr(b, s.find_last_not_of(" \t\r\n") - b + 1);
+}
+
+void check_turns(ChatFormat f, const std::vector<data::Message>& m) {
+  if (m.empty()) throw InputError("chat prompt has no messages");
+  size_t i = m[0].role == "system" ? 1 : 0;
+  if (i == 1 && f == ChatFormat::hh) throw InputError("the hh format has no system turn");
+  if (i >= m.size()) throw InputError("chat prompt has only a system message");
+  for (size_t k = i; k < m.size(); ++k) {
+    const char* want = (k - i) % 2 == 0 ? "user" : "assistant";
+    if (m[k].role != want)
+      throw InputError("chat message " + std::to_string(k) + " has role '" + m[k].role + "', expected '" + want +
+                       "' (turns must alternate user/assistant after an optional system message)");
+  }
+  if (m.back().role != "user") throw InputError("chat prompt must end with a user message");
+}
+
+}  // namespace
+
+std::string render_prompt(const ChatTemplate& t, const std::vector<data::Message>& m) {
+  const ChatFormat f = t.format;
+  check_turns(f, m);
+  std::string out;
+  if (f == ChatFormat::chatml && !t.default_system.empty() && m[0].role != "system")
+    out = "<|im_start|>system\n" + t.default_system + "<|im_end|>\n";
+  switch (f) {
+    case ChatFormat::llama3:
+      for (const auto& x : m) out += "<|start_header_id|>" + x.role + "<|end_header_id|>\n\n" + trim(x.content) + "<|eot_id|>";
+      return out + "<|start_header_id|>assistant<|end_header_id|>\n\n";
+    case ChatFormat::chatml:
+      for (const auto& x : m) out += "<|im_start|>" + x.role + "\n" + x.content + "<|im_end|>\n";
+      return out + "<|im_start|>assistant\n";
+    case ChatFormat::mistral: {
+      std::string system;
+      size_t i = 0;
+      if (m[0].role == "system") system = m[0].content + "\n\n", i = 1;
+      for (size_t k = i; k < m.size(); ++k) {
+        if (m[k].role == "user") out += "[INST] " + (k == i ? system : "") + m[k].content + " [/INST]";
+        else out += m[k].content + "</s>";
+      }
+      return out;
+    }
+    case ChatFormat::hh:
+      for (const auto& x : m) out += (x.role == "user" ? "\n\nHuman: " : "\n\nAssistant: ") + x.content;
+      return out + "\n\nAssistant:";
+  }
+  return out;
+}
+
+std::string response_suffix(ChatFormat f, const std::string& eos) {
+  switch (f) {
+    case ChatFormat::llama3: return "<|eot_id|>";
+    case ChatFormat::chatml: return "<|im_end|>";
+    case ChatFormat::mistral: return eos;
+    case ChatFormat::hh: return "";
+  }
+  return "";
+}
+
+}  // namespace hps::text

@@ -1,0 +1,56 @@
+// Chat renderers against the published templates rendered by jinja2 (tests/fixtures/tokenizers/chat_cases.json).
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.hpp"
+#include "io/atomic_file.hpp"
+#include "test_util.hpp"
+#include "text/chat.hpp"
+#include "text/tokenizer.hpp"
+
+namespace hps::text {
+namespace {
+
+using test::message_of;
+
+std::vector<data::Message> messages(const nlohmann::json& j) {
+  std::vector<data::Message> out;
+  for (const auto& m : j) out.push_back({m["role"], m["content"]});
+  return out;
+}
+
+TEST(Chat, RenderersMatchPublishedTemplates) {
+  const auto cases = io::read_json_file(test::fixtures_dir() + "/tokenizers/chat_cases.json");
+  ASSERT_GE(cases.size(), 8u);
+  for (const auto& c : cases) {
+    const ChatTemplate t = detect_chat_template(c["chat_template"]);
+    EXPECT_EQ(to_string(t.format), c["template"].get<std::string>());
+    EXPECT_EQ(render_prompt(t, messages(c["messages"])), c["rendered"].get<std::string>()) << c["template"];
+  }
+}
+
+TEST(Chat, DetectsQwenDefaultSystemAndFixtureTemplates) {
+  const auto cases = io::read_json_file(test::fixtures_dir() + "/tokenizers/chat_cases.json");
+  for (const auto& c : cases)
+    if (c["template"] == "chatml") EXPECT_EQ(detect_chat_template(c["chat_template"]).default_system, "You are a helpful assistant.");
+  auto tok = Tokenizer::from_dir(test::fixtures_dir() + "/tokenizers/qwen2");
+  EXPECT_EQ(detect_chat_template(tok.config().chat_template).format, ChatFormat::chatml);
+  EXPECT_EQ(render_prompt({ChatFormat::hh, ""}, {{"user", "hi"}, {"assistant", "yo"}, {"user", "bye"}}),
+            "\n\nHuman: hi\n\nAssistant: yo\n\nHuman: bye\n\nAssistant:");
+}
+
+TEST(Chat, ErrorsNameTheOverride) {
+  EXPECT_THAT(message_of<ConfigError>([] { detect_chat_template(""); }), ::testing::HasSubstr("data.chat_format"));
+  EXPECT_THAT(message_of<ConfigError>([] { detect_chat_template("{{ messages }}"); }),
+              ::testing::HasSubstr("unrecognized chat_template"));
+  EXPECT_THAT(message_of<ConfigError>([] { parse_chat_format("vicuna"); }), ::testing::HasSubstr("llama3, chatml"));
+  EXPECT_THAT(message_of<InputError>([] { render_prompt({ChatFormat::llama3, ""}, {{"assistant", "x"}}); }),
+              ::testing::HasSubstr("expected 'user'"));
+  EXPECT_THAT(message_of<InputError>([] { render_prompt({ChatFormat::hh, ""}, {{"system", "s"}, {"user", "u"}}); }),
+              ::testing::HasSubstr("no system turn"));
+}
+
+}  // namespace
+}  // namespace hps::text
