@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   commands.push_back(hps::cli::add_model_command(app));
   commands.push_back(hps::cli::add_logprobs_command(app));
   commands.push_back(hps::cli::add_tokenize_command(app));
+  commands.push_back(hps::cli::add_data_command(app));
 
   try {
     app.parse(argc, argv);

@@ -1,4 +1,4 @@
-// `hps tokenize`.
+// `hps tokenize`, `hps data inspect`.
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -6,6 +6,9 @@
 #include "cli/commands.hpp"
 #include "core/error.hpp"
 #include "io/atomic_file.hpp"
+#include "data/dataset.hpp"
+#include "data/inspect.hpp"
+#include "text/chat.hpp"
 #include "text/tokenizer.hpp"
 
 namespace hps::cli {
@@ -49,6 +52,47 @@ Command add_tokenize_command(CLI::App& app) {
     if (o->count) std::cout << ids.size() << "\n";
     else std::cout << nlohmann::json(ids).dump() << "\n";
     return 0;
+  }};
+}
+
+Command add_data_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand("data", "Inspect preference datasets");
+  cmd->require_subcommand(1);
+  auto* ins = cmd->add_subcommand("inspect", "Records, format, K, rewards, token lengths and problems of a dataset");
+  struct Opts {
+    std::string file, tokenizer, format = "auto", pku = "helpful", chat;
+    bool allow_empty = false;
+  };
+  auto o = std::make_shared<Opts>();
+  ins->add_option("file", o->file, "dataset .jsonl or .jsonl.gz")->required();
+  ins->add_option("--tokenizer", o->tokenizer, "tokenizer folder: adds token-length percentiles");
+  ins->add_option("--format", o->format, "auto | hh_rlhf | pku | ranked | messages");
+  ins->add_option("--pku-ranking", o->pku, "helpful | safe (PKU-SafeRLHF)");
+  ins->add_option("--chat-format", o->chat, "llama3 | chatml | mistral | hh (default: from the tokenizer's template)");
+  ins->add_flag("--allow-empty-responses", o->allow_empty, "keep records with an empty response");
+  return {cmd, [o]() -> int {
+    data::DatasetOptions opt;
+    opt.format = data::parse_format(o->format);
+    opt.pku_ranking = data::parse_pku_ranking(o->pku);
+    opt.on_bad_record = data::OnBadRecord::skip;  // inspect reports every bad record instead of stopping
+    opt.min_responses = 1;
+    opt.allow_empty_responses = o->allow_empty;
+    const data::Dataset d = data::read_dataset(o->file, opt);
+    std::optional<text::Tokenizer> tok;
+    text::ChatTemplate chat{text::ChatFormat::hh, ""};
+    if (!o->tokenizer.empty()) {
+      tok = text::Tokenizer::from_dir(o->tokenizer);
+      if (!o->chat.empty()) chat.format = text::parse_chat_format(o->chat);
+      else if (!tok->config().chat_template.empty()) chat = text::detect_chat_template(tok->config().chat_template);
+    } else if (!o->chat.empty()) {
+      chat.format = text::parse_chat_format(o->chat);
+    }
+    auto report = data::inspect_dataset(d, tok ? &*tok : nullptr, chat);
+    int64_t single = 0;
+    for (const auto& r : d.records) single += r.responses.size() < 2;
+    data::print_report(report, std::cout);
+    if (single) std::cout << "note            " << single << " record(s) with one response: SFT only\n";
+    return report.skipped.empty() ? 0 : 1;
   }};
 }
 

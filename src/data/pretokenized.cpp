@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.hpp"
+#include "data/batching.hpp"
 #include "io/jsonl.hpp"
 
 namespace hps::data {
@@ -49,22 +50,11 @@ std::vector<TokenizedRecord> read_pretokenized(const std::string& path, int64_t 
 }
 
 SequenceBatch pad_sequences(const std::vector<PromptResponse>& seqs, int64_t pad_id) {
-  int64_t T = 0;
-  for (const auto& s : seqs) T = std::max<int64_t>(T, s.prompt->size() + s.response->size());
-  const int64_t B = static_cast<int64_t>(seqs.size());
-  SequenceBatch b;
-  b.ids = at::full({B, T}, pad_id, at::kLong);
-  b.mask = at::zeros({B, T}, at::kLong);
-  b.response_mask = at::zeros({B, T}, at::kLong);
-  auto ids = b.ids.accessor<int64_t, 2>();
-  auto mask = b.mask.accessor<int64_t, 2>();
-  auto resp = b.response_mask.accessor<int64_t, 2>();
-  for (int64_t i = 0; i < B; ++i) {
-    int64_t t = 0;
-    for (int64_t id : *seqs[i].prompt) ids[i][t] = id, mask[i][t++] = 1;
-    for (int64_t id : *seqs[i].response) ids[i][t] = id, mask[i][t] = 1, resp[i][t++] = 1;
-  }
-  return b;
+  std::vector<EncodedExample> ex;
+  ex.reserve(seqs.size());
+  for (const auto& s : seqs) ex.push_back({0, *s.prompt, {*s.response}, {0}, {0.0}, false});
+  Batch b = collate(ex, pad_id, PadSide::right);
+  return {b.ids, b.mask, b.response_mask};
 }
 
 }  // namespace hps::data

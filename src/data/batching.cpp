@@ -1,0 +1,145 @@
+#include "data/batching.hpp"
+
+#include <algorithm>
+#include <random>
+
+#include "core/error.hpp"
+#include "data/inspect.hpp"
+
+namespace hps::data {
+
+Encoder::Encoder(const text::Tokenizer& tok, text::ChatTemplate chat, EncodeOptions opts)
+    : tok_(&tok), chat_(std::move(chat)), opts_(opts) {
+  if (opts_.max_prompt_length <= 0 || opts_.max_length <= opts_.max_prompt_length)
+    throw ConfigError("data.max_length (" + std::to_string(opts_.max_length) + ") must exceed data.max_prompt_length (" +
+                      std::to_string(opts_.max_prompt_length) + ") > 0");
+  if (opts_.add_end_of_turn) {
+    const auto eos = tok.config().eos_token;
+    suffix_ = text::response_suffix(chat_.format, eos ? *eos : "");
+  }
+}
+
+EncodedExample Encoder::encode(const PreferenceRecord& r, const std::vector<int64_t>& which) const {
+  EncodedExample ex;
+  ex.line = r.line;
+  ex.prompt = tok_->encode(prompt_text(r, chat_), true);
+  if (static_cast<int64_t>(ex.prompt.size()) > opts_.max_prompt_length) {
+    ex.prompt.erase(ex.prompt.begin(), ex.prompt.end() - opts_.max_prompt_length);  // keep the end
+    ex.truncated = true;
+  }
+  const int64_t room = opts_.max_length - static_cast<int64_t>(ex.prompt.size());
+  const auto K = static_cast<int64_t>(r.responses.size());
+  for (int64_t k : which) {
+    if (k < 0 || k >= K) throw InputError("line " + std::to_string(r.line) + ": response index " + std::to_string(k) + " out of range");
+    auto ids = tok_->encode(r.responses[static_cast<size_t>(k)] + suffix_, false);
+    if (static_cast<int64_t>(ids.size()) > room) ids.resize(static_cast<size_t>(room)), ex.truncated = true;
+    ex.responses.push_back(std::move(ids));
+    ex.response_index.push_back(k);
+    ex.rewards.push_back(r.rewards.empty() ? static_cast<double>(K - 1 - k) : r.rewards[static_cast<size_t>(k)]);
+  }
+  return ex;
+}
+
+Batch collate(const std::vector<EncodedExample>& ex, int64_t pad_id, PadSide side) {
+  if (ex.empty()) throw InputError("collate: empty batch");
+  Batch b;
+  b.prompts = static_cast<int64_t>(ex.size());
+  b.k = static_cast<int64_t>(ex[0].responses.size());
+  int64_t T = 0;
+  for (const auto& e : ex) {
+    if (static_cast<int64_t>(e.responses.size()) != b.k)
+      throw InputError("collate: line " + std::to_string(e.line) + " has " + std::to_string(e.responses.size()) +
+                       " responses, the batch " + std::to_string(b.k));
+    for (const auto& r : e.responses) T = std::max<int64_t>(T, static_cast<int64_t>(e.prompt.size() + r.size()));
+  }
+  const int64_t rows = b.prompts * b.k;
+  b.ids = at::full({rows, T}, pad_id, at::kLong);
+  b.mask = at::zeros({rows, T}, at::kLong);
+  b.response_mask = at::zeros({rows, T}, at::kLong);
+  b.rewards = at::empty({b.prompts, b.k}, at::kDouble);
+  auto ids = b.ids.accessor<int64_t, 2>();
+  auto mask = b.mask.accessor<int64_t, 2>();
+  auto resp = b.response_mask.accessor<int64_t, 2>();
+  auto rew = b.rewards.accessor<double, 2>();
+  for (int64_t i = 0; i < b.prompts; ++i) {
+    const auto& e = ex[static_cast<size_t>(i)];
+    b.lines.push_back(e.line);
+    b.response_index.push_back(e.response_index);
+    for (int64_t j = 0; j < b.k; ++j) {
+      const int64_t row = i * b.k + j;
+      const auto& r = e.responses[static_cast<size_t>(j)];
+      const auto len = static_cast<int64_t>(e.prompt.size() + r.size());
+      int64_t t = side == PadSide::left ? T - len : 0;
+      for (int64_t id : e.prompt) ids[row][t] = id, mask[row][t++] = 1;
+      for (int64_t id : r) ids[row][t] = id, mask[row][t] = 1, resp[row][t++] = 1;
+      rew[i][j] = e.rewards[static_cast<size_t>(j)];
+    }
+  }
+  return b;
+}
+
+std::vector<int64_t> select_all(const PreferenceRecord& r) {
+  std::vector<int64_t> v(r.responses.size());
+  for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<int64_t>(i);
+  return v;
+}
+
+std::vector<int64_t> select_best_worst(const PreferenceRecord& r) {
+  const auto K = static_cast<int64_t>(r.responses.size());
+  if (r.rewards.empty()) return {0, K - 1};
+  // Ties go to the first slot, as the loss core's ranking does.
+  int64_t best = 0, worst = 0;
+  for (int64_t k = 1; k < K; ++k) {
+    if (r.rewards[static_cast<size_t>(k)] > r.rewards[static_cast<size_t>(best)]) best = k;
+    if (r.rewards[static_cast<size_t>(k)] <= r.rewards[static_cast<size_t>(worst)]) worst = k;
+  }
+  return {best, worst};
+}
+
+std::vector<size_t> epoch_order(size_t n, uint64_t seed, int64_t epoch) {
+  std::vector<size_t> order(n);
+  for (size_t i = 0; i < n; ++i) order[i] = i;
+  std::seed_seq seq{static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32), static_cast<uint32_t>(epoch)};
+  std::mt19937_64 gen(seq);
+  for (size_t i = n; i > 1; --i) {
+    // Unbiased draw in [0, i): reject the top partial range.
+    const uint64_t bound = i, limit = UINT64_MAX - UINT64_MAX % bound;
+    uint64_t x;
+    do x = gen(); while (x >= limit);
+    std::swap(order[i - 1], order[static_cast<size_t>(x % bound)]);
+  }
+  return order;
+}
+
+PreferenceLoader::PreferenceLoader(const Dataset& d, const Encoder& enc, int64_t pad_id, LoaderOptions opts)
+    : data_(&d), enc_(&enc), pad_id_(pad_id), opts_(opts) {
+  if (opts_.batch_prompts <= 0) throw ConfigError("batch size must be > 0");
+  seek(0, 0);
+}
+
+void PreferenceLoader::seek(int64_t epoch, size_t position) {
+  epoch_ = epoch;
+  pos_ = position;
+  if (opts_.shuffle) {
+    order_ = epoch_order(data_->records.size(), opts_.seed, epoch_);
+  } else {
+    order_.resize(data_->records.size());
+    for (size_t i = 0; i < order_.size(); ++i) order_[i] = i;
+  }
+}
+
+void PreferenceLoader::next_epoch() { seek(epoch_ + 1, 0); }
+
+std::optional<Batch> PreferenceLoader::next(const Select& select) {
+  if (pos_ >= order_.size()) return std::nullopt;
+  const size_t end = std::min(order_.size(), pos_ + static_cast<size_t>(opts_.batch_prompts));
+  std::vector<EncodedExample> ex;
+  for (size_t i = pos_; i < end; ++i) {
+    const auto& rec = data_->records[order_[i]];
+    ex.push_back(enc_->encode(rec, select(rec)));
+  }
+  pos_ = end;
+  return collate(ex, pad_id_, opts_.pad_side);
+}
+
+}  // namespace hps::data

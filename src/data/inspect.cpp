@@ -1,0 +1,83 @@
+#include "data/inspect.hpp"
+
+#include <algorithm>
+#include <iomanip>
+#include <sstream>
+
+namespace hps::data {
+
+std::string prompt_text(const PreferenceRecord& r, const text::ChatTemplate& chat) {
+  return r.prompt_messages.empty() ? r.prompt_text : text::render_prompt(chat, r.prompt_messages);
+}
+
+namespace {
+
+Percentiles percentiles(std::vector<int64_t> v) {
+  Percentiles p;
+  if (v.empty()) return p;
+  std::sort(v.begin(), v.end());
+  auto at = [&](double q) { return v[std::min(v.size() - 1, static_cast<size_t>(q * static_cast<double>(v.size())))]; };
+  p.p50 = at(0.5), p.p90 = at(0.9), p.p99 = at(0.99), p.max = v.back();
+  return p;
+}
+
+}  // namespace
+
+DatasetReport inspect_dataset(const Dataset& d, const text::Tokenizer* tok, const text::ChatTemplate& chat) {
+  DatasetReport r;
+  r.path = d.path;
+  r.format = d.format;
+  r.lines = d.lines;
+  r.records = static_cast<int64_t>(d.records.size());
+  r.skipped = d.skipped;
+  double sum = 0;
+  int64_t n = 0;
+  std::vector<int64_t> plen, rlen;
+  for (const auto& rec : d.records) {
+    r.k_counts[static_cast<int64_t>(rec.responses.size())]++;
+    if (!rec.note.empty()) r.notes.emplace_back(rec.line, rec.note);
+    if (!rec.rewards.empty()) {
+      ++r.with_rewards;
+      for (double v : rec.rewards) {
+        r.reward_min = n ? std::min(r.reward_min, v) : v;
+        r.reward_max = n ? std::max(r.reward_max, v) : v;
+        sum += v, ++n;
+      }
+    }
+    if (tok) {
+      plen.push_back(static_cast<int64_t>(tok->encode(prompt_text(rec, chat), true).size()));
+      for (const auto& resp : rec.responses) rlen.push_back(static_cast<int64_t>(tok->encode(resp, false).size()));
+    }
+  }
+  if (n) r.reward_mean = sum / static_cast<double>(n);
+  if (tok) r.prompt_tokens = percentiles(plen), r.response_tokens = percentiles(rlen);
+  return r;
+}
+
+void print_report(const DatasetReport& r, std::ostream& out) {
+  auto row = [&](const std::string& k, const std::string& v) { out << std::left << std::setw(16) << k << v << "\n"; };
+  row("file", r.path);
+  row("format", to_string(r.format));
+  row("records", std::to_string(r.records) + " of " + std::to_string(r.lines) + " lines (" +
+                     std::to_string(r.skipped.size()) + " skipped)");
+  std::string ks;
+  for (const auto& [k, c] : r.k_counts) ks += (ks.empty() ? "" : ", ") + std::to_string(k) + " × " + std::to_string(c);
+  row("responses (K)", ks.empty() ? "-" : ks);
+  std::ostringstream rw;
+  if (r.with_rewards)
+    rw << r.with_rewards << " records; min " << r.reward_min << ", mean " << r.reward_mean << ", max " << r.reward_max;
+  else
+    rw << "none (order gives the preference)";
+  row("rewards", rw.str());
+  auto pct = [](const Percentiles& p) {
+    return "p50 " + std::to_string(p.p50) + ", p90 " + std::to_string(p.p90) + ", p99 " + std::to_string(p.p99) +
+           ", max " + std::to_string(p.max);
+  };
+  if (r.prompt_tokens) row("prompt tokens", pct(*r.prompt_tokens));
+  if (r.response_tokens) row("response tokens", pct(*r.response_tokens));
+  for (const auto& [line, note] : r.notes) row("note", "line " + std::to_string(line) + ": " + note);
+  if (r.skipped.empty()) row("problems", "none");
+  for (const auto& s : r.skipped) row("problem", "line " + std::to_string(s.line) + ": " + s.reason);
+}
+
+}  // namespace hps::data

@@ -1,0 +1,40 @@
+// What `hps data inspect` reports about a dataset: counts, format, K distribution, reward statistics,
+// token-length percentiles (with a tokenizer) and every problem found.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "data/dataset.hpp"
+#include "text/chat.hpp"
+#include "text/tokenizer.hpp"
+
+namespace hps::data {
+
+struct Percentiles {
+  int64_t p50 = 0, p90 = 0, p99 = 0, max = 0;
+};
+
+struct DatasetReport {
+  std::string path;
+  Format format = Format::auto_detect;
+  int64_t lines = 0, records = 0;
+  std::map<int64_t, int64_t> k_counts;  // K → records
+  int64_t with_rewards = 0;
+  double reward_min = 0, reward_mean = 0, reward_max = 0;
+  std::optional<Percentiles> prompt_tokens, response_tokens;  // with a tokenizer
+  std::vector<SkippedRecord> skipped;
+  std::vector<std::pair<int64_t, std::string>> notes;  // line → how it was read
+};
+
+// The prompt as the model sees it: raw text (HH) or messages rendered with `chat`.
+std::string prompt_text(const PreferenceRecord& r, const text::ChatTemplate& chat);
+
+DatasetReport inspect_dataset(const Dataset& d, const text::Tokenizer* tok, const text::ChatTemplate& chat);
+void print_report(const DatasetReport& r, std::ostream& out);
+
+}  // namespace hps::data

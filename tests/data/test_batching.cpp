@@ -1,0 +1,106 @@
+// Batching: chat rendering + tokenization of only the selected responses, truncation, padding on either
+// side, deterministic shuffling and cursor seek.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <set>
+
+#include "core/error.hpp"
+#include "data/batching.hpp"
+#include "test_util.hpp"
+
+namespace hps::data {
+namespace {
+
+using test::message_of;
+
+const text::Tokenizer& qwen() {
+  static const text::Tokenizer t = text::Tokenizer::from_dir(test::fixtures_dir() + "/tokenizers/qwen2");
+  return t;
+}
+
+Dataset ranked() {
+  return read_dataset(test::fixtures_dir() + "/data/ranked_sample.jsonl", {Format::auto_detect, OnBadRecord::skip});
+}
+
+const text::ChatTemplate kChatml{text::ChatFormat::chatml, ""};
+
+TEST(Batching, EncodesPromptWithChatFormatAndOnlySelectedResponses) {
+  Dataset d = ranked();
+  Encoder enc(qwen(), kChatml, {});
+  const auto& rec = d.records[1];  // system + user, 4 responses
+  EncodedExample ex = enc.encode(rec, select_best_worst(rec));
+  EXPECT_EQ(ex.response_index, (std::vector<int64_t>{0, 3}));
+  EXPECT_EQ(ex.rewards, (std::vector<double>{3, -3}));
+  EXPECT_EQ(qwen().decode(ex.prompt), "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\n2+2?<|im_end|>\n<|im_start|>assistant\n");
+  EXPECT_EQ(qwen().decode(ex.responses[0]), "4<|im_end|>");
+  EXPECT_EQ(qwen().decode(ex.responses[1]), "22<|im_end|>");
+  EXPECT_FALSE(ex.truncated);
+}
+
+TEST(Batching, TruncationKeepsThePromptEndAndCapsTheTotal) {
+  PreferenceRecord r;
+  r.line = 7;
+  r.prompt_text = "one two three four five six seven eight nine ten";
+  r.responses = {"alpha beta gamma delta epsilon zeta eta theta", "x"};
+  Encoder enc(qwen(), {text::ChatFormat::hh, ""}, {4, 7, false});
+  EncodedExample ex = enc.encode(r, select_all(r));
+  EXPECT_TRUE(ex.truncated);
+  ASSERT_EQ(ex.prompt.size(), 4u);
+  const auto full = qwen().encode(r.prompt_text);
+  EXPECT_EQ(ex.prompt, std::vector<int64_t>(full.end() - 4, full.end()));
+  EXPECT_EQ(ex.responses[0].size(), 3u);  // 7 - 4
+  EXPECT_EQ(ex.rewards, (std::vector<double>{1, 0}));  // no rewards: order gives rank
+  EXPECT_THAT(message_of<ConfigError>([] { Encoder(qwen(), kChatml, {10, 10, true}); }),
+              ::testing::HasSubstr("must exceed data.max_prompt_length"));
+}
+
+TEST(Batching, CollateRightAndLeftPadding) {
+  EncodedExample a{1, {5, 6}, {{7}, {8, 9}}, {0, 1}, {1, 0}, false};
+  EncodedExample b{2, {4}, {{3, 3, 3}, {2}}, {1, 0}, {0.5, 0.2}, false};
+  Batch r = collate({a, b}, 0, PadSide::right);
+  EXPECT_EQ(r.ids.sizes(), (std::vector<int64_t>{4, 4}));
+  EXPECT_TRUE(at::equal(r.ids, at::tensor({5, 6, 7, 0, 5, 6, 8, 9, 4, 3, 3, 3, 4, 2, 0, 0}, at::kLong).view({4, 4})));
+  EXPECT_TRUE(at::equal(r.response_mask, at::tensor({0, 0, 1, 0, 0, 0, 1, 1, 0, 1, 1, 1, 0, 1, 0, 0}, at::kLong).view({4, 4})));
+  EXPECT_TRUE(at::equal(r.rewards, at::tensor({1.0, 0.0, 0.5, 0.2}, at::kDouble).view({2, 2})));
+  Batch l = collate({a, b}, 0, PadSide::left);
+  EXPECT_TRUE(at::equal(l.ids, at::tensor({0, 5, 6, 7, 5, 6, 8, 9, 4, 3, 3, 3, 0, 0, 4, 2}, at::kLong).view({4, 4})));
+  EXPECT_TRUE(at::equal(l.mask, at::tensor({0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1}, at::kLong).view({4, 4})));
+  EncodedExample c{3, {1}, {{2}}, {0}, {1}, false};
+  EXPECT_THAT(message_of<InputError>([&] { collate({a, c}, 0); }), ::testing::HasSubstr("line 3 has 1 responses"));
+}
+
+TEST(Batching, ShuffleIsDeterministicAndAPermutation) {
+  auto a = epoch_order(100, 42, 0), b = epoch_order(100, 42, 0), c = epoch_order(100, 42, 1), d = epoch_order(100, 43, 0);
+  EXPECT_EQ(a, b);
+  EXPECT_NE(a, c);
+  EXPECT_NE(a, d);
+  EXPECT_EQ(std::set<size_t>(a.begin(), a.end()).size(), 100u);
+  // Pinned: seed_seq and mt19937_64 are specified exactly by the standard, so this order must not change
+  // across platforms, compilers or releases (resume depends on it).
+  EXPECT_EQ(epoch_order(8, 7, 0), (std::vector<size_t>{0, 2, 3, 5, 6, 7, 4, 1}));
+}
+
+TEST(Batching, LoaderWalksEpochsAndSeeksExactly) {
+  Dataset d = ranked();
+  Encoder enc(qwen(), kChatml, {});
+  PreferenceLoader loader(d, enc, *qwen().pad_id(), {2, 9, true, PadSide::right});
+  std::vector<int64_t> seen;
+  while (auto b = loader.next(select_best_worst)) {
+    EXPECT_EQ(b->k, 2);
+    seen.insert(seen.end(), b->lines.begin(), b->lines.end());
+  }
+  EXPECT_EQ(seen.size(), 3u);
+  loader.next_epoch();
+  // All responses of records with different K cannot share a batch: a clear error, not a ragged tensor.
+  EXPECT_THAT(message_of<InputError>([&] { while (loader.next(select_all)) {} }), ::testing::HasSubstr("responses, the batch"));
+  PreferenceLoader again(d, enc, *qwen().pad_id(), {2, 9, true, PadSide::right});
+  again.seek(0, 2);
+  auto tail = again.next(select_best_worst);
+  ASSERT_TRUE(tail);
+  EXPECT_EQ(tail->lines[0], seen[2]);
+}
+
+}  // namespace
+}  // namespace hps::data
