@@ -10,7 +10,11 @@
 
 #include "cli/commands.hpp"
 #include "core/error.hpp"
+#include "data/batching.hpp"
 #include "data/pretokenized.hpp"
+#include "io/jsonl.hpp"
+#include "text/chat.hpp"
+#include "text/tokenizer.hpp"
 #include "io/atomic_file.hpp"
 #include "io/checkpoint.hpp"
 #include "model/load.hpp"
@@ -157,13 +161,20 @@ Command add_model_command(CLI::App& app) {
 Command add_logprobs_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("logprobs", "Summed response log-probs and token counts for every prompt/response");
   struct Opts {
-    std::string model, adapter, data, out, device = "cpu", dtype;
-    int64_t batch = 8;
+    std::string model, adapter, data, out, device = "cpu", dtype, tokenizer, chat, on_bad = "error";
+    int64_t batch = 8, max_prompt_length = 1 << 20, max_length = 2 << 20;
   };
   auto o = std::make_shared<Opts>();
   cmd->add_option("--model", o->model, "model folder")->required();
   cmd->add_option("--adapter", o->adapter, "PEFT adapter folder");
-  cmd->add_option("--data", o->data, "JSONL(.gz) of {\"prompt_ids\": [...], \"response_ids\": [[...], ...]}")->required();
+  cmd->add_option("--data", o->data,
+                  "JSONL(.gz): pre-tokenized {\"prompt_ids\", \"response_ids\"} records, or any dataset format "
+                  "`hps data inspect` reads (tokenized with --tokenizer)")->required();
+  cmd->add_option("--tokenizer", o->tokenizer, "tokenizer folder for text data (default: the model folder)");
+  cmd->add_option("--chat-format", o->chat, "llama3 | chatml | mistral | hh (default: from the tokenizer's template)");
+  cmd->add_option("--max-prompt-length", o->max_prompt_length, "text data: keep the last N prompt tokens");
+  cmd->add_option("--max-length", o->max_length, "text data: cap prompt + response tokens");
+  cmd->add_option("--on-bad-record", o->on_bad, "text data: error | skip (skipped lines are listed on stderr)");
   cmd->add_option("--out", o->out, "output JSONL: {\"line\", \"logp\": [K], \"tokens\": [K]} per record")->required();
   cmd->add_option("--device", o->device, "cpu | cuda | cuda:N");
   cmd->add_option("--dtype", o->dtype, "float32 | bfloat16 | float16 (default: the checkpoint's)");
@@ -174,7 +185,26 @@ Command add_logprobs_command(CLI::App& app) {
     if (!o->dtype.empty()) lo.dtype = model::parse_dtype(o->dtype);
     model::Decoder m = model::load_model(o->model, lo);
     if (!o->adapter.empty()) model::load_lora(m, o->adapter);
-    const auto records = data::read_pretokenized(o->data, m.config.vocab_size);
+    std::vector<data::TokenizedRecord> records;
+    const auto first = io::first_jsonl_record(o->data);
+    if (!first || (first->is_object() && first->contains("prompt_ids"))) {
+      records = data::read_pretokenized(o->data, m.config.vocab_size);
+    } else {
+      const auto tok = text::Tokenizer::from_dir(o->tokenizer.empty() ? o->model : o->tokenizer);
+      text::ChatTemplate chat{text::ChatFormat::hh, ""};
+      if (!o->chat.empty()) chat.format = text::parse_chat_format(o->chat);
+      else if (!tok.config().chat_template.empty()) chat = text::detect_chat_template(tok.config().chat_template);
+      if (tok.vocab_size() > m.config.vocab_size)
+        throw InputError("tokenizer " + tok.source() + " has " + std::to_string(tok.vocab_size()) +
+                         " tokens but the model's vocabulary has " + std::to_string(m.config.vocab_size) +
+                         " (a tokenizer for another model?)");
+      data::DatasetOptions dopt;
+      dopt.min_responses = 1;
+      dopt.on_bad_record = data::parse_on_bad_record(o->on_bad);
+      const data::Dataset d = data::read_dataset(o->data, dopt);
+      for (const auto& s : d.skipped) std::cerr << "skipped " << o->data << ":" << s.line << ": " << s.reason << "\n";
+      records = data::tokenize_dataset(d, data::Encoder(tok, chat, {o->max_prompt_length, o->max_length, true}));
+    }
     const auto scored = model::score_records(m, records, o->batch);
     io::write_file_atomic(o->out, [&](std::ostream& out) {
       for (size_t r = 0; r < records.size(); ++r)

@@ -40,6 +40,16 @@ EncodedExample Encoder::encode(const PreferenceRecord& r, const std::vector<int6
   return ex;
 }
 
+std::vector<TokenizedRecord> tokenize_dataset(const Dataset& d, const Encoder& enc) {
+  std::vector<TokenizedRecord> out;
+  out.reserve(d.records.size());
+  for (const auto& r : d.records) {
+    auto ex = enc.encode(r, select_all(r));
+    out.push_back({r.line, std::move(ex.prompt), std::move(ex.responses)});
+  }
+  return out;
+}
+
 Batch collate(const std::vector<EncodedExample>& ex, int64_t pad_id, PadSide side) {
   if (ex.empty()) throw InputError("collate: empty batch");
   Batch b;

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "data/dataset.hpp"
+#include "data/pretokenized.hpp"
 #include "text/chat.hpp"
 #include "text/tokenizer.hpp"
 
@@ -46,6 +47,9 @@ class Encoder {
   EncodeOptions opts_;
   std::string suffix_;
 };
+
+// Every record with all its responses, tokenized (for scoring whole datasets, e.g. `hps logprobs`).
+std::vector<TokenizedRecord> tokenize_dataset(const Dataset& d, const Encoder& enc);
 
 enum class PadSide { right, left };
 

@@ -62,4 +62,17 @@ void for_each_jsonl(const std::string& path, const std::function<void(int64_t, c
   if (!line.empty()) handle();
 }
 
+std::optional<nlohmann::json> first_jsonl_record(const std::string& path) {
+  // Stops the scan at the first record by throwing a private marker through for_each_jsonl.
+  struct Found {
+    nlohmann::json value;
+  };
+  try {
+    for_each_jsonl(path, [](int64_t, const nlohmann::json& v) { throw Found{v}; });
+  } catch (Found& f) {
+    return std::move(f.value);
+  }
+  return std::nullopt;
+}
+
 }  // namespace hps::io

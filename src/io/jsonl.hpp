@@ -3,7 +3,8 @@
 
 #include <cstdint>
 #include <functional>
-#include <nlohmann/json_fwd.hpp>
+#include <optional>
+#include <nlohmann/json.hpp>
 #include <string>
 
 namespace hps::io {
@@ -12,5 +13,8 @@ namespace hps::io {
 // throws InputError "path:LINE: invalid JSON (...)"; a truncated or corrupt gzip stream throws naming the
 // last complete line. Exceptions thrown by on_record get "path:LINE" added as context.
 void for_each_jsonl(const std::string& path, const std::function<void(int64_t, const nlohmann::json&)>& on_record);
+
+// The first non-blank record of a JSONL(.gz) file (nullopt for an empty file), e.g. to detect its format.
+std::optional<nlohmann::json> first_jsonl_record(const std::string& path);
 
 }  // namespace hps::io

@@ -8,6 +8,7 @@
 
 #include "core/error.hpp"
 #include "data/batching.hpp"
+#include "data/inspect.hpp"
 #include "test_util.hpp"
 
 namespace hps::data {
@@ -100,6 +101,42 @@ TEST(Batching, LoaderWalksEpochsAndSeeksExactly) {
   auto tail = again.next(select_best_worst);
   ASSERT_TRUE(tail);
   EXPECT_EQ(tail->lines[0], seen[2]);
+}
+
+}  // namespace
+}  // namespace hps::data
+
+#include "model/load.hpp"
+#include "model/score_records.hpp"
+
+namespace hps::data {
+namespace {
+
+// Text data end to end: dataset → chat-rendered tokens → response log-probs, the same for any batch size
+// and equal to scoring the hand-concatenated ids.
+TEST(Batching, TextDatasetScoresLikeHandTokenizedRecords) {
+  model::ModelConfig c;
+  c.architecture = "Qwen2ForCausalLM";
+  c.family = model::Family::qwen2;
+  c.vocab_size = qwen().vocab_size(), c.hidden_size = 32, c.intermediate_size = 64, c.num_layers = 1;
+  c.num_heads = 4, c.num_kv_heads = 2, c.head_dim = 8, c.qkv_bias = true, c.window = {0};
+  const auto m = model::random_model(c, at::kCPU, at::kFloat, 0.2, 3);
+  Dataset d = ranked();
+  Encoder enc(qwen(), kChatml, {});
+  const auto recs = tokenize_dataset(d, enc);
+  ASSERT_EQ(recs.size(), 3u);
+  const auto a = model::score_records(m, recs, 1), b = model::score_records(m, recs, 5);
+  for (size_t r = 0; r < recs.size(); ++r) {
+    ASSERT_EQ(a[r].logp.size(), d.records[r].responses.size());
+    for (size_t k = 0; k < a[r].logp.size(); ++k) {
+      EXPECT_NEAR(a[r].logp[k], b[r].logp[k], 1e-4);
+      EXPECT_EQ(a[r].tokens[k], static_cast<int64_t>(recs[r].responses[k].size()));
+    }
+  }
+  // Record 0, response 1 by hand: prompt ids + ids of "Blue is one.<|im_end|>".
+  std::vector<int64_t> prompt = qwen().encode(prompt_text(d.records[0], kChatml)), resp = qwen().encode("Blue is one.<|im_end|>", false);
+  const auto hand = model::score_records(m, {{1, prompt, {resp}}}, 1);
+  EXPECT_NEAR(hand[0].logp[0], a[0].logp[1], 1e-5);
 }
 
 }  // namespace
