@@ -21,7 +21,7 @@ ChatFormat parse_chat_format(const std::string& s) {
 }
 
 ChatTemplate detect_chat_template(const std::string& t) {
-  const std::string fix = " (set data.chat_format = llama3 | chatml | mistral | hh to choose a renderer)";
+  const std::string fix = " (choose a renderer with data.chat_format / --chat-format = llama3 | chatml | mistral | hh)";
   if (t.empty()) throw ConfigError("tokenizer_config.json has no chat_template" + fix);
   if (t.find("<|start_header_id|>") != std::string::npos) return {ChatFormat::llama3, ""};
   if (t.find("[INST]") != std::string::npos) return {ChatFormat::mistral, ""};
