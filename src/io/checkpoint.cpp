@@ -70,9 +70,32 @@ at::Tensor Checkpoint::get(const std::string& name) const {
   return files_[it->second].get(name);
 }
 
+namespace {
+
+// Removes a previous save of the other layout: Checkpoint::open (and transformers) prefer the single file,
+// so a stale one would shadow new shards, and a stale index would confuse readers of a new single file.
+void remove_previous(const std::string& dir, const std::string& stem) {
+  const std::string single = dir + "/" + stem + ".safetensors", index = single + ".index.json";
+  std::remove(single.c_str());
+  if (!file_exists(index)) return;
+  try {
+    const json j = read_json_file(index);
+    for (auto it = j.at("weight_map").begin(); it != j.at("weight_map").end(); ++it) {
+      const std::string shard = it.value().get<std::string>();
+      if (shard.find('/') == std::string::npos) std::remove((dir + "/" + shard).c_str());
+    }
+  } catch (const std::exception&) {
+    // An unreadable old index: remove it alone; its shards are not ours to guess.
+  }
+  std::remove(index.c_str());
+}
+
+}  // namespace
+
 void save_checkpoint(const std::string& dir, const std::map<std::string, at::Tensor>& tensors,
                      uint64_t max_shard_bytes, const std::string& stem) {
   make_dirs(dir);
+  remove_previous(dir, stem);
   // Greedy packing in name order, as transformers' split_torch_state_dict_into_shards does.
   std::vector<std::map<std::string, at::Tensor>> shards(1);
   uint64_t used = 0, total = 0;

@@ -283,8 +283,12 @@ at::Tensor Decoder::scores(const at::Tensor& ids, const at::Tensor& mask, std::o
   if (!score.defined()) throw InputError(config.architecture + " has no score head (it is not a reward model)");
   at::Tensor h = hidden_states(ids, mask, position_ids);  // [B, T, H]
   const int64_t T = ids.size(1);
-  // The rightmost real token (transformers: last non-pad token).
-  at::Tensor last = (at::arange(T, mask.options().dtype(at::kLong)).unsqueeze(0) * mask.to(at::kLong)).argmax(1);
+  // transformers scores the rightmost token whose id is not pad_token_id; with no pad id configured, the
+  // rightmost real token of the mask. (They differ when the pad id is also a real token, e.g. a pad token
+  // equal to the end-of-turn token that ends every response: transformers then scores the token before it.)
+  at::Tensor keep = mask.to(at::kBool);
+  if (config.pad_token_id) keep = keep.logical_and(ids != *config.pad_token_id);
+  at::Tensor last = (at::arange(T, mask.options().dtype(at::kLong)).unsqueeze(0) * keep.to(at::kLong)).argmax(1);
   at::Tensor h_last = h.gather(1, last.view({-1, 1, 1}).expand({-1, 1, h.size(2)})).squeeze(1);  // [B, H]
   return at::linear(h_last, score);  // [B, L]
 }

@@ -70,7 +70,8 @@ class Decoder {
   // logits: [B, T, V] in the weight dtype.
   at::Tensor logits(const at::Tensor& ids, const at::Tensor& mask,
                     std::optional<at::Tensor> position_ids = std::nullopt) const;
-  // Reward-model scores on the last real token of each row: [B, num_labels].
+  // Reward-model scores on the last token of each row that is real and not pad_token_id (as transformers):
+  // [B, num_labels].
   at::Tensor scores(const at::Tensor& ids, const at::Tensor& mask,
                     std::optional<at::Tensor> position_ids = std::nullopt) const;
 

@@ -54,7 +54,8 @@ Bpe Bpe::from_json(const nlohmann::json& m, const std::string& where) {
     auto l = b.vocab_.find(left), r = b.vocab_.find(right), lr = b.vocab_.find(left + right);
     if (l == b.vocab_.end() || r == b.vocab_.end() || lr == b.vocab_.end())
       throw InputError(where + ": merge " + mg.dump() + " uses a token missing from the vocabulary");
-    b.merges_.emplace(pair_key(l->second, r->second), std::make_pair(rank++, static_cast<int32_t>(lr->second)));
+    // A pair listed twice keeps its last rank, as HF's merge map (built by collecting into a map) does.
+    b.merges_.insert_or_assign(pair_key(l->second, r->second), std::make_pair(rank++, static_cast<int32_t>(lr->second)));
   }
   return b;
 }

@@ -1,6 +1,7 @@
 #include "text/chat.hpp"
 
 #include "core/error.hpp"
+#include "text/utf8.hpp"
 
 namespace hps::text {
 
@@ -23,20 +24,32 @@ ChatFormat parse_chat_format(const std::string& s) {
 ChatTemplate detect_chat_template(const std::string& t) {
   const std::string fix = " (choose a renderer with data.chat_format / --chat-format = llama3 | chatml | mistral | hh)";
   if (t.empty()) throw ConfigError("tokenizer_config.json has no chat_template" + fix);
-  if (t.find("<|start_header_id|>") != std::string::npos) return {ChatFormat::llama3, ""};
+  if (t.find("<|start_header_id|>") != std::string::npos) {
+    // Llama-3.1+ templates always add a system block with "Cutting Knowledge Date" / "Today Date" lines (and
+    // tool handling); the built-in llama3 renderer is the Llama-3.0 layout and would silently differ.
+    if (t.find("Cutting Knowledge Date") != std::string::npos)
+      throw ConfigError("this is a Llama-3.1+ chat_template (knowledge-date system block), which hps does not "
+                        "reproduce; set data.chat_format / --chat-format = llama3 to use the Llama-3.0 layout knowingly");
+    return {ChatFormat::llama3, ""};
+  }
   if (t.find("[INST]") != std::string::npos) return {ChatFormat::mistral, ""};
   if (t.find("<|im_start|>") != std::string::npos) {
     // Qwen2-style templates write a literal default system turn: '<|im_start|>system\n…<|im_end|>'.
     ChatTemplate c{ChatFormat::chatml, ""};
+    // Several occurrences may precede it (Qwen2.5's tools branch, the user-given system turn): take the first
+    // whose body is a plain literal.
     const std::string open = "<|im_start|>system";
-    const size_t b = t.find(open);
-    if (b != std::string::npos) {
+    for (size_t b = t.find(open); b != std::string::npos; b = t.find(open, b + 1)) {
       size_t start = b + open.size();
       if (t.compare(start, 2, "\\n") == 0) start += 2;       // "\n" inside a Jinja string literal
       else if (t.compare(start, 1, "\n") == 0) start += 1;   // a real newline
       const size_t e = t.find("<|im_end|>", start);
-      const std::string inner = e == std::string::npos ? "" : t.substr(start, e - start);
-      if (inner.find_first_of("'{}+") == std::string::npos) c.default_system = inner;  // a literal, not an expression
+      if (e == std::string::npos) break;
+      const std::string inner = t.substr(start, e - start);
+      if (!inner.empty() && inner.find_first_of("'\"{}+") == std::string::npos) {  // a literal, not an expression
+        c.default_system = inner;
+        break;
+      }
     }
     return c;
   }
@@ -45,16 +58,27 @@ ChatTemplate detect_chat_template(const std::string& t) {
 
 namespace {
 
+// Jinja's `| trim` is Python's str.strip(): every Unicode whitespace character.
 std::string trim(const std::string& s) {
-  const size_t b = s.find_first_not_of(" \t\r\n");
-  if (b == std::string::npos) return "";
-  return s.substr(b, s.find_last_not_of(" \t\r\n") - b + 1);
+  size_t b = 0, e = s.size();
+  while (b < e && is_unicode_whitespace(decode_at(s, b))) b += utf8_len(static_cast<unsigned char>(s[b]));
+  while (e > b) {
+    size_t q = e - 1;
+    while (q > b && (static_cast<unsigned char>(s[q]) & 0xC0) == 0x80) --q;
+    if (!is_unicode_whitespace(decode_at(s, q))) break;
+    e = q;
+  }
+  return s.substr(b, e - b);
 }
 
 void check_turns(ChatFormat f, const std::vector<data::Message>& m) {
   if (m.empty()) throw InputError("chat prompt has no messages");
   size_t i = m[0].role == "system" ? 1 : 0;
   if (i == 1 && f == ChatFormat::hh) throw InputError("the hh format has no system turn");
+  // Mistral's published [INST] templates either reject a system turn (v0.1/v0.2) or place it differently by
+  // version (v0.3, Nemo): refuse rather than guess.
+  if (i == 1 && f == ChatFormat::mistral)
+    throw InputError("the mistral [INST] format has no system turn (fold it into the first user message)");
   if (i >= m.size()) throw InputError("chat prompt has only a system message");
   for (size_t k = i; k < m.size(); ++k) {
     const char* want = (k - i) % 2 == 0 ? "user" : "assistant";
@@ -80,16 +104,9 @@ std::string render_prompt(const ChatTemplate& t, const std::vector<data::Message
     case ChatFormat::chatml:
       for (const auto& x : m) out += "<|im_start|>" + x.role + "\n" + x.content + "<|im_end|>\n";
       return out + "<|im_start|>assistant\n";
-    case ChatFormat::mistral: {
-      std::string system;
-      size_t i = 0;
-      if (m[0].role == "system") system = m[0].content + "\n\n", i = 1;
-      for (size_t k = i; k < m.size(); ++k) {
-        if (m[k].role == "user") out += "[INST] " + (k == i ? system : "") + m[k].content + " [/INST]";
-        else out += m[k].content + "</s>";
-      }
+    case ChatFormat::mistral:
+      for (const auto& x : m) out += x.role == "user" ? "[INST] " + x.content + " [/INST]" : x.content + "</s>";
       return out;
-    }
     case ChatFormat::hh:
       for (const auto& x : m) out += (x.role == "user" ? "\n\nHuman: " : "\n\nAssistant: ") + x.content;
       return out + "\n\nAssistant:";

@@ -4,7 +4,7 @@
 //
 //   llama3   <|start_header_id|>{role}<|end_header_id|>\n\n{content}<|eot_id|> … <|start_header_id|>assistant<|end_header_id|>\n\n
 //   chatml   <|im_start|>{role}\n{content}<|im_end|>\n … <|im_start|>assistant\n          (Qwen2)
-//   mistral  [INST] {system\n\n}{user} [/INST]{assistant}</s> … [INST] {user} [/INST]
+//   mistral  [INST] {user} [/INST]{assistant}</s> … [INST] {user} [/INST]       (no system turn)
 //   hh       \n\nHuman: {user}\n\nAssistant: {assistant} … \n\nAssistant:                 (raw HH-RLHF transcripts)
 // BOS is not rendered: the tokenizer's post-processor adds it when the prompt is encoded.
 #pragma once

@@ -76,7 +76,7 @@ std::vector<Norm> parse_normalizer(const json& n, const std::string& where) {
   if (type == "NFKC") return {Norm::nfkc};
   if (type == "Sequence") {
     std::vector<Norm> out;
-    for (const auto& x : n["normalizers"]) {
+    for (const auto& x : n.at("normalizers")) {
       auto v = parse_normalizer(x, where);
       out.insert(out.end(), v.begin(), v.end());
     }
@@ -89,7 +89,7 @@ void parse_pre(const json& p, const std::string& where, std::vector<PreStep>& ou
   if (p.is_null()) return;
   const std::string type = p.value("type", "");
   if (type == "Sequence") {
-    for (const auto& x : p["pretokenizers"]) parse_pre(x, where, out);
+    for (const auto& x : p.at("pretokenizers")) parse_pre(x, where, out);
   } else if (type == "ByteLevel") {
     PreStep s{PreStep::Kind::byte_level, nullptr, false, p.value("add_prefix_space", false)};
     if (p.value("use_regex", true)) s.regex = std::make_shared<Regex>(kGpt2Pattern, where);
@@ -99,10 +99,10 @@ void parse_pre(const json& p, const std::string& where, std::vector<PreStep>& ou
     const std::string behavior = p.value("behavior", "Isolated");
     if (behavior != "Isolated" && behavior != "Removed")
       throw InputError(where + ": pre_tokenizer Split behavior '" + behavior + "' is not supported (Isolated, Removed)");
-    const json& pat = p["pattern"];
+    const json& pat = p.at("pattern");
     std::string regex;
-    if (pat.contains("Regex")) regex = pat["Regex"].get<std::string>();
-    else if (pat.contains("String")) regex = escape_regex(pat["String"].get<std::string>());
+    if (pat.contains("Regex")) regex = pat.at("Regex").get<std::string>();
+    else if (pat.contains("String")) regex = escape_regex(pat.at("String").get<std::string>());
     else throw InputError(where + ": pre_tokenizer Split needs pattern.Regex or pattern.String");
     out.push_back({PreStep::Kind::split, std::make_shared<Regex>(regex, where), behavior == "Removed", false});
   } else {
@@ -120,21 +120,21 @@ void parse_post(const json& p, const std::string& where, std::optional<Template>
   const std::string type = p.value("type", "");
   if (type == "ByteLevel") return;  // only moves offsets
   if (type == "Sequence") {
-    for (const auto& x : p["processors"]) parse_post(x, where, out);
+    for (const auto& x : p.at("processors")) parse_post(x, where, out);
     return;
   }
   if (type != "TemplateProcessing")
     throw InputError(where + ": post_processor type '" + type +
                      "' is not supported (supported: TemplateProcessing, ByteLevel, Sequence)");
   out.emplace();
-  for (const auto& item : p["single"]) {
+  for (const auto& item : p.at("single")) {
     if (item.contains("Sequence")) {
       out->push_back({true, {}});
     } else if (item.contains("SpecialToken")) {
-      const std::string name = item["SpecialToken"]["id"].get<std::string>();
+      const std::string name = item.at("SpecialToken").at("id").get<std::string>();
       if (!p.contains("special_tokens") || !p["special_tokens"].contains(name))
         throw InputError(where + ": post_processor template names special token '" + name + "' without ids");
-      out->push_back({false, p["special_tokens"][name]["ids"].get<std::vector<int64_t>>()});
+      out->push_back({false, p.at("special_tokens").at(name).at("ids").get<std::vector<int64_t>>()});
     } else {
       throw InputError(where + ": post_processor template item " + item.dump() + " is not understood");
     }
@@ -152,6 +152,14 @@ std::optional<std::string> token_field(const json& cfg, const char* key) {
 
 Tokenizer Tokenizer::from_file(const std::string& path) {
   const json j = io::read_json_file(path);
+  try {
+    return from_json(j, path);
+  } catch (const json::exception& e) {  // a missing key or a wrong type deep in the file
+    throw InputError(path + ": malformed tokenizer.json (" + e.what() + ")");
+  }
+}
+
+Tokenizer Tokenizer::from_json(const nlohmann::json& j, const std::string& path) {
   Tokenizer t;
   t.source_ = path;
   Impl& impl = *t.impl_;
@@ -174,6 +182,9 @@ Tokenizer Tokenizer::from_file(const std::string& path) {
                      a.value("lstrip", false), a.value("rstrip", false), a.value("normalized", false),
                      a.value("special", false)};
       if (tok.content.empty()) throw InputError(path + ": added token " + std::to_string(tok.id) + " is empty");
+      if (tok.id < 0 || tok.id > (int64_t{1} << 31))
+        throw InputError(path + ": added token '" + tok.content + "' has id " + std::to_string(tok.id) +
+                         " (must be in [0, 2^31])");
       impl.added_by_id[tok.id] = impl.added.size();
       impl.added.push_back(std::move(tok));
     }
@@ -242,11 +253,12 @@ void Tokenizer::Impl::split_added(const std::vector<Segment>& in, bool normalize
         if (s.compare(i, a.content.size(), a.content) != 0) continue;
         size_t start = i, stop = i + a.content.size();
         if (a.single_word) {
-          // Only whole words: no letter or digit right before or after the match.
+          // Only whole words: no regex \\w character (letter, mark, digit, connector such as '_') right
+          // before or after the match.
           size_t q = start;
           if (q > 0) do --q; while (q > 0 && (static_cast<unsigned char>(s[q]) & 0xC0) == 0x80);
-          const bool before = start > 0 && is_unicode_alnum(decode_at(s, q));
-          const bool after = stop < s.size() && is_unicode_alnum(decode_at(s, stop));
+          const bool before = start > 0 && is_word_char(decode_at(s, q));
+          const bool after = stop < s.size() && is_word_char(decode_at(s, stop));
           if (before || after) continue;
         }
         if (a.lstrip)

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -59,6 +60,7 @@ class Tokenizer {
 
  private:
   Tokenizer();
+  static Tokenizer from_json(const nlohmann::json& j, const std::string& path);
   struct Impl;
   std::unique_ptr<Impl> impl_;
   std::string source_;

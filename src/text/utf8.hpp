@@ -34,5 +34,7 @@ int unicode_to_byte(char32_t cp);
 bool is_unicode_whitespace(char32_t cp);
 // Letters or numbers (Rust's char::is_alphanumeric).
 bool is_unicode_alnum(char32_t cp);
+// A regex \w character: letters, marks, decimal digits, connector punctuation ('_').
+bool is_word_char(char32_t cp);
 
 }  // namespace hps::text

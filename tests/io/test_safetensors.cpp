@@ -187,6 +187,18 @@ TEST(Checkpoint, SaveShardsAndReadsBack) {
   for (const auto& [n, v] : t) EXPECT_TRUE(at::equal(c.get(n), v)) << n;
 }
 
+TEST(Checkpoint, ResavingInTheOtherLayoutRemovesTheStaleOne) {
+  TempDir dir;
+  std::map<std::string, at::Tensor> old{{"a", at::zeros({100})}}, fresh{{"a", at::ones({100})}, {"b", at::ones({100})}};
+  save_checkpoint(dir.str(), old);
+  save_checkpoint(dir.str(), fresh, /*max_shard_bytes=*/500);  // shards now; the old single file must go
+  EXPECT_FALSE(file_exists(dir.str("model.safetensors")));
+  EXPECT_TRUE(at::equal(Checkpoint::open(dir.str()).get("a"), at::ones({100})));
+  save_checkpoint(dir.str(), old);  // single again; the index and its shards must go
+  EXPECT_FALSE(file_exists(dir.str("model.safetensors.index.json")));
+  EXPECT_EQ(list_dir(dir.str()), (std::vector<std::string>{"model.safetensors"}));
+}
+
 TEST(Checkpoint, TensorMissingFromTheShardTheIndexNames) {
   TempDir dir;
   save_safetensors(dir.str("model-00001-of-00001.safetensors"), {{"a", at::ones({2})}});

@@ -249,6 +249,16 @@ TEST(LoadModel, WrongShapesMissingAndExtraTensorsAreReported) {
               ::testing::HasSubstr("tensor 'model.layers.1."));
 }
 
+TEST(Decoder, RewardScoresSkipTrailingPadIdsAsTransformers) {
+  // pad_token_id is 0 in the fixtures. A row ending in a real token with id 0 is scored on the token before
+  // it (transformers' rule), which equals scoring the row without that token.
+  Decoder d = load_model(model_dir("llama-reward"));
+  at::Tensor ids = at::tensor({5, 9, 17, 33, 0}, at::kLong).view({1, 5});
+  at::Tensor with_pad_id = d.scores(ids, at::ones_like(ids));
+  at::Tensor cut = d.scores(ids.narrow(1, 0, 4), at::ones({1, 4}, at::kLong));
+  EXPECT_LE((with_pad_id - cut).abs().max().item<double>(), 1e-6);
+}
+
 TEST(Decoder, RejectsOutOfRangeTokenIds) {
   Decoder d = load_model(model_dir("qwen2"));
   at::Tensor ids = at::full({1, 3}, 128, at::kLong);

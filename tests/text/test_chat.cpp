@@ -41,7 +41,27 @@ TEST(Chat, DetectsQwenDefaultSystemAndFixtureTemplates) {
             "\n\nHuman: hi\n\nAssistant: yo\n\nHuman: bye\n\nAssistant:");
 }
 
+TEST(Chat, Qwen25StyleDefaultSystemAfterATemplatedOne) {
+  // Qwen2.5 writes "<|im_start|>system\n" first in its tools branch and as an expression for a given system
+  // turn; the literal default comes third.
+  const std::string t =
+      "{%- if tools %}{{- '<|im_start|>system\\n' }}{%- else %}{%- if messages[0]['role'] == 'system' %}"
+      "{{- '<|im_start|>system\\n' + messages[0]['content'] + '<|im_end|>\\n' }}{%- else %}"
+      "{{- '<|im_start|>system\\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\\n' }}"
+      "{%- endif %}{%- endif %}";
+  EXPECT_EQ(detect_chat_template(t).default_system, "You are Qwen, created by Alibaba Cloud. You are a helpful assistant.");
+}
+
+TEST(Chat, Llama3TrimIsUnicodeStrip) {
+  EXPECT_EQ(render_prompt({ChatFormat::llama3, ""}, {{"user", "\u3000 hi\u00a0\n"}}),
+            "<|start_header_id|>user<|end_header_id|>\n\nhi<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n");
+}
+
 TEST(Chat, ErrorsNameTheOverride) {
+  EXPECT_THAT(message_of<ConfigError>([] { detect_chat_template("<|start_header_id|>… Cutting Knowledge Date: …"); }),
+              ::testing::HasSubstr("Llama-3.1+"));
+  EXPECT_THAT(message_of<InputError>([] { render_prompt({ChatFormat::mistral, ""}, {{"system", "s"}, {"user", "u"}}); }),
+              ::testing::HasSubstr("no system turn"));
   EXPECT_THAT(message_of<ConfigError>([] { detect_chat_template(""); }), ::testing::HasSubstr("data.chat_format"));
   EXPECT_THAT(message_of<ConfigError>([] { detect_chat_template("{{ messages }}"); }),
               ::testing::HasSubstr("unrecognized chat_template"));

@@ -121,6 +121,9 @@ TEST(Tokenizer, RejectsWhatItCannotReproduce) {
               ::testing::HasSubstr("does not compile"));
   EXPECT_THAT(attempt([](auto& k) { k["model"]["merges"].push_back({"zzz_not", "in_vocab"}); }),
               ::testing::HasSubstr("missing from the vocabulary"));
+  EXPECT_THAT(attempt([](auto& k) { k["pre_tokenizer"] = {{"type", "Sequence"}}; }),
+              ::testing::HasSubstr("malformed tokenizer.json"));
+  EXPECT_THAT(attempt([](auto& k) { k["added_tokens"][0]["id"] = -5; }), ::testing::HasSubstr("has id -5"));
 }
 
 TEST(Utf8, LossyDecodingReplacesMaximalSubparts) {
