@@ -27,6 +27,8 @@ Command add_logprobs_command(CLI::App& app);
 
 // `hps tokenize --tokenizer DIR (--text S | --file F) [--decode] [--count]`.
 Command add_tokenize_command(CLI::App& app);
+// `hps train --config FILE [--resume] [--key=value ...]`.
+Command add_train_command(CLI::App& app);
 // `hps data inspect FILE [--tokenizer DIR]`.
 Command add_data_command(CLI::App& app);
 

@@ -51,5 +51,8 @@ struct UsageError : Error {
 struct NumericError : Error {
   explicit NumericError(std::string message) : Error(ErrorKind::numeric, std::move(message)) {}
 };
+struct InternalError : Error {
+  explicit InternalError(std::string message) : Error(ErrorKind::internal, std::move(message)) {}
+};
 
 }  // namespace hps

@@ -1,0 +1,445 @@
+#include "train/preference_trainer.hpp"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/DeviceAccelerator.h>
+#include <c10/core/GradMode.h>
+
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <optional>
+
+#include "core/error.hpp"
+#include "data/batching.hpp"
+#include "io/atomic_file.hpp"
+#include "io/safetensors.hpp"
+#include "model/load.hpp"
+#include "model/logprobs.hpp"
+#include "prefs/losses.hpp"
+#include "text/chat.hpp"
+#include "text/tokenizer.hpp"
+#include "train/run_checkpoint.hpp"
+
+namespace hps::train {
+
+using nlohmann::json;
+
+std::atomic<bool>& PreferenceTrainer::stop_requested() {
+  static std::atomic<bool> flag{false};
+  return flag;
+}
+
+namespace {
+
+// Rewards of a record as the loss core reads them: the data's, or rank order (first = best) without.
+std::vector<double> rewards_of(const data::PreferenceRecord& r) {
+  if (!r.rewards.empty()) return r.rewards;
+  std::vector<double> v(r.responses.size());
+  for (size_t k = 0; k < v.size(); ++k) v[k] = static_cast<double>(v.size() - 1 - k);
+  return v;
+}
+
+bool needs_all(const prefs::LossConfig& c) {
+  return c.preference == prefs::Preference::pl || c.preference == prefs::Preference::hps_full || c.multi_preferred;
+}
+
+// The slots the loss will use for this record under these draws: the loss core run on rewards alone.
+std::vector<int64_t> slots_for(const data::PreferenceRecord& r, const prefs::LossConfig& lc, const at::Tensor& u) {
+  if (needs_all(lc)) return data::select_all(r);
+  const auto K = static_cast<int64_t>(r.responses.size());
+  const auto opts = at::TensorOptions().dtype(at::kDouble);
+  at::Tensor reward = at::tensor(rewards_of(r), opts).view({1, K});
+  prefs::PrefBatch probe{at::zeros({1, K}, opts), at::zeros({1, K}, opts), at::ones({1, K}, opts), reward, {}};
+  auto res = prefs::preference_loss(probe, lc, u);
+  return {res.chosen.item<int64_t>(), res.rejected.item<int64_t>()};
+}
+
+double peak_gib(const at::Device& d) {
+  if (!d.is_cuda()) return 0.0;
+  return static_cast<double>(at::accelerator::getDeviceStats(d.index()).allocated_bytes[0].peak) / 1073741824.0;
+}
+
+at::Tensor generator_state(at::Generator& g) { return g.get_state(); }
+
+}  // namespace
+
+struct PreferenceTrainer::Impl {
+  TrainConfig cfg;
+  std::string config_text;
+  at::Device device = at::kCPU;
+  std::optional<text::Tokenizer> tok;
+  text::ChatTemplate chat;
+  data::Dataset train_set, eval_set;
+  std::unique_ptr<data::Encoder> encoder;
+  std::unique_ptr<data::PreferenceLoader> loader;
+  model::Decoder policy;
+  std::optional<model::Decoder> ref;  // full fine-tuning; LoRA uses the policy with adapters off
+  std::unique_ptr<AdamW> opt;
+  at::Generator sampler = at::make_generator<at::CPUGeneratorImpl>(0);
+  int64_t step = 0, bad_steps = 0, total = 0, warmup = 0;
+  std::vector<EvalLog> evals;
+  int64_t pad_id = 0;
+
+  void setup();
+  void restore(const std::string& dir);
+  void save(std::ostream& log);
+  StepLog train_step();
+  EvalLog evaluate();
+  // Forward of one batch: the PrefBatch over all K slots (unforwarded ones hold zeros) and its draws.
+  struct Forwarded {
+    prefs::PrefBatch batch;
+    at::Tensor draws;
+    data::Batch rows;
+    int64_t tokens = 0;
+  };
+  Forwarded forward(data::PreferenceLoader& ld, bool grad, at::Generator& gen, const prefs::LossConfig& lc,
+                    bool& exhausted);
+  at::Tensor ref_logprobs(const data::Batch& b);
+};
+
+PreferenceTrainer::PreferenceTrainer(TrainConfig cfg, std::string config_text) : impl_(std::make_unique<Impl>()) {
+  impl_->cfg = std::move(cfg);
+  impl_->config_text = std::move(config_text);
+  impl_->setup();
+}
+PreferenceTrainer::~PreferenceTrainer() = default;
+
+std::vector<EvalLog> PreferenceTrainer::evals() const { return impl_->evals; }
+int64_t PreferenceTrainer::total_steps() const { return impl_->total; }
+
+void PreferenceTrainer::Impl::setup() {
+  // Seed torch's global generators too (LoRA dropout draws from them): a run repeats exactly.
+  at::manual_seed(cfg.train.seed);
+  device = at::Device(cfg.model.device);
+  if (device.is_cuda() && !device.has_index()) device = at::Device(at::kCUDA, 0);
+  tok = text::Tokenizer::from_dir(cfg.model.tokenizer);
+  if (!cfg.data.chat_format.empty()) chat = {text::parse_chat_format(cfg.data.chat_format), ""};
+  else if (!tok->config().chat_template.empty()) chat = text::detect_chat_template(tok->config().chat_template);
+  else chat = {text::ChatFormat::hh, ""};
+  data::Dataset all = data::read_dataset(cfg.data.path, cfg.data.options);
+  if (all.records.empty()) throw InputError(cfg.data.path + ": no usable records");
+  // Deterministic held-out split: the last eval_fraction of a seeded permutation.
+  const auto order = data::epoch_order(all.records.size(), cfg.train.seed ^ 0x5eedULL, -1);
+  const auto n_eval = static_cast<size_t>(cfg.data.eval_fraction * static_cast<double>(all.records.size()));
+  train_set.path = eval_set.path = all.path;
+  train_set.format = eval_set.format = all.format;
+  for (size_t i = 0; i < order.size(); ++i)
+    (i < order.size() - n_eval ? train_set : eval_set).records.push_back(all.records[order[i]]);
+  model::LoadOptions lo{device, std::nullopt};
+  if (!cfg.model.dtype.empty()) lo.dtype = model::parse_dtype(cfg.model.dtype);
+  policy = model::load_model(cfg.model.path, lo);
+  if (tok->vocab_size() > policy.config.vocab_size)
+    throw InputError("tokenizer has " + std::to_string(tok->vocab_size()) + " tokens, model vocabulary " +
+                     std::to_string(policy.config.vocab_size));
+  policy.state.grad_checkpointing = cfg.model.grad_checkpointing;
+  if (cfg.use_lora) {
+    model::add_lora(policy, cfg.lora, cfg.train.seed);
+  } else {
+    policy.set_requires_grad(true, true);
+    ref = model::load_model(cfg.model.path, lo);
+    ref->set_requires_grad(false, false);
+  }
+  pad_id = tok->pad_id().value_or(policy.config.pad_token_id.value_or(0));
+  encoder = std::make_unique<data::Encoder>(*tok, chat, data::EncodeOptions{cfg.data.max_prompt_length, cfg.data.max_length, true});
+  loader = std::make_unique<data::PreferenceLoader>(train_set, *encoder, pad_id,
+                                                    data::LoaderOptions{cfg.train.batch_prompts, cfg.train.seed, true,
+                                                                        data::PadSide::right});
+  const int64_t micro = (static_cast<int64_t>(train_set.records.size()) + cfg.train.batch_prompts - 1) / cfg.train.batch_prompts;
+  const int64_t per_epoch = std::max<int64_t>(1, micro / cfg.train.grad_accum);
+  total = cfg.train.max_steps > 0 ? cfg.train.max_steps : cfg.train.epochs * per_epoch;
+  warmup = static_cast<int64_t>(cfg.train.warmup_ratio * static_cast<double>(total));
+  sampler = at::make_generator<at::CPUGeneratorImpl>(cfg.train.seed + 1);
+  opt = std::make_unique<AdamW>(policy.trainable_parameters(), cfg.train.adamw);
+}
+
+at::Tensor PreferenceTrainer::Impl::ref_logprobs(const data::Batch& b) {
+  c10::AutoGradMode no_grad(false);
+  const auto ids = b.ids.to(device), mask = b.mask.to(device), resp = b.response_mask.to(device);
+  if (ref) return model::sequence_logprobs(*ref, ids, mask, resp).sum;
+  const bool was = policy.state.lora_enabled, training = policy.state.training;
+  policy.state.lora_enabled = false;
+  policy.state.training = false;
+  at::Tensor out = model::sequence_logprobs(policy, ids, mask, resp).sum;
+  policy.state.lora_enabled = was;
+  policy.state.training = training;
+  return out;
+}
+
+PreferenceTrainer::Impl::Forwarded PreferenceTrainer::Impl::forward(data::PreferenceLoader& ld, bool grad,
+                                                                   at::Generator& gen, const prefs::LossConfig& lc,
+                                                                   bool& exhausted) {
+  std::vector<at::Tensor> draws;
+  std::vector<std::vector<double>> rewards;
+  auto select = [&](const data::PreferenceRecord& r) {
+    at::Tensor u = prefs::draw_uniforms(1, gen);  // [1, 2], drawn for every prompt whatever the method
+    draws.push_back(u);
+    rewards.push_back(rewards_of(r));
+    return slots_for(r, lc, u);
+  };
+  auto b = ld.next(select);
+  exhausted = !b;
+  Forwarded f;
+  if (!b) return f;
+  f.rows = std::move(*b);
+  const int64_t B = f.rows.prompts, k = f.rows.k;
+  int64_t K = 0;
+  for (const auto& r : rewards) K = std::max<int64_t>(K, static_cast<int64_t>(r.size()));
+  const auto ids = f.rows.ids.to(device), mask = f.rows.mask.to(device), resp = f.rows.response_mask.to(device);
+  f.tokens = f.rows.mask.sum().item<int64_t>();
+  at::Tensor pol;
+  {
+    c10::AutoGradMode mode(grad);
+    policy.state.training = grad;
+    pol = model::sequence_logprobs(policy, ids, mask, resp).sum;  // [B·k] fp32
+  }
+  at::Tensor refl = ref_logprobs(f.rows);                         // [B·k]
+  // Place the forwarded responses at their slots of a [B, K] batch; the rest are finite placeholders the
+  // loss does not read (it uses exactly the slots `select` found), still valid so q and N see all K.
+  const auto fopt = at::TensorOptions().dtype(at::kFloat).device(device);
+  std::vector<int64_t> rows_idx, cols_idx;
+  at::Tensor length = at::ones({B, K}, fopt.dtype(at::kDouble).device(at::kCPU));
+  at::Tensor reward = at::zeros({B, K}, at::kDouble), valid = at::zeros({B, K}, at::kBool);
+  const at::Tensor counts = f.rows.response_mask.sum(1).to(at::kDouble);
+  for (int64_t i = 0; i < B; ++i) {
+    for (size_t j = 0; j < rewards[static_cast<size_t>(i)].size(); ++j) {
+      reward[i][static_cast<int64_t>(j)] = rewards[static_cast<size_t>(i)][j];
+      valid[i][static_cast<int64_t>(j)] = true;
+    }
+    for (int64_t j = 0; j < k; ++j) {
+      const int64_t slot = f.rows.response_index[static_cast<size_t>(i)][static_cast<size_t>(j)];
+      rows_idx.push_back(i), cols_idx.push_back(slot);
+      length[i][slot] = std::max(1.0, counts[i * k + j].item<double>());
+    }
+  }
+  const auto lopt = at::TensorOptions().dtype(at::kLong).device(device);
+  const at::Tensor ri = at::tensor(rows_idx, lopt), ci = at::tensor(cols_idx, lopt);
+  at::Tensor pol_full = at::zeros({B, K}, fopt).index_put({ri, ci}, pol);
+  at::Tensor ref_full = at::zeros({B, K}, fopt).index_put({ri, ci}, refl);
+  f.batch = {pol_full, ref_full, length.to(fopt), reward.to(fopt), valid.to(device)};
+  f.draws = at::cat(draws, 0);  // [B, 2] CPU double
+  return f;
+}
+
+StepLog PreferenceTrainer::Impl::train_step() {
+  const auto t0 = std::chrono::steady_clock::now();
+  StepLog s;
+  s.step = step + 1;  // steps are numbered by completion: step 1 is the first update
+  prefs::LossConfig lc = cfg.loss;
+  lc.gamma = prefs::gamma_at(cfg.gamma, step, total);
+  s.gamma = lc.gamma;
+  s.lr = lr_at(cfg.train.schedule, cfg.train.lr, step, warmup, total);
+  bool finite = true;
+  int64_t tokens = 0, n = 0;
+  for (int64_t a = 0; a < cfg.train.grad_accum; ++a) {
+    bool exhausted = false;
+    Forwarded f = forward(*loader, true, sampler, lc, exhausted);
+    if (exhausted) {
+      loader->next_epoch();
+      f = forward(*loader, true, sampler, lc, exhausted);
+      if (exhausted) throw InternalError("an epoch with no batches");
+    }
+    auto res = prefs::preference_loss(f.batch, lc, f.draws);
+    const double loss = res.loss.item<double>();
+    finite = finite && std::isfinite(loss);
+    if (finite) (res.loss / static_cast<double>(cfg.train.grad_accum)).backward();
+    s.loss += loss / static_cast<double>(cfg.train.grad_accum);
+    s.accuracy += res.margins.accuracy.mean().item<double>();
+    s.rm_dpo += res.margins.rm_dpo.mean().item<double>();
+    s.rm_rdpo += res.margins.rm_rdpo.mean().item<double>();
+    s.chosen_reward += res.margins.chosen_reward.mean().item<double>();
+    s.rejected_reward += res.margins.rejected_reward.mean().item<double>();
+    s.lines.insert(s.lines.end(), f.rows.lines.begin(), f.rows.lines.end());
+    s.responses.insert(s.responses.end(), f.rows.response_index.begin(), f.rows.response_index.end());
+    tokens += f.tokens;
+    ++n;
+  }
+  for (double* v : {&s.accuracy, &s.rm_dpo, &s.rm_rdpo, &s.chosen_reward, &s.rejected_reward}) *v /= static_cast<double>(n);
+  s.epoch = loader->epoch();
+  const auto params = opt->params();
+  s.grad_norm = finite ? clip_grad_norm(params, cfg.train.max_grad_norm) : NAN;
+  // Never apply a non-finite step: parameters and optimizer state stay as they were.
+  s.skipped = !finite || !std::isfinite(s.grad_norm);
+  if (!s.skipped) opt->step(s.lr);
+  for (auto p : params) p.mutable_grad() = at::Tensor();
+  bad_steps = s.skipped ? bad_steps + 1 : 0;
+  ++step;
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  s.tokens_per_s = static_cast<double>(tokens) / std::max(secs, 1e-9);
+  s.peak_gib = peak_gib(device);
+  return s;
+}
+
+EvalLog PreferenceTrainer::Impl::evaluate() {
+  EvalLog e;
+  e.step = step;
+  if (eval_set.records.empty()) return e;
+  data::PreferenceLoader ld(eval_set, *encoder, pad_id, {cfg.train.batch_prompts, 0, false, data::PadSide::right});
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(cfg.train.seed + 7);  // the same draws at every evaluation
+  prefs::LossConfig lc = cfg.loss;
+  lc.gamma = prefs::gamma_at(cfg.gamma, step, total);
+  int64_t n = 0;
+  c10::AutoGradMode no_grad(false);
+  while (true) {
+    bool exhausted = false;
+    Forwarded f = forward(ld, false, gen, lc, exhausted);
+    if (exhausted) break;
+    auto res = prefs::preference_loss(f.batch, lc, f.draws);
+    const double w = static_cast<double>(f.rows.prompts);
+    e.loss += res.loss.item<double>() * w;
+    e.accuracy += res.margins.accuracy.sum().item<double>();
+    e.rm_dpo += res.margins.rm_dpo.sum().item<double>();
+    e.rm_rdpo += res.margins.rm_rdpo.sum().item<double>();
+    n += f.rows.prompts;
+  }
+  for (double* v : {&e.loss, &e.accuracy, &e.rm_dpo, &e.rm_rdpo}) *v /= static_cast<double>(std::max<int64_t>(n, 1));
+  return e;
+}
+
+namespace {
+
+json compat_fields(const TrainConfig& c) {
+  return {{"model.path", c.model.path},
+          {"lora.enabled", c.use_lora},
+          {"lora.rank", c.lora.rank},
+          {"lora.targets", c.lora.targets},
+          {"data.path", c.data.path},
+          {"loss.preference", std::string(prefs::to_string(c.loss.preference))},
+          {"loss.objective", std::string(prefs::to_string(c.loss.objective))},
+          {"train.batch_prompts", c.train.batch_prompts},
+          {"train.grad_accum", c.train.grad_accum},
+          {"train.seed", c.train.seed},
+          {"train.max_steps", c.train.max_steps},
+          {"train.epochs", c.train.epochs}};
+}
+
+}  // namespace
+
+void PreferenceTrainer::Impl::save(std::ostream& log) {
+  write_checkpoint(cfg.train.out_dir, step, [&](const std::string& dir) {
+    if (cfg.use_lora) {
+      model::save_lora(policy, cfg.lora, dir + "/adapter");
+    } else {
+      model::save_model(policy, io::read_json_file(cfg.model.path + "/config.json"), dir + "/model");
+      for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
+        if (io::file_exists(cfg.model.path + "/" + f)) io::copy_file(cfg.model.path + "/" + f, dir + "/model/" + f);
+    }
+    io::save_safetensors(dir + "/optimizer.safetensors", opt->state());
+    std::map<std::string, at::Tensor> rng{{"sampler", generator_state(sampler)},
+                                          {"torch_cpu", at::detail::getDefaultCPUGenerator().get_state()}};
+    if (device.is_cuda()) rng["torch_cuda"] = at::globalContext().defaultGenerator(device).get_state();
+    io::save_safetensors(dir + "/rng.safetensors", rng);
+    json state = {{"step", step},
+                  {"total_steps", total},
+                  {"epoch", loader->epoch()},
+                  {"position", loader->position()},
+                  {"bad_steps", bad_steps},
+                  {"compat", compat_fields(cfg)},
+                  {"config", config_text}};
+    io::write_json_file(dir + "/trainer_state.json", state);
+  }, cfg.train.keep_last);
+  log << "saved " << checkpoint_path(cfg.train.out_dir, step) << "\n";
+}
+
+void PreferenceTrainer::Impl::restore(const std::string& dir) {
+  const json state = io::read_json_file(dir + "/trainer_state.json");
+  const json now = compat_fields(cfg);
+  for (auto it = now.begin(); it != now.end(); ++it) {
+    const json& was = state.at("compat").value(it.key(), json());
+    if (was != it.value())
+      throw ConfigError("cannot resume from " + dir + ": " + it.key() + " was " + was.dump() + ", now " +
+                        it.value().dump() + " (use another train.out_dir for a different run)");
+  }
+  if (cfg.use_lora) {
+    model::load_lora(policy, dir + "/adapter");
+    policy.set_requires_grad(false, true);
+  } else {
+    model::Decoder m = model::load_model(dir + "/model", {device, policy.dtype()});
+    m.set_requires_grad(true, true);
+    m.state.grad_checkpointing = policy.state.grad_checkpointing;
+    policy = std::move(m);
+  }
+  opt = std::make_unique<AdamW>(policy.trainable_parameters(), cfg.train.adamw);
+  auto f = io::SafetensorsFile::open(dir + "/optimizer.safetensors");
+  std::map<std::string, at::Tensor> s;
+  for (const auto& t : f.tensors()) s[t.name] = f.get(t.name);
+  opt->load_state(s);
+  auto r = io::SafetensorsFile::open(dir + "/rng.safetensors");
+  sampler.set_state(r.get("sampler").clone());
+  at::Generator cpu = at::detail::getDefaultCPUGenerator();  // a handle: set_state reaches the global one
+  cpu.set_state(r.get("torch_cpu").clone());
+  if (device.is_cuda() && r.contains("torch_cuda")) {
+    at::Generator cuda = at::globalContext().defaultGenerator(device);
+    cuda.set_state(r.get("torch_cuda").clone());
+  }
+  step = state.at("step").get<int64_t>();
+  bad_steps = state.at("bad_steps").get<int64_t>();
+  loader->seek(state.at("epoch").get<int64_t>(), state.at("position").get<size_t>());
+}
+
+std::vector<StepLog> PreferenceTrainer::run(bool resume, std::ostream& log) {
+  Impl& m = *impl_;
+  io::make_dirs(m.cfg.train.out_dir);
+  if (resume) {
+    if (auto dir = latest_checkpoint(m.cfg.train.out_dir)) {
+      m.restore(*dir);
+      log << "resumed from " << *dir << " at step " << m.step << "/" << m.total << "\n";
+    } else {
+      log << "no complete checkpoint in " << m.cfg.train.out_dir << ": starting fresh\n";
+    }
+  }
+  // Metrics of steps after the resumed one are dropped (they are about to be recomputed).
+  const std::string metrics_path = m.cfg.train.out_dir + "/metrics.jsonl";
+  {
+    std::vector<std::string> keep;
+    if (resume && io::file_exists(metrics_path)) {
+      std::ifstream in(metrics_path);
+      for (std::string line; std::getline(in, line);)
+        if (!line.empty() && json::parse(line).value("step", int64_t{0}) <= m.step) keep.push_back(line);
+    }
+    io::write_file_atomic(metrics_path, [&](std::ostream& o) {
+      for (const auto& l : keep) o << l << "\n";
+    });
+  }
+  std::ofstream metrics(metrics_path, std::ios::app);
+  log << "training " << m.train_set.records.size() << " prompts (" << m.eval_set.records.size() << " held out), "
+      << m.total << " steps, " << prefs::to_string(m.cfg.loss.preference) << " × "
+      << prefs::to_string(m.cfg.loss.objective) << (m.cfg.use_lora ? ", LoRA" : ", full fine-tuning") << "\n";
+  std::vector<StepLog> out;
+  int64_t ran = 0;
+  const bool eval_on = !m.eval_set.records.empty();
+  while (m.step < m.total) {
+    StepLog s = m.train_step();
+    ++ran;
+    json j = {{"step", s.step},           {"epoch", s.epoch},         {"loss", s.loss},
+              {"accuracy", s.accuracy},   {"rm_dpo", s.rm_dpo},       {"rm_rdpo", s.rm_rdpo},
+              {"chosen_reward", s.chosen_reward}, {"rejected_reward", s.rejected_reward},
+              {"lr", s.lr},               {"gamma", s.gamma},         {"grad_norm", std::isfinite(s.grad_norm) ? json(s.grad_norm) : json(nullptr)},
+              {"tokens_per_s", s.tokens_per_s}, {"peak_gib", s.peak_gib}, {"skipped", s.skipped},
+              {"lines", s.lines},         {"responses", s.responses}};
+    metrics << j.dump() << "\n" << std::flush;
+    log << "step " << m.step << "/" << m.total << "  loss " << s.loss << "  acc " << s.accuracy << "  lr " << s.lr
+        << "  gamma " << s.gamma << (s.skipped ? "  SKIPPED (non-finite)" : "") << "\n";
+    out.push_back(std::move(s));
+    if (m.bad_steps >= m.cfg.train.max_bad_steps)
+      throw NumericError(std::to_string(m.bad_steps) + " consecutive steps had a non-finite loss or gradient (last: lines " +
+                         json(out.back().lines).dump() + "); no update was applied for them. Lower train.lr or check the data");
+    if (eval_on && m.cfg.train.eval_every > 0 && m.step % m.cfg.train.eval_every == 0) {
+      m.evals.push_back(m.evaluate());
+      log << "eval step " << m.step << "  loss " << m.evals.back().loss << "  acc " << m.evals.back().accuracy << "\n";
+    }
+    const bool stop = stop_requested().load() || (m.cfg.train.stop_after > 0 && ran >= m.cfg.train.stop_after);
+    if (stop || m.step == m.total || (m.cfg.train.save_every > 0 && m.step % m.cfg.train.save_every == 0)) m.save(log);
+    if (stop) {
+      log << "stopped at step " << m.step << " (resume with --resume)\n";
+      return out;
+    }
+  }
+  if (eval_on) {
+    m.evals.push_back(m.evaluate());
+    log << "eval step " << m.step << "  loss " << m.evals.back().loss << "  acc " << m.evals.back().accuracy << "\n";
+  }
+  return out;
+}
+
+}  // namespace hps::train

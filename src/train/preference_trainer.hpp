@@ -1,0 +1,56 @@
+// `hps train`: preference fine-tuning with any preference model × parameterization of src/prefs, LoRA or
+// full, as one explicit recipe (no Trainer base class): select → tokenize → forward → loss → step.
+//
+// Per step only the responses the method needs are tokenized and forwarded: BT and sampled HPS 2 per
+// prompt (the slots are found by running the loss core on the rewards alone with the step's draws, so the
+// real loss picks the same ones), PL and HPS-full all K. The used slots and the draws are logged.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "train/train_config.hpp"
+
+namespace hps::train {
+
+struct StepLog {
+  int64_t step = 0, epoch = 0;
+  double loss = 0, accuracy = 0, rm_dpo = 0, rm_rdpo = 0, chosen_reward = 0, rejected_reward = 0;
+  double lr = 0, gamma = 0, grad_norm = 0, tokens_per_s = 0, peak_gib = 0;
+  bool skipped = false;  // non-finite loss or gradient: no update applied
+  std::vector<int64_t> lines;                       // source lines of the step's prompts
+  std::vector<std::vector<int64_t>> responses;      // response slots forwarded per prompt
+};
+
+struct EvalLog {
+  int64_t step = 0;
+  double loss = 0, accuracy = 0, rm_dpo = 0, rm_rdpo = 0;
+};
+
+class PreferenceTrainer {
+ public:
+  // `config_text` is the effective TOML, saved with every checkpoint.
+  PreferenceTrainer(TrainConfig cfg, std::string config_text);
+  ~PreferenceTrainer();
+
+  // Trains to the end (or train.stop_after steps); with `resume`, continues from the newest complete
+  // checkpoint in train.out_dir (a fresh start when there is none). Progress lines go to `log`; metrics to
+  // OUT/metrics.jsonl. Returns the steps run in this call.
+  std::vector<StepLog> run(bool resume, std::ostream& log);
+
+  std::vector<EvalLog> evals() const;
+  int64_t total_steps() const;
+
+  // Set from a signal handler: the run saves a checkpoint after the current step and returns.
+  static std::atomic<bool>& stop_requested();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace hps::train

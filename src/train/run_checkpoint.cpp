@@ -1,0 +1,84 @@
+#include "train/run_checkpoint.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include "core/error.hpp"
+#include "io/atomic_file.hpp"
+
+namespace hps::train {
+
+namespace {
+const std::string kPrefix = "checkpoint-";
+const std::string kMarker = "COMPLETE";
+
+// The step of a folder named checkpoint-<digits>, or -1.
+int64_t step_of(const std::string& name) {
+  if (name.rfind(kPrefix, 0) != 0) return -1;
+  const std::string digits = name.substr(kPrefix.size());
+  if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos) return -1;
+  return std::stoll(digits);
+}
+}  // namespace
+
+std::string checkpoint_path(const std::string& out_dir, int64_t step) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%08lld", static_cast<long long>(step));
+  return out_dir + "/" + kPrefix + buf;
+}
+
+void fsync_path(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  ::fsync(fd);
+  ::close(fd);
+}
+
+void write_checkpoint(const std::string& out_dir, int64_t step, const std::function<void(const std::string&)>& write,
+                      int64_t keep_last) {
+  io::make_dirs(out_dir);
+  const std::string final_dir = checkpoint_path(out_dir, step), tmp = final_dir + ".tmp";
+  io::remove_tree(tmp);
+  io::make_dirs(tmp);
+  write(tmp);
+  for (const auto& f : io::list_dir(tmp)) fsync_path(tmp + "/" + f);
+  fsync_path(tmp);
+  io::remove_tree(final_dir);  // a rerun of the same step replaces its checkpoint
+  if (std::rename(tmp.c_str(), final_dir.c_str()) != 0)
+    throw InputError("cannot rename " + tmp + " to " + final_dir + ": " + std::strerror(errno));
+  fsync_path(out_dir);
+  io::write_file_atomic(final_dir + "/" + kMarker, [&](std::ostream& o) { o << step << "\n"; });
+  fsync_path(final_dir);
+  // Prune: older complete checkpoints beyond keep_last, and leftovers of interrupted writes.
+  auto done = complete_checkpoints(out_dir);
+  for (size_t i = 0; i + static_cast<size_t>(keep_last) < done.size(); ++i) io::remove_tree(done[i]);
+  for (const auto& name : io::list_dir(out_dir))
+    if (name.size() > 4 && name.ends_with(".tmp") && step_of(name.substr(0, name.size() - 4)) >= 0)
+      io::remove_tree(out_dir + "/" + name);
+}
+
+std::vector<std::string> complete_checkpoints(const std::string& out_dir) {
+  std::vector<std::pair<int64_t, std::string>> found;
+  if (!io::dir_exists(out_dir)) return {};
+  for (const auto& name : io::list_dir(out_dir)) {
+    const int64_t s = step_of(name);
+    if (s >= 0 && io::file_exists(out_dir + "/" + name + "/" + kMarker)) found.emplace_back(s, out_dir + "/" + name);
+  }
+  std::sort(found.begin(), found.end());
+  std::vector<std::string> out;
+  for (auto& [s, p] : found) out.push_back(std::move(p));
+  return out;
+}
+
+std::optional<std::string> latest_checkpoint(const std::string& out_dir) {
+  auto all = complete_checkpoints(out_dir);
+  if (all.empty()) return std::nullopt;
+  return all.back();
+}
+
+}  // namespace hps::train

@@ -1,0 +1,86 @@
+#include "train/train_config.hpp"
+
+#include "core/error.hpp"
+#include "prefs/config_io.hpp"
+
+namespace hps::train {
+
+TrainConfig read_train_config(const Config& c) {
+  c.check_known("", {"model", "lora", "data", "train", "loss", "gamma"});
+  TrainConfig t;
+  c.check_known("model", {"path", "tokenizer", "dtype", "device", "grad_checkpointing"});
+  t.model.path = c.get_string("model.path", "");
+  if (t.model.path.empty()) throw ConfigError("model.path is required (a Hugging Face model folder)");
+  t.model.tokenizer = c.get_string("model.tokenizer", t.model.path);
+  t.model.dtype = c.get_string("model.dtype", "");
+  t.model.device = c.get_string("model.device", "cpu");
+  t.model.grad_checkpointing = c.get_bool("model.grad_checkpointing", false);
+
+  c.check_known("lora", {"enabled", "rank", "alpha", "dropout", "targets", "rslora"});
+  t.use_lora = c.get_bool("lora.enabled", true);
+  t.lora.rank = c.get_int("lora.rank", 8);
+  t.lora.alpha = c.get_double("lora.alpha", 16.0);
+  t.lora.dropout = c.get_double("lora.dropout", 0.05);
+  t.lora.rslora = c.get_bool("lora.rslora", false);
+  if (c.has("lora.targets")) {
+    // Comma-separated list: "q_proj,v_proj".
+    const std::string s = c.get_string("lora.targets", "");
+    t.lora.targets.clear();
+    size_t b = 0;
+    while (b <= s.size()) {
+      const size_t e = s.find(',', b);
+      const std::string name = s.substr(b, e == std::string::npos ? std::string::npos : e - b);
+      if (!name.empty()) t.lora.targets.push_back(name);
+      if (e == std::string::npos) break;
+      b = e + 1;
+    }
+  }
+  t.lora.base_model = t.model.path;
+
+  c.check_known("data", {"path", "format", "on_bad_record", "pku_ranking", "allow_empty_responses", "chat_format",
+                         "max_prompt_length", "max_length", "eval_fraction"});
+  t.data.path = c.get_string("data.path", "");
+  if (t.data.path.empty()) throw ConfigError("data.path is required (a .jsonl or .jsonl.gz dataset)");
+  t.data.options.format = data::parse_format(c.get_string("data.format", "auto"));
+  t.data.options.on_bad_record = data::parse_on_bad_record(c.get_string("data.on_bad_record", "error"));
+  t.data.options.pku_ranking = data::parse_pku_ranking(c.get_string("data.pku_ranking", "helpful"));
+  t.data.options.allow_empty_responses = c.get_bool("data.allow_empty_responses", false);
+  t.data.chat_format = c.get_string("data.chat_format", "");
+  t.data.max_prompt_length = c.get_int("data.max_prompt_length", 512);
+  t.data.max_length = c.get_int("data.max_length", 1024);
+  t.data.eval_fraction = c.get_double("data.eval_fraction", 0.0);
+  if (t.data.eval_fraction < 0 || t.data.eval_fraction >= 1) throw ConfigError("data.eval_fraction must be in [0, 1)");
+
+  c.check_known("train", {"epochs", "max_steps", "batch_prompts", "grad_accum", "lr", "schedule", "warmup_ratio",
+                          "beta1", "beta2", "eps", "weight_decay", "max_grad_norm", "seed", "out_dir", "save_every",
+                          "keep_last", "eval_every", "max_bad_steps", "stop_after"});
+  auto& l = t.train;
+  l.epochs = c.get_int("train.epochs", 2);
+  l.max_steps = c.get_int("train.max_steps", 0);
+  l.batch_prompts = c.get_int("train.batch_prompts", 8);
+  l.grad_accum = c.get_int("train.grad_accum", 1);
+  l.lr = c.get_double("train.lr", 5e-7);
+  l.schedule = parse_schedule(c.get_string("train.schedule", "cosine"));
+  l.warmup_ratio = c.get_double("train.warmup_ratio", 0.1);
+  l.adamw = {c.get_double("train.beta1", 0.9), c.get_double("train.beta2", 0.999), c.get_double("train.eps", 1e-8),
+             c.get_double("train.weight_decay", 0.0)};
+  l.max_grad_norm = c.get_double("train.max_grad_norm", 1.0);
+  l.seed = static_cast<uint64_t>(c.get_int("train.seed", 0));
+  l.out_dir = c.get_string("train.out_dir", "runs/hps");
+  l.save_every = c.get_int("train.save_every", 0);
+  l.keep_last = c.get_int("train.keep_last", 2);
+  l.eval_every = c.get_int("train.eval_every", 0);
+  l.max_bad_steps = c.get_int("train.max_bad_steps", 5);
+  l.stop_after = c.get_int("train.stop_after", 0);
+  for (auto [v, name] : {std::pair{l.batch_prompts, "train.batch_prompts"}, {l.grad_accum, "train.grad_accum"},
+                         {l.keep_last, "train.keep_last"}, {l.max_bad_steps, "train.max_bad_steps"}})
+    if (v <= 0) throw ConfigError(std::string(name) + " must be > 0, found " + std::to_string(v));
+  if (l.epochs <= 0 && l.max_steps <= 0) throw ConfigError("train.epochs or train.max_steps must be > 0");
+  if (l.lr <= 0) throw ConfigError("train.lr must be > 0");
+
+  t.loss = prefs::read_loss_config(c, "loss");
+  t.gamma = prefs::read_gamma_schedule(c, "gamma");
+  return t;
+}
+
+}  // namespace hps::train

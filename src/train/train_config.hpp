@@ -1,0 +1,64 @@
+// Settings of `hps train` (preference fine-tuning): plain structs with the paper's defaults where §6 states
+// them (β 0.1, lr 5e-7, cosine schedule, 2 epochs, LoRA r 8 / α 16, γ −5 → 5) and TRL's otherwise.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/config.hpp"
+#include "data/dataset.hpp"
+#include "model/lora.hpp"
+#include "prefs/gamma_schedule.hpp"
+#include "prefs/loss_config.hpp"
+#include "train/optimizer.hpp"
+
+namespace hps::train {
+
+struct ModelSettings {
+  std::string path;             // [model] path: HF folder (config.json, safetensors, tokenizer files)
+  std::string tokenizer;        // default: path
+  std::string dtype;            // "" = the checkpoint's; float32 | bfloat16 | float16
+  std::string device = "cpu";
+  bool grad_checkpointing = false;
+};
+
+struct DataSettings {
+  std::string path;
+  data::DatasetOptions options;
+  std::string chat_format;      // "" = from the tokenizer's chat_template
+  int64_t max_prompt_length = 512, max_length = 1024;
+  double eval_fraction = 0.0;   // held-out share of records (deterministic split by seed)
+};
+
+struct LoopSettings {
+  int64_t epochs = 2, max_steps = 0;  // max_steps > 0 overrides epochs
+  int64_t batch_prompts = 8, grad_accum = 1;
+  double lr = 5e-7;
+  ScheduleKind schedule = ScheduleKind::cosine;
+  double warmup_ratio = 0.1;
+  AdamWConfig adamw{0.9, 0.999, 1e-8, 0.0};
+  double max_grad_norm = 1.0;
+  uint64_t seed = 0;
+  std::string out_dir = "runs/hps";
+  int64_t save_every = 0;       // 0: only at the end
+  int64_t keep_last = 2;
+  int64_t eval_every = 0;       // 0: only at the end (when eval_fraction > 0)
+  int64_t max_bad_steps = 5;    // consecutive non-finite steps before aborting
+  int64_t stop_after = 0;       // > 0: stop (after saving) once this many steps ran — for tests and staged runs
+};
+
+struct TrainConfig {
+  ModelSettings model;
+  bool use_lora = true;
+  model::LoraConfig lora;       // r 8, α 16, dropout 0.05, all seven projections
+  DataSettings data;
+  LoopSettings train;
+  prefs::LossConfig loss;
+  prefs::GammaSchedule gamma;
+};
+
+// Reads [model], [lora], [data], [train], [loss], [gamma]; unknown keys and bad values throw ConfigError.
+TrainConfig read_train_config(const Config& cfg);
+
+}  // namespace hps::train
