@@ -54,19 +54,17 @@ Batch collate(const std::vector<EncodedExample>& ex, int64_t pad_id, PadSide sid
   if (ex.empty()) throw InputError("collate: empty batch");
   Batch b;
   b.prompts = static_cast<int64_t>(ex.size());
-  b.k = static_cast<int64_t>(ex[0].responses.size());
   int64_t T = 0;
   for (const auto& e : ex) {
-    if (static_cast<int64_t>(e.responses.size()) != b.k)
-      throw InputError("collate: line " + std::to_string(e.line) + " has " + std::to_string(e.responses.size()) +
-                       " responses, the batch " + std::to_string(b.k));
+    b.k = std::max<int64_t>(b.k, static_cast<int64_t>(e.responses.size()));
+    T = std::max<int64_t>(T, static_cast<int64_t>(e.prompt.size()));
     for (const auto& r : e.responses) T = std::max<int64_t>(T, static_cast<int64_t>(e.prompt.size() + r.size()));
   }
   const int64_t rows = b.prompts * b.k;
   b.ids = at::full({rows, T}, pad_id, at::kLong);
   b.mask = at::zeros({rows, T}, at::kLong);
   b.response_mask = at::zeros({rows, T}, at::kLong);
-  b.rewards = at::empty({b.prompts, b.k}, at::kDouble);
+  b.rewards = at::full({b.prompts, b.k}, NAN, at::kDouble);
   auto ids = b.ids.accessor<int64_t, 2>();
   auto mask = b.mask.accessor<int64_t, 2>();
   auto resp = b.response_mask.accessor<int64_t, 2>();
@@ -74,15 +72,20 @@ Batch collate(const std::vector<EncodedExample>& ex, int64_t pad_id, PadSide sid
   for (int64_t i = 0; i < b.prompts; ++i) {
     const auto& e = ex[static_cast<size_t>(i)];
     b.lines.push_back(e.line);
-    b.response_index.push_back(e.response_index);
+    auto index = e.response_index;
+    index.resize(static_cast<size_t>(b.k), -1);
+    b.response_index.push_back(index);
     for (int64_t j = 0; j < b.k; ++j) {
+      // A prompt with fewer responses than the batch gets prompt-only rows (no response tokens, index -1).
+      const bool real = j < static_cast<int64_t>(e.responses.size());
+      static const std::vector<int64_t> none;
+      const auto& r = real ? e.responses[static_cast<size_t>(j)] : none;
       const int64_t row = i * b.k + j;
-      const auto& r = e.responses[static_cast<size_t>(j)];
       const auto len = static_cast<int64_t>(e.prompt.size() + r.size());
       int64_t t = side == PadSide::left ? T - len : 0;
       for (int64_t id : e.prompt) ids[row][t] = id, mask[row][t++] = 1;
       for (int64_t id : r) ids[row][t] = id, mask[row][t] = 1, resp[row][t++] = 1;
-      rew[i][j] = e.rewards[static_cast<size_t>(j)];
+      if (real) rew[i][j] = e.rewards[static_cast<size_t>(j)];
     }
   }
   return b;

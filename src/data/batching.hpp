@@ -54,16 +54,17 @@ std::vector<TokenizedRecord> tokenize_dataset(const Dataset& d, const Encoder& e
 enum class PadSide { right, left };
 
 struct Batch {
-  int64_t prompts = 0, k = 0;   // B prompts × k responses each; rows are prompt-major
+  int64_t prompts = 0, k = 0;   // B prompts × k rows each (k = the most responses of any prompt); prompt-major
   at::Tensor ids;               // [B·k, T] int64
   at::Tensor mask;              // [B·k, T] int64, 1 on real tokens
   at::Tensor response_mask;     // [B·k, T] int64, 1 on response tokens
-  at::Tensor rewards;           // [B, k] double
+  at::Tensor rewards;           // [B, k] double (NaN at rows without a response)
   std::vector<int64_t> lines;   // [B] source lines
-  std::vector<std::vector<int64_t>> response_index;  // [B][k]
+  std::vector<std::vector<int64_t>> response_index;  // [B][k], -1 at rows without a response
 };
 
-// Pads every example's prompt+response rows to the longest; all examples must have the same k.
+// Pads every example's prompt+response rows to the longest. Prompts with fewer responses than the batch's
+// k get prompt-only rows (response_index -1, no response tokens), so ragged K batches as well.
 Batch collate(const std::vector<EncodedExample>& examples, int64_t pad_id, PadSide side = PadSide::right);
 
 // Which responses of a record a step needs (indices into record.responses).

@@ -83,6 +83,15 @@ double clip_grad_norm(const std::vector<at::Tensor>& params, double max_norm) {
   return n;
 }
 
+UpdateOutcome guarded_update(AdamW& opt, double lr, double max_grad_norm, bool loss_finite) {
+  UpdateOutcome o;
+  o.grad_norm = loss_finite ? clip_grad_norm(opt.params(), max_grad_norm) : NAN;
+  o.applied = loss_finite && std::isfinite(o.grad_norm);
+  if (o.applied) opt.step(lr);
+  for (auto p : opt.params()) p.mutable_grad() = at::Tensor();
+  return o;
+}
+
 ScheduleKind parse_schedule(const std::string& s) {
   if (s == "constant") return ScheduleKind::constant;
   if (s == "linear") return ScheduleKind::linear;

@@ -38,6 +38,15 @@ class AdamW {
 // (torch's formula). Returns the norm before clipping, as a double (one host sync). max_norm <= 0: no clipping.
 double clip_grad_norm(const std::vector<at::Tensor>& params, double max_norm);
 
+// One guarded update: clips, and applies the step only when the loss and the gradient norm are finite
+// (never a NaN step); gradients are cleared either way. Returns the pre-clip norm (NaN when the loss was not
+// finite) and whether the update was applied.
+struct UpdateOutcome {
+  double grad_norm = 0;
+  bool applied = false;
+};
+UpdateOutcome guarded_update(AdamW& opt, double lr, double max_grad_norm, bool loss_finite);
+
 enum class ScheduleKind { constant, linear, cosine };
 ScheduleKind parse_schedule(const std::string& s);
 const char* to_string(ScheduleKind k);

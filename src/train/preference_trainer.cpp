@@ -44,7 +44,8 @@ bool needs_all(const prefs::LossConfig& c) {
   return c.preference == prefs::Preference::pl || c.preference == prefs::Preference::hps_full || c.multi_preferred;
 }
 
-// The slots the loss will use for this record under these draws: the loss core run on rewards alone.
+}  // namespace
+
 std::vector<int64_t> slots_for(const data::PreferenceRecord& r, const prefs::LossConfig& lc, const at::Tensor& u) {
   if (needs_all(lc)) return data::select_all(r);
   const auto K = static_cast<int64_t>(r.responses.size());
@@ -54,6 +55,8 @@ std::vector<int64_t> slots_for(const data::PreferenceRecord& r, const prefs::Los
   auto res = prefs::preference_loss(probe, lc, u);
   return {res.chosen.item<int64_t>(), res.rejected.item<int64_t>()};
 }
+
+namespace {
 
 double peak_gib(const at::Device& d) {
   if (!d.is_cuda()) return 0.0;
@@ -197,7 +200,7 @@ PreferenceTrainer::Impl::Forwarded PreferenceTrainer::Impl::forward(data::Prefer
   // Place the forwarded responses at their slots of a [B, K] batch; the rest are finite placeholders the
   // loss does not read (it uses exactly the slots `select` found), still valid so q and N see all K.
   const auto fopt = at::TensorOptions().dtype(at::kFloat).device(device);
-  std::vector<int64_t> rows_idx, cols_idx;
+  std::vector<int64_t> rows_idx, cols_idx, flat_idx;
   at::Tensor length = at::ones({B, K}, fopt.dtype(at::kDouble).device(at::kCPU));
   at::Tensor reward = at::zeros({B, K}, at::kDouble), valid = at::zeros({B, K}, at::kBool);
   const at::Tensor counts = f.rows.response_mask.sum(1).to(at::kDouble);
@@ -208,14 +211,16 @@ PreferenceTrainer::Impl::Forwarded PreferenceTrainer::Impl::forward(data::Prefer
     }
     for (int64_t j = 0; j < k; ++j) {
       const int64_t slot = f.rows.response_index[static_cast<size_t>(i)][static_cast<size_t>(j)];
+      if (slot < 0) continue;  // a prompt-only row of a ragged batch
       rows_idx.push_back(i), cols_idx.push_back(slot);
+      flat_idx.push_back(i * k + j);
       length[i][slot] = std::max(1.0, counts[i * k + j].item<double>());
     }
   }
   const auto lopt = at::TensorOptions().dtype(at::kLong).device(device);
-  const at::Tensor ri = at::tensor(rows_idx, lopt), ci = at::tensor(cols_idx, lopt);
-  at::Tensor pol_full = at::zeros({B, K}, fopt).index_put({ri, ci}, pol);
-  at::Tensor ref_full = at::zeros({B, K}, fopt).index_put({ri, ci}, refl);
+  const at::Tensor ri = at::tensor(rows_idx, lopt), ci = at::tensor(cols_idx, lopt), fi = at::tensor(flat_idx, lopt);
+  at::Tensor pol_full = at::zeros({B, K}, fopt).index_put({ri, ci}, pol.index_select(0, fi));
+  at::Tensor ref_full = at::zeros({B, K}, fopt).index_put({ri, ci}, refl.index_select(0, fi));
   f.batch = {pol_full, ref_full, length.to(fopt), reward.to(fopt), valid.to(device)};
   f.draws = at::cat(draws, 0);  // [B, 2] CPU double
   return f;
@@ -256,12 +261,10 @@ StepLog PreferenceTrainer::Impl::train_step() {
   }
   for (double* v : {&s.accuracy, &s.rm_dpo, &s.rm_rdpo, &s.chosen_reward, &s.rejected_reward}) *v /= static_cast<double>(n);
   s.epoch = loader->epoch();
-  const auto params = opt->params();
-  s.grad_norm = finite ? clip_grad_norm(params, cfg.train.max_grad_norm) : NAN;
   // Never apply a non-finite step: parameters and optimizer state stay as they were.
-  s.skipped = !finite || !std::isfinite(s.grad_norm);
-  if (!s.skipped) opt->step(s.lr);
-  for (auto p : params) p.mutable_grad() = at::Tensor();
+  const UpdateOutcome u = guarded_update(*opt, s.lr, cfg.train.max_grad_norm, finite);
+  s.grad_norm = u.grad_norm;
+  s.skipped = !u.applied;
   bad_steps = s.skipped ? bad_steps + 1 : 0;
   ++step;
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -277,7 +280,7 @@ EvalLog PreferenceTrainer::Impl::evaluate() {
   data::PreferenceLoader ld(eval_set, *encoder, pad_id, {cfg.train.batch_prompts, 0, false, data::PadSide::right});
   auto gen = at::make_generator<at::CPUGeneratorImpl>(cfg.train.seed + 7);  // the same draws at every evaluation
   prefs::LossConfig lc = cfg.loss;
-  lc.gamma = prefs::gamma_at(cfg.gamma, step, total);
+  lc.gamma = prefs::gamma_at(cfg.gamma, std::min(step, total - 1), total);  // the last step's γ after training
   int64_t n = 0;
   c10::AutoGradMode no_grad(false);
   while (true) {

@@ -13,9 +13,16 @@
 #include <string>
 #include <vector>
 
+#include <ATen/ATen.h>
+
+#include "data/dataset.hpp"
 #include "train/train_config.hpp"
 
 namespace hps::train {
+
+// The response slots the loss will read for this record under draws u [1, 2]: all K for PL, HPS-full and
+// Appendix E; otherwise the pair the loss core picks from the rewards alone (BT's pair rule, HPS's sample).
+std::vector<int64_t> slots_for(const data::PreferenceRecord& r, const prefs::LossConfig& lc, const at::Tensor& u);
 
 struct StepLog {
   int64_t step = 0, epoch = 0;

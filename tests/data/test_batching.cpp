@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <cmath>
 #include <set>
 
 #include "core/error.hpp"
@@ -68,8 +69,13 @@ TEST(Batching, CollateRightAndLeftPadding) {
   Batch l = collate({a, b}, 0, PadSide::left);
   EXPECT_TRUE(at::equal(l.ids, at::tensor({0, 5, 6, 7, 5, 6, 8, 9, 4, 3, 3, 3, 0, 0, 4, 2}, at::kLong).view({4, 4})));
   EXPECT_TRUE(at::equal(l.mask, at::tensor({0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1}, at::kLong).view({4, 4})));
+  // Ragged: a prompt with one response next to one with two gets a prompt-only row marked -1.
   EncodedExample c{3, {1}, {{2}}, {0}, {1}, false};
-  EXPECT_THAT(message_of<InputError>([&] { collate({a, c}, 0); }), ::testing::HasSubstr("line 3 has 1 responses"));
+  Batch g = collate({a, c}, 0);
+  EXPECT_EQ(g.response_index[1], (std::vector<int64_t>{0, -1}));
+  EXPECT_TRUE(at::equal(g.ids.select(0, 3), at::tensor({1, 0, 0, 0}, at::kLong)));
+  EXPECT_EQ(g.response_mask.select(0, 3).sum().item<int64_t>(), 0);
+  EXPECT_TRUE(std::isnan(g.rewards[1][1].item<double>()));
 }
 
 TEST(Batching, ShuffleIsDeterministicAndAPermutation) {
@@ -94,8 +100,10 @@ TEST(Batching, LoaderWalksEpochsAndSeeksExactly) {
   }
   EXPECT_EQ(seen.size(), 3u);
   loader.next_epoch();
-  // All responses of records with different K cannot share a batch: a clear error, not a ragged tensor.
-  EXPECT_THAT(message_of<InputError>([&] { while (loader.next(select_all)) {} }), ::testing::HasSubstr("responses, the batch"));
+  // All responses of records with different K (3 and 4) batch together as ragged rows.
+  int64_t rows_seen = 0;
+  while (auto b = loader.next(select_all)) rows_seen += b->prompts;
+  EXPECT_EQ(rows_seen, 3);
   PreferenceLoader again(d, enc, *qwen().pad_id(), {2, 9, true, PadSide::right});
   again.seek(0, 2);
   auto tail = again.next(select_best_worst);

@@ -1,0 +1,211 @@
+// hps train on a tiny model built in the test: slot selection reads exactly what the loss reads, every
+// objective × preference model learns its training pairs, resume is exact, incomplete checkpoints are
+// ignored, a non-finite step changes nothing, and an incompatible resume names the field.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <cstdio>
+#include <sstream>
+
+#include "core/error.hpp"
+#include "io/atomic_file.hpp"
+#include "io/safetensors.hpp"
+#include "data/batching.hpp"
+#include "model/load.hpp"
+#include "model/score_records.hpp"
+#include "text/chat.hpp"
+#include "prefs/losses.hpp"
+#include "test_util.hpp"
+#include "train/preference_trainer.hpp"
+#include "train/run_checkpoint.hpp"
+
+namespace hps::train {
+namespace {
+
+using test::message_of;
+
+// A tiny Qwen2-style model with the qwen2 fixture tokenizer, saved as an HF folder, and a ranked dataset.
+struct World {
+  test::TempDir dir;
+  std::string model, data;
+  World() {
+    model = dir.str("model");
+    const auto tok_dir = test::fixtures_dir() + "/tokenizers/qwen2";
+    model::ModelConfig c;
+    c.architecture = "Qwen2ForCausalLM";
+    c.family = model::Family::qwen2;
+    c.vocab_size = 1536, c.hidden_size = 32, c.intermediate_size = 64, c.num_layers = 1;
+    c.num_heads = 4, c.num_kv_heads = 2, c.head_dim = 8, c.qkv_bias = true, c.tie_word_embeddings = true;
+    c.window = {0};
+    const nlohmann::json cfg = {{"architectures", {"Qwen2ForCausalLM"}}, {"model_type", "qwen2"}, {"vocab_size", 1536},
+                                {"hidden_size", 32}, {"intermediate_size", 64}, {"num_hidden_layers", 1},
+                                {"num_attention_heads", 4}, {"num_key_value_heads", 2}, {"tie_word_embeddings", true},
+                                {"rms_norm_eps", 1e-6}, {"rope_theta", 10000.0}, {"pad_token_id", 0}};
+    model::save_model(model::random_model(c, at::kCPU, at::kFloat, 0.1, 5), cfg, model);
+    for (const char* f : {"tokenizer.json", "tokenizer_config.json"}) io::copy_file(tok_dir + "/" + f, model + "/" + f);
+    // 6 prompts × 4 responses; the better responses share words, so a preference is learnable.
+    data = dir.str("data.jsonl");
+    std::ofstream out(data);
+    const char* good[] = {"Sure, here is a kind and careful answer.", "Happy to help with that, step by step.",
+                          "A clear answer: yes, and here is why."};
+    const char* bad[] = {"No.", "Whatever, figure it out.", "I refuse, go away."};
+    for (int p = 0; p < 6; ++p)
+      out << nlohmann::json{{"prompt", "Question number " + std::to_string(p) + "?"},
+                            {"responses", {good[p % 3], good[(p + 1) % 3], bad[p % 3], bad[(p + 2) % 3]}},
+                            {"rewards", {3.0, 2.0, -1.0, -2.0}}}
+                 .dump()
+          << "\n";
+  }
+  // Base config plus `key=value` overrides.
+  Config config(const std::string& out, std::initializer_list<std::string> overrides = {}) const {
+    Config c = Config::from_string("[model]\npath = '" + model + "'\n[data]\npath = '" + data + "'\n[train]\nout_dir = '" +
+                                       out + "'\nmax_steps = 6\nbatch_prompts = 3\nlr = 0.01\nwarmup_ratio = 0.0\n",
+                                   "test");
+    for (const auto& kv : overrides) c.set_override(kv);
+    return c;
+  }
+};
+
+std::vector<StepLog> train(const World& w, Config cfg, bool resume = false) {
+  std::ostringstream log;
+  PreferenceTrainer t(read_train_config(cfg), cfg.dump());
+  return t.run(resume, log);
+}
+
+TEST(SlotSelection, TheLossReadsOnlyTheSelectedSlots) {
+  // For every cell that forwards two responses: zeroing every other slot leaves loss and gradient unchanged.
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(3);
+  data::PreferenceRecord r;
+  r.responses = {"a", "b", "c", "d", "e"};
+  r.rewards = {0.5, 2.0, -1.0, 1.0, 0.7};
+  const auto opts = at::TensorOptions().dtype(at::kDouble);
+  int checked = 0;
+  for (auto pref : {prefs::Preference::bt, prefs::Preference::hps})
+    for (auto obj : {prefs::Objective::dpo, prefs::Objective::ipo, prefs::Objective::exo, prefs::Objective::sppo,
+                     prefs::Objective::nca, prefs::Objective::simpo, prefs::Objective::rdpo})
+      for (auto rule : {prefs::PairRule::max_min, prefs::PairRule::max_random, prefs::PairRule::max_max, prefs::PairRule::random}) {
+        if (pref == prefs::Preference::hps && rule != prefs::PairRule::max_min) continue;
+        prefs::LossConfig lc;
+        lc.preference = pref, lc.objective = obj, lc.pair_rule = rule, lc.gamma = 1.5;
+        at::Tensor u = prefs::draw_uniforms(1, gen);
+        const auto slots = slots_for(r, lc, u);
+        ASSERT_EQ(slots.size(), 2u);
+        at::Tensor logp = at::randn({1, 5}, opts) - 20, ref = at::randn({1, 5}, opts) - 20;
+        at::Tensor len = at::randint(1, 9, {1, 5}, opts), reward = at::tensor(r.rewards, opts).view({1, 5});
+        at::Tensor keep = at::zeros({1, 5}, opts);
+        for (int64_t s : slots) keep[0][s] = 1;
+        const double full = prefs::preference_loss({logp, ref, len, reward, {}}, lc, u).loss.item<double>();
+        const double masked = prefs::preference_loss({logp * keep, ref * keep, len, reward, {}}, lc, u).loss.item<double>();
+        EXPECT_NEAR(full, masked, 1e-12) << prefs::to_string(pref) << " " << prefs::to_string(obj) << " " << prefs::to_string(rule);
+        ++checked;
+      }
+  EXPECT_EQ(checked, 35);
+}
+
+// Pairwise reward accuracy on the training records: over every pair of responses with different rewards,
+// the share the model's implicit reward orders correctly (β·log π/π_ref; SimPO: length-normalized log π).
+// Chance is 0.5; the untrained policy (= reference) scores 0 (all ties).
+double pairwise_accuracy(const World& w, const std::string& policy_dir, bool simpo) {
+  const auto tok = text::Tokenizer::from_dir(w.model);
+  const auto d = data::read_dataset(w.data);
+  const data::Encoder enc(tok, text::detect_chat_template(tok.config().chat_template), {});
+  const auto recs = data::tokenize_dataset(d, enc);
+  const auto pol = model::score_records(model::load_model(policy_dir), recs, 8);
+  const auto ref = model::score_records(model::load_model(w.model), recs, 8);
+  int64_t right = 0, pairs = 0;
+  for (size_t r = 0; r < recs.size(); ++r) {
+    const auto& rw = d.records[r].rewards;
+    auto score = [&](size_t k) {
+      return simpo ? pol[r].logp[k] / static_cast<double>(pol[r].tokens[k]) : pol[r].logp[k] - ref[r].logp[k];
+    };
+    for (size_t i = 0; i < rw.size(); ++i)
+      for (size_t j = 0; j < rw.size(); ++j)
+        if (rw[i] > rw[j]) ++pairs, right += score(i) > score(j);
+  }
+  return static_cast<double>(right) / static_cast<double>(pairs);
+}
+
+TEST(Trainer, EveryObjectiveAndPreferenceLearnsItsTrainingPairs) {
+  World w;
+  const double before = pairwise_accuracy(w, w.model, false);
+  EXPECT_EQ(before, 0.0) << "policy = reference: every pair ties";
+  for (const char* pref : {"bt", "pl", "hps", "hps_full"})
+    for (const char* obj : {"dpo", "ipo", "exo", "sppo", "nca", "simpo", "rdpo"}) {
+      test::TempDir out;
+      Config c = w.config(out.str(), {"train.max_steps=24", "lora.enabled=false", std::string("loss.preference=") + pref,
+                                      std::string("loss.objective=") + obj});
+      std::ostringstream log;
+      PreferenceTrainer t(read_train_config(c), c.dump());
+      const auto steps = t.run(false, log);
+      ASSERT_EQ(steps.size(), 24u);
+      for (const auto& s : steps) EXPECT_FALSE(s.skipped) << pref << " × " << obj;
+      // Responses forwarded per prompt: 2 for BT / sampled HPS, all 4 for PL / HPS-full.
+      const size_t want = std::string(pref) == "pl" || std::string(pref) == "hps_full" ? 4 : 2;
+      EXPECT_EQ(steps[0].responses[0].size(), want) << pref;
+      const double acc = pairwise_accuracy(w, checkpoint_path(out.str(), 24) + "/model", std::string(obj) == "simpo");
+      EXPECT_GE(acc, 0.75) << pref << " × " << obj << ": pairwise reward accuracy on the training records";
+      std::printf("%-9s %-6s pairwise accuracy %.3f\n", pref, obj, acc);
+    }
+}
+
+TEST(Trainer, ResumeIsExactAndIgnoresIncompleteCheckpoints) {
+  World w;
+  test::TempDir a, b;
+  const auto straight = train(w, w.config(a.str(), {"train.save_every=2", "loss.preference=hps", "lora.dropout=0.1"}));
+  const auto first =
+      train(w, w.config(b.str(), {"train.save_every=2", "loss.preference=hps", "lora.dropout=0.1", "train.stop_after=3"}));
+  ASSERT_EQ(first.size(), 3u);
+  // A crash during a later checkpoint write leaves a folder without its COMPLETE marker: ignored.
+  io::make_dirs(checkpoint_path(b.str(), 5));
+  io::save_safetensors(checkpoint_path(b.str(), 5) + "/optimizer.safetensors", {{"junk", at::zeros({1})}});
+  io::make_dirs(checkpoint_path(b.str(), 4) + ".tmp");
+  EXPECT_EQ(*latest_checkpoint(b.str()), checkpoint_path(b.str(), 3));
+  const auto rest = train(w, w.config(b.str(), {"train.save_every=2", "loss.preference=hps", "lora.dropout=0.1"}), true);
+  ASSERT_EQ(rest.size(), 3u);
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(rest[i].step, straight[3 + i].step);
+    EXPECT_EQ(rest[i].loss, straight[3 + i].loss) << "step " << rest[i].step;
+    EXPECT_EQ(rest[i].responses, straight[3 + i].responses);
+  }
+  EXPECT_EQ(io::read_file(checkpoint_path(a.str(), 6) + "/adapter/adapter_model.safetensors"),
+            io::read_file(checkpoint_path(b.str(), 6) + "/adapter/adapter_model.safetensors"));
+  EXPECT_FALSE(io::dir_exists(checkpoint_path(b.str(), 4) + ".tmp")) << "leftovers of interrupted writes are pruned";
+  // keep_last = 2: only the two newest complete checkpoints remain.
+  EXPECT_EQ(complete_checkpoints(b.str()).size(), 2u);
+}
+
+TEST(Trainer, IncompatibleResumeNamesTheField) {
+  World w;
+  test::TempDir out;
+  train(w, w.config(out.str(), {"train.stop_after=1"}));
+  EXPECT_THAT(message_of<ConfigError>([&] { train(w, w.config(out.str(), {"lora.rank=4"}), true); }),
+              ::testing::HasSubstr("lora.rank was 8, now 4"));
+}
+
+TEST(GuardedUpdate, NonFiniteStepLeavesParametersAndOptimizerUntouched) {
+  at::Tensor p = at::ones({3}, at::kDouble).requires_grad_(true);
+  AdamW opt({p}, {0.9, 0.999, 1e-8, 0.1});
+  p.mutable_grad() = at::full({3}, 0.5, at::kDouble);
+  ASSERT_TRUE(guarded_update(opt, 0.1, 1.0, true).applied);
+  const at::Tensor before = p.detach().clone();
+  const auto state = opt.state();
+  std::map<std::string, at::Tensor> saved;
+  for (const auto& [k, v] : state) saved[k] = v.clone();
+  p.mutable_grad() = at::tensor({1.0, NAN, 2.0}, at::kDouble);
+  const auto o = guarded_update(opt, 0.1, 1.0, true);
+  EXPECT_FALSE(o.applied);
+  EXPECT_TRUE(std::isnan(o.grad_norm));
+  EXPECT_TRUE(at::equal(p.detach(), before));
+  for (const auto& [k, v] : opt.state()) EXPECT_TRUE(at::equal(v, saved[k])) << k;
+  EXPECT_FALSE(p.grad().defined()) << "gradients are cleared after a skipped step";
+  p.mutable_grad() = at::full({3}, 0.5, at::kDouble);
+  EXPECT_FALSE(guarded_update(opt, 0.1, 1.0, /*loss_finite=*/false).applied);
+  EXPECT_TRUE(at::equal(p.detach(), before));
+}
+
+}  // namespace
+}  // namespace hps::train
