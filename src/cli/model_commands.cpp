@@ -138,8 +138,31 @@ Command add_model_command(CLI::App& app) {
   exp->add_option("--max-shard-bytes", *e_shard, "split weights into shards of at most this size");
   exp->add_option("--out", *e_out, "destination folder (adapter goes to OUT/adapter unless merged)")->required();
 
+  auto* init = cmd->add_subcommand("init", "Create a randomly initialized model from a config.json (tests, benchmarks)");
+  auto i_config = std::make_shared<std::string>(), i_out = std::make_shared<std::string>(),
+       i_tok = std::make_shared<std::string>(), i_dtype = std::make_shared<std::string>("float32");
+  auto i_seed = std::make_shared<uint64_t>(0);
+  auto i_std = std::make_shared<double>(0.02);
+  init->add_option("--config-json", *i_config, "a Hugging Face config.json")->required();
+  init->add_option("--tokenizer", *i_tok, "folder whose tokenizer files are copied beside the weights");
+  init->add_option("--seed", *i_seed, "random seed");
+  init->add_option("--std", *i_std, "standard deviation of the normal init (norm weights are 1, biases 0)");
+  init->add_option("--dtype", *i_dtype, "float32 | bfloat16 | float16");
+  init->add_option("--out", *i_out, "destination folder")->required();
+
   return {cmd, [=]() -> int {
     if (ins->parsed()) return inspect(*dir, *adapter) == 0 ? 0 : 1;
+    if (init->parsed()) {
+      const auto j = io::read_json_file(*i_config);
+      const auto c = model::parse_model_config(j, *i_config);
+      model::save_model(model::random_model(c, at::kCPU, model::parse_dtype(*i_dtype), *i_std, *i_seed), j, *i_out);
+      if (!i_tok->empty())
+        for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
+          if (io::file_exists(*i_tok + "/" + f)) io::copy_file(*i_tok + "/" + f, *i_out + "/" + f);
+      std::cout << "wrote " << *i_out << ": " << c.architecture << ", " << thousands(model::make_skeleton(c).num_parameters())
+                << " parameters\n";
+      return 0;
+    }
     model::LoadOptions lo;
     if (!e_dtype->empty()) lo.dtype = model::parse_dtype(*e_dtype);
     model::Decoder m = model::load_model(*e_model, lo);
