@@ -16,9 +16,11 @@
 #include "io/safetensors.hpp"
 #include "model/load.hpp"
 #include "model/logprobs.hpp"
+#include "model/score_records.hpp"
 #include "prefs/losses.hpp"
 #include "text/chat.hpp"
 #include "text/tokenizer.hpp"
+#include "train/ref_cache.hpp"
 #include "train/run_checkpoint.hpp"
 
 namespace hps::train {
@@ -79,6 +81,7 @@ struct PreferenceTrainer::Impl {
   model::Decoder policy;
   std::optional<model::Decoder> ref;  // full fine-tuning; LoRA uses the policy with adapters off
   std::unique_ptr<AdamW> opt;
+  std::optional<RefCache> cache;  // train.ref_cache: reference log-probs of every training response
   at::Generator sampler = at::make_generator<at::CPUGeneratorImpl>(0);
   int64_t step = 0, bad_steps = 0, total = 0, warmup = 0;
   std::vector<EvalLog> evals;
@@ -99,6 +102,7 @@ struct PreferenceTrainer::Impl {
   Forwarded forward(data::PreferenceLoader& ld, bool grad, at::Generator& gen, const prefs::LossConfig& lc,
                     bool& exhausted);
   at::Tensor ref_logprobs(const data::Batch& b);
+  void build_ref_cache(std::ostream& log);
 };
 
 PreferenceTrainer::PreferenceTrainer(TrainConfig cfg, std::string config_text) : impl_(std::make_unique<Impl>()) {
@@ -156,7 +160,43 @@ void PreferenceTrainer::Impl::setup() {
   opt = std::make_unique<AdamW>(policy.trainable_parameters(), cfg.train.adamw);
 }
 
+void PreferenceTrainer::Impl::build_ref_cache(std::ostream& log) {
+  // The key: every file the reference values depend on, plus the settings that shape the token ids.
+  nlohmann::json key = {{"tokenizer", file_fingerprint(cfg.model.tokenizer + "/tokenizer.json")},
+                        {"data", file_fingerprint(cfg.data.path)},
+                        {"chat_format", text::to_string(chat.format)},
+                        {"default_system", chat.default_system},
+                        {"max_prompt_length", cfg.data.max_prompt_length},
+                        {"max_length", cfg.data.max_length},
+                        {"format", data::to_string(train_set.format)},
+                        {"pku_ranking", cfg.data.options.pku_ranking == data::PkuRanking::helpful ? "helpful" : "safe"},
+                        {"dtype", model::dtype_to_hf(policy.dtype())}};
+  for (const auto& f : io::list_dir(cfg.model.path))
+    if (f.ends_with(".safetensors") || f.ends_with(".json")) key["model"][f] = file_fingerprint(cfg.model.path + "/" + f);
+  data::Dataset both = train_set;  // training and held-out records: evaluation reads the cache too
+  both.records.insert(both.records.end(), eval_set.records.begin(), eval_set.records.end());
+  std::vector<int64_t> lines;
+  for (const auto& r : both.records) lines.push_back(r.line);
+  cache = RefCache::load_or_build(cfg.train.out_dir + "/ref_logps.safetensors", key.dump(), lines, [&] {
+    const auto recs = data::tokenize_dataset(both, *encoder);
+    const bool was = policy.state.lora_enabled;
+    policy.state.lora_enabled = false;  // LoRA: the base model is the reference (B = 0 at start anyway)
+    auto scores = model::score_records(ref ? *ref : policy, recs, cfg.train.batch_prompts);
+    policy.state.lora_enabled = was;
+    return scores;
+  }, log);
+}
+
 at::Tensor PreferenceTrainer::Impl::ref_logprobs(const data::Batch& b) {
+  if (cache) {  // [B·k] from the cache; prompt-only rows of ragged batches get 0 (never read)
+    std::vector<double> v;
+    for (int64_t i = 0; i < b.prompts; ++i)
+      for (int64_t j = 0; j < b.k; ++j) {
+        const int64_t slot = b.response_index[static_cast<size_t>(i)][static_cast<size_t>(j)];
+        v.push_back(slot < 0 ? 0.0 : cache->at(b.lines[static_cast<size_t>(i)], slot));
+      }
+    return at::tensor(v, at::kDouble).to(device, at::kFloat);
+  }
   c10::AutoGradMode no_grad(false);
   const auto ids = b.ids.to(device), mask = b.mask.to(device), resp = b.response_mask.to(device);
   if (ref) return model::sequence_logprobs(*ref, ids, mask, resp).sum;
@@ -383,6 +423,8 @@ void PreferenceTrainer::Impl::restore(const std::string& dir) {
 std::vector<StepLog> PreferenceTrainer::run(bool resume, std::ostream& log) {
   Impl& m = *impl_;
   io::make_dirs(m.cfg.train.out_dir);
+  // Before any restore: the cache holds reference (not policy) values.
+  if (m.cfg.train.ref_cache) m.build_ref_cache(log);
   if (resume) {
     if (auto dir = latest_checkpoint(m.cfg.train.out_dir)) {
       m.restore(*dir);

@@ -53,7 +53,7 @@ TrainConfig read_train_config(const Config& c) {
 
   c.check_known("train", {"epochs", "max_steps", "batch_prompts", "grad_accum", "lr", "schedule", "warmup_ratio",
                           "beta1", "beta2", "eps", "weight_decay", "max_grad_norm", "seed", "out_dir", "save_every",
-                          "keep_last", "eval_every", "max_bad_steps", "stop_after"});
+                          "keep_last", "eval_every", "max_bad_steps", "stop_after", "ref_cache"});
   auto& l = t.train;
   l.epochs = c.get_int("train.epochs", 2);
   l.max_steps = c.get_int("train.max_steps", 0);
@@ -72,6 +72,7 @@ TrainConfig read_train_config(const Config& c) {
   l.eval_every = c.get_int("train.eval_every", 0);
   l.max_bad_steps = c.get_int("train.max_bad_steps", 5);
   l.stop_after = c.get_int("train.stop_after", 0);
+  l.ref_cache = c.get_bool("train.ref_cache", false);
   for (auto [v, name] : {std::pair{l.batch_prompts, "train.batch_prompts"}, {l.grad_accum, "train.grad_accum"},
                          {l.keep_last, "train.keep_last"}, {l.max_bad_steps, "train.max_bad_steps"}})
     if (v <= 0) throw ConfigError(std::string(name) + " must be > 0, found " + std::to_string(v));

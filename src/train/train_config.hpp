@@ -46,6 +46,7 @@ struct LoopSettings {
   int64_t eval_every = 0;       // 0: only at the end (when eval_fraction > 0)
   int64_t max_bad_steps = 5;    // consecutive non-finite steps before aborting
   int64_t stop_after = 0;       // > 0: stop (after saving) once this many steps ran — for tests and staged runs
+  bool ref_cache = false;       // precompute reference log-probs of every response once (OUT/ref_logps.safetensors)
 };
 
 struct TrainConfig {

@@ -178,6 +178,29 @@ TEST(Trainer, ResumeIsExactAndIgnoresIncompleteCheckpoints) {
   EXPECT_EQ(complete_checkpoints(b.str()).size(), 2u);
 }
 
+TEST(Trainer, ReferenceCacheGivesTheSameStepsAndIsRebuiltWhenInputsChange) {
+  World w;
+  test::TempDir a, b;
+  const auto plain = train(w, w.config(a.str(), {"loss.preference=hps", "data.eval_fraction=0.34"}));
+  std::ostringstream log;
+  Config c = w.config(b.str(), {"loss.preference=hps", "data.eval_fraction=0.34", "train.ref_cache=true"});
+  const auto cached = PreferenceTrainer(read_train_config(c), c.dump()).run(false, log);
+  EXPECT_THAT(log.str(), ::testing::HasSubstr("reference log-prob cache: building"));
+  ASSERT_EQ(plain.size(), cached.size());
+  for (size_t i = 0; i < plain.size(); ++i) {
+    EXPECT_NEAR(plain[i].loss, cached[i].loss, 1e-5) << "step " << plain[i].step;
+    EXPECT_EQ(plain[i].responses, cached[i].responses);
+  }
+  std::ostringstream again;
+  PreferenceTrainer(read_train_config(c), c.dump()).run(false, again);
+  EXPECT_THAT(again.str(), ::testing::HasSubstr("reference log-prob cache: hit (6 records)"));
+  // Any change to an input the values depend on is a miss: here the data file.
+  std::ofstream(w.data, std::ios::app) << nlohmann::json{{"prompt", "extra"}, {"responses", {"a b", "c"}}, {"rewards", {1, 0}}}.dump() << "\n";
+  std::ostringstream stale;
+  PreferenceTrainer(read_train_config(c), c.dump()).run(false, stale);
+  EXPECT_THAT(stale.str(), ::testing::HasSubstr("stale"));
+}
+
 TEST(Trainer, IncompatibleResumeNamesTheField) {
   World w;
   test::TempDir out;
