@@ -5,6 +5,8 @@
 #include <CLI/CLI.hpp>
 #include <c10/core/Device.h>
 
+#include "train/train_config.hpp"
+
 #include <functional>
 #include <string>
 #include <vector>
@@ -27,8 +29,8 @@ Command add_logprobs_command(CLI::App& app);
 
 // `hps tokenize --tokenizer DIR (--text S | --file F) [--decode] [--count]`.
 Command add_tokenize_command(CLI::App& app);
-// `hps train --config FILE [--resume] [--key=value ...]`.
-Command add_train_command(CLI::App& app);
+// `hps train | sft | train-rm --config FILE [--resume] [--key=value ...]`.
+Command add_train_command(CLI::App& app, train::Task task);
 // `hps data inspect FILE [--tokenizer DIR]`.
 Command add_data_command(CLI::App& app);
 

@@ -1,4 +1,4 @@
-// `hps train`.
+// `hps train`, `hps sft`, `hps train-rm`: one recipe, three tasks.
 #include <csignal>
 #include <iostream>
 #include <memory>
@@ -14,19 +14,24 @@ namespace {
 extern "C" void on_sigint(int) { train::PreferenceTrainer::stop_requested().store(true); }
 }  // namespace
 
-Command add_train_command(CLI::App& app) {
-  auto* cmd = app.add_subcommand("train", "Preference fine-tuning (BT / PL / HPS × DPO, IPO, EXO, SPPO, NCA, SimPO, R-DPO)");
+Command add_train_command(CLI::App& app, train::Task task) {
+  const char* name = task == train::Task::preference ? "train" : task == train::Task::sft ? "sft" : "train-rm";
+  const char* what = task == train::Task::preference
+                         ? "Preference fine-tuning (BT / PL / HPS × DPO, IPO, EXO, SPPO, NCA, SimPO, R-DPO)"
+                         : task == train::Task::sft ? "Supervised fine-tuning on the best response of each prompt"
+                                                    : "Reward-model training (score head; BT on pairs or PL on rankings)";
+  auto* cmd = app.add_subcommand(name, what);
   auto path = std::make_shared<std::string>();
   auto resume = std::make_shared<bool>(false);
   cmd->add_option("--config", *path, "TOML: [model] [lora] [data] [train] [loss] [gamma] (see examples/train.toml)");
   cmd->add_flag("--resume", *resume, "continue from the newest complete checkpoint in train.out_dir");
   cmd->allow_extras();
   cmd->footer("Any --section.key=value overrides the config, e.g. --loss.preference=bt --train.lr=1e-6");
-  return {cmd, [cmd, path, resume]() -> int {
+  return {cmd, [cmd, path, resume, task]() -> int {
     Config cfg = path->empty() ? Config{} : Config::from_file(*path);
     for (const auto& kv : collect_overrides(cmd->remaining())) cfg.set_override(kv);
-    const train::TrainConfig tc = train::read_train_config(cfg);
-    std::cout << "# hps train — effective config (" << cfg.source() << ")\n" << cfg.dump() << "\n\n";
+    const train::TrainConfig tc = train::read_train_config(cfg, task);
+    std::cout << "# hps " << cmd->get_name() << " — effective config (" << cfg.source() << ")\n" << cfg.dump() << "\n\n";
     train::PreferenceTrainer trainer(tc, cfg.dump());
     std::signal(SIGINT, on_sigint);  // Ctrl-C: save a checkpoint after this step, then exit
     trainer.run(*resume, std::cout);

@@ -21,6 +21,7 @@
 #include "text/chat.hpp"
 #include "text/tokenizer.hpp"
 #include "train/ref_cache.hpp"
+#include "train/rm_loss.hpp"
 #include "train/run_checkpoint.hpp"
 
 namespace hps::train {
@@ -33,6 +34,14 @@ std::atomic<bool>& PreferenceTrainer::stop_requested() {
 }
 
 namespace {
+
+// The best response (highest reward, first on ties; the first without rewards): what SFT trains on.
+std::vector<int64_t> select_best(const data::PreferenceRecord& r) {
+  int64_t best = 0;
+  for (size_t k = 1; k < r.rewards.size(); ++k)
+    if (r.rewards[k] > r.rewards[static_cast<size_t>(best)]) best = static_cast<int64_t>(k);
+  return {best};
+}
 
 // Rewards of a record as the loss core reads them: the data's, or rank order (first = best) without.
 std::vector<double> rewards_of(const data::PreferenceRecord& r) {
@@ -50,6 +59,7 @@ bool needs_all(const prefs::LossConfig& c) {
 
 std::vector<int64_t> slots_for(const data::PreferenceRecord& r, const prefs::LossConfig& lc, const at::Tensor& u) {
   if (needs_all(lc)) return data::select_all(r);
+  if (r.responses.size() == 1) return {0};  // SFT data
   const auto K = static_cast<int64_t>(r.responses.size());
   const auto opts = at::TensorOptions().dtype(at::kDouble);
   at::Tensor reward = at::tensor(rewards_of(r), opts).view({1, K});
@@ -103,6 +113,19 @@ struct PreferenceTrainer::Impl {
                     bool& exhausted);
   at::Tensor ref_logprobs(const data::Batch& b);
   void build_ref_cache(std::ostream& log);
+  void to_reward_model();
+  nlohmann::json model_config_json() const;
+  std::string converted_from;  // the causal-LM architecture a reward model was made from
+
+  // One micro-batch of the configured task: its loss (differentiable when grad) and metrics.
+  struct Micro {
+    at::Tensor loss;
+    double accuracy = 0, rm_dpo = 0, rm_rdpo = 0, chosen = 0, rejected = 0;
+    data::Batch rows;
+    int64_t tokens = 0;
+  };
+  Micro micro_step(data::PreferenceLoader& ld, bool grad, at::Generator& gen, const prefs::LossConfig& lc,
+                   bool& exhausted);
 };
 
 PreferenceTrainer::PreferenceTrainer(TrainConfig cfg, std::string config_text) : impl_(std::make_unique<Impl>()) {
@@ -140,12 +163,18 @@ void PreferenceTrainer::Impl::setup() {
     throw InputError("tokenizer has " + std::to_string(tok->vocab_size()) + " tokens, model vocabulary " +
                      std::to_string(policy.config.vocab_size));
   policy.state.grad_checkpointing = cfg.model.grad_checkpointing;
+  if (cfg.task == Task::reward && policy.config.head == model::Head::causal_lm) to_reward_model();
+  if (cfg.task != Task::reward && policy.config.head != model::Head::causal_lm)
+    throw ConfigError(cfg.model.path + " is a reward model (" + policy.config.architecture + "); " + to_string(cfg.task) +
+                      " training needs a causal LM");
   if (cfg.use_lora) {
     model::add_lora(policy, cfg.lora, cfg.train.seed);
   } else {
     policy.set_requires_grad(true, true);
-    ref = model::load_model(cfg.model.path, lo);
-    ref->set_requires_grad(false, false);
+    if (cfg.task == Task::preference) {  // SFT and reward models have no reference
+      ref = model::load_model(cfg.model.path, lo);
+      ref->set_requires_grad(false, false);
+    }
   }
   pad_id = tok->pad_id().value_or(policy.config.pad_token_id.value_or(0));
   encoder = std::make_unique<data::Encoder>(*tok, chat, data::EncodeOptions{cfg.data.max_prompt_length, cfg.data.max_length, true});
@@ -158,6 +187,31 @@ void PreferenceTrainer::Impl::setup() {
   warmup = static_cast<int64_t>(cfg.train.warmup_ratio * static_cast<double>(total));
   sampler = at::make_generator<at::CPUGeneratorImpl>(cfg.train.seed + 1);
   opt = std::make_unique<AdamW>(policy.trainable_parameters(), cfg.train.adamw);
+}
+
+void PreferenceTrainer::Impl::to_reward_model() {
+  // A causal LM becomes a sequence classifier as transformers' AutoModelForSequenceClassification does from
+  // such a checkpoint: drop the LM head, add a fresh 1-label score head (normal(0, 0.02)).
+  auto& c = policy.config;
+  const std::string from = c.architecture;
+  c.architecture.replace(c.architecture.find("ForCausalLM"), std::string("ForCausalLM").size(), "ForSequenceClassification");
+  c.head = model::Head::sequence_classification;
+  c.num_labels = 1;
+  policy.lm_head = at::Tensor();
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(cfg.train.seed + 11);
+  policy.score = at::normal(0.0, 0.02, {1, c.hidden_size}, gen, at::kFloat).to(device, policy.dtype());
+  converted_from = from;
+}
+
+nlohmann::json PreferenceTrainer::Impl::model_config_json() const {
+  nlohmann::json j = io::read_json_file(cfg.model.path + "/config.json");
+  if (!converted_from.empty()) {
+    j["architectures"] = {policy.config.architecture};
+    j["num_labels"] = 1;
+    j["id2label"] = {{"0", "LABEL_0"}};
+    j["label2id"] = {{"LABEL_0", 0}};
+  }
+  return j;
 }
 
 void PreferenceTrainer::Impl::build_ref_cache(std::ostream& log) {
@@ -266,6 +320,54 @@ PreferenceTrainer::Impl::Forwarded PreferenceTrainer::Impl::forward(data::Prefer
   return f;
 }
 
+PreferenceTrainer::Impl::Micro PreferenceTrainer::Impl::micro_step(data::PreferenceLoader& ld, bool grad,
+                                                                   at::Generator& gen, const prefs::LossConfig& lc,
+                                                                   bool& exhausted) {
+  Micro m;
+  if (cfg.task == Task::preference) {
+    Forwarded f = forward(ld, grad, gen, lc, exhausted);
+    if (exhausted) return m;
+    auto res = prefs::preference_loss(f.batch, lc, f.draws);
+    m.loss = res.loss;
+    m.accuracy = res.margins.accuracy.mean().item<double>();
+    m.rm_dpo = res.margins.rm_dpo.mean().item<double>();
+    m.rm_rdpo = res.margins.rm_rdpo.mean().item<double>();
+    m.chosen = res.margins.chosen_reward.mean().item<double>();
+    m.rejected = res.margins.rejected_reward.mean().item<double>();
+    m.rows = std::move(f.rows);
+    m.tokens = f.tokens;
+    return m;
+  }
+  // SFT: the best response; reward model: BT's best/worst pair or the whole list for PL.
+  auto select = [&](const data::PreferenceRecord& r) {
+    if (cfg.task == Task::sft) return select_best(r);
+    return cfg.loss.preference == prefs::Preference::pl ? data::select_all(r) : data::select_best_worst(r);
+  };
+  auto b = ld.next(select);
+  exhausted = !b;
+  if (!b) return m;
+  m.rows = std::move(*b);
+  const auto ids = m.rows.ids.to(device), mask = m.rows.mask.to(device);
+  m.tokens = m.rows.mask.sum().item<int64_t>();
+  c10::AutoGradMode mode(grad);
+  policy.state.training = grad;
+  if (cfg.task == Task::sft) {
+    // Token-level NLL over every response token of the batch (TRL's SFT loss with completion-only masking).
+    auto lp = model::sequence_logprobs(policy, ids, mask, m.rows.response_mask.to(device));
+    m.loss = -lp.sum.sum() / lp.count.sum().clamp_min(1).to(lp.sum.scalar_type());
+    return m;
+  }
+  at::Tensor scores = policy.scores(ids, mask).select(1, 0).to(at::kFloat).view({m.rows.prompts, m.rows.k});  // [B, k]
+  m.loss = cfg.loss.preference == prefs::Preference::pl ? rm_loss_pl(scores, m.rows.rewards)
+                                                        : rm_loss_bt(scores, cfg.rm_margin);
+  m.accuracy = pairwise_accuracy(scores, m.rows.rewards);
+  if (cfg.loss.preference == prefs::Preference::bt) {
+    m.chosen = scores.select(1, 0).mean().item<double>();
+    m.rejected = scores.select(1, 1).mean().item<double>();
+  }
+  return m;
+}
+
 StepLog PreferenceTrainer::Impl::train_step() {
   const auto t0 = std::chrono::steady_clock::now();
   StepLog s;
@@ -278,22 +380,21 @@ StepLog PreferenceTrainer::Impl::train_step() {
   int64_t tokens = 0, n = 0;
   for (int64_t a = 0; a < cfg.train.grad_accum; ++a) {
     bool exhausted = false;
-    Forwarded f = forward(*loader, true, sampler, lc, exhausted);
+    Micro f = micro_step(*loader, true, sampler, lc, exhausted);
     if (exhausted) {
       loader->next_epoch();
-      f = forward(*loader, true, sampler, lc, exhausted);
+      f = micro_step(*loader, true, sampler, lc, exhausted);
       if (exhausted) throw InternalError("an epoch with no batches");
     }
-    auto res = prefs::preference_loss(f.batch, lc, f.draws);
-    const double loss = res.loss.item<double>();
+    const double loss = f.loss.item<double>();
     finite = finite && std::isfinite(loss);
-    if (finite) (res.loss / static_cast<double>(cfg.train.grad_accum)).backward();
+    if (finite) (f.loss / static_cast<double>(cfg.train.grad_accum)).backward();
     s.loss += loss / static_cast<double>(cfg.train.grad_accum);
-    s.accuracy += res.margins.accuracy.mean().item<double>();
-    s.rm_dpo += res.margins.rm_dpo.mean().item<double>();
-    s.rm_rdpo += res.margins.rm_rdpo.mean().item<double>();
-    s.chosen_reward += res.margins.chosen_reward.mean().item<double>();
-    s.rejected_reward += res.margins.rejected_reward.mean().item<double>();
+    s.accuracy += f.accuracy;
+    s.rm_dpo += f.rm_dpo;
+    s.rm_rdpo += f.rm_rdpo;
+    s.chosen_reward += f.chosen;
+    s.rejected_reward += f.rejected;
     s.lines.insert(s.lines.end(), f.rows.lines.begin(), f.rows.lines.end());
     s.responses.insert(s.responses.end(), f.rows.response_index.begin(), f.rows.response_index.end());
     tokens += f.tokens;
@@ -325,14 +426,13 @@ EvalLog PreferenceTrainer::Impl::evaluate() {
   c10::AutoGradMode no_grad(false);
   while (true) {
     bool exhausted = false;
-    Forwarded f = forward(ld, false, gen, lc, exhausted);
+    Micro f = micro_step(ld, false, gen, lc, exhausted);
     if (exhausted) break;
-    auto res = prefs::preference_loss(f.batch, lc, f.draws);
     const double w = static_cast<double>(f.rows.prompts);
-    e.loss += res.loss.item<double>() * w;
-    e.accuracy += res.margins.accuracy.sum().item<double>();
-    e.rm_dpo += res.margins.rm_dpo.sum().item<double>();
-    e.rm_rdpo += res.margins.rm_rdpo.sum().item<double>();
+    e.loss += f.loss.item<double>() * w;
+    e.accuracy += f.accuracy * w;
+    e.rm_dpo += f.rm_dpo * w;
+    e.rm_rdpo += f.rm_rdpo * w;
     n += f.rows.prompts;
   }
   for (double* v : {&e.loss, &e.accuracy, &e.rm_dpo, &e.rm_rdpo}) *v /= static_cast<double>(std::max<int64_t>(n, 1));
@@ -342,7 +442,8 @@ EvalLog PreferenceTrainer::Impl::evaluate() {
 namespace {
 
 json compat_fields(const TrainConfig& c) {
-  return {{"model.path", c.model.path},
+  return {{"task", to_string(c.task)},
+          {"model.path", c.model.path},
           {"lora.enabled", c.use_lora},
           {"lora.rank", c.lora.rank},
           {"lora.targets", c.lora.targets},
@@ -363,7 +464,7 @@ void PreferenceTrainer::Impl::save(std::ostream& log) {
     if (cfg.use_lora) {
       model::save_lora(policy, cfg.lora, dir + "/adapter");
     } else {
-      model::save_model(policy, io::read_json_file(cfg.model.path + "/config.json"), dir + "/model");
+      model::save_model(policy, model_config_json(), dir + "/model");
       for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
         if (io::file_exists(cfg.model.path + "/" + f)) io::copy_file(cfg.model.path + "/" + f, dir + "/model/" + f);
     }
@@ -447,9 +548,16 @@ std::vector<StepLog> PreferenceTrainer::run(bool resume, std::ostream& log) {
     });
   }
   std::ofstream metrics(metrics_path, std::ios::app);
-  log << "training " << m.train_set.records.size() << " prompts (" << m.eval_set.records.size() << " held out), "
-      << m.total << " steps, " << prefs::to_string(m.cfg.loss.preference) << " × "
-      << prefs::to_string(m.cfg.loss.objective) << (m.cfg.use_lora ? ", LoRA" : ", full fine-tuning") << "\n";
+  log << to_string(m.cfg.task) << " training: " << m.train_set.records.size() << " prompts ("
+      << m.eval_set.records.size() << " held out), " << m.total << " steps, ";
+  if (m.cfg.task == Task::preference)
+    log << prefs::to_string(m.cfg.loss.preference) << " × " << prefs::to_string(m.cfg.loss.objective);
+  else if (m.cfg.task == Task::reward)
+    log << "reward model, " << prefs::to_string(m.cfg.loss.preference) << " loss"
+        << (m.converted_from.empty() ? "" : " (score head added to " + m.converted_from + ")");
+  else
+    log << "SFT on the best responses";
+  log << (m.cfg.use_lora ? ", LoRA" : ", full fine-tuning") << "\n";
   std::vector<StepLog> out;
   int64_t ran = 0;
   const bool eval_on = !m.eval_set.records.empty();

@@ -5,9 +5,21 @@
 
 namespace hps::train {
 
-TrainConfig read_train_config(const Config& c) {
-  c.check_known("", {"model", "lora", "data", "train", "loss", "gamma"});
+const char* to_string(Task t) {
+  switch (t) {
+    case Task::preference: return "preference";
+    case Task::sft: return "sft";
+    case Task::reward: return "reward";
+  }
+  return "?";
+}
+
+TrainConfig read_train_config(const Config& c, Task task) {
+  c.check_known("", {"model", "lora", "data", "train", "loss", "gamma", "rm"});
   TrainConfig t;
+  t.task = task;
+  c.check_known("rm", {"margin"});
+  t.rm_margin = c.get_double("rm.margin", 0.0);
   c.check_known("model", {"path", "tokenizer", "dtype", "device", "grad_checkpointing"});
   t.model.path = c.get_string("model.path", "");
   if (t.model.path.empty()) throw ConfigError("model.path is required (a Hugging Face model folder)");
@@ -17,7 +29,8 @@ TrainConfig read_train_config(const Config& c) {
   t.model.grad_checkpointing = c.get_bool("model.grad_checkpointing", false);
 
   c.check_known("lora", {"enabled", "rank", "alpha", "dropout", "targets", "rslora"});
-  t.use_lora = c.get_bool("lora.enabled", true);
+  // The paper trains with LoRA; SFT and reward models default to full fine-tuning as TRL's trainers do.
+  t.use_lora = c.get_bool("lora.enabled", task == Task::preference);
   t.lora.rank = c.get_int("lora.rank", 8);
   t.lora.alpha = c.get_double("lora.alpha", 16.0);
   t.lora.dropout = c.get_double("lora.dropout", 0.05);
@@ -45,6 +58,7 @@ TrainConfig read_train_config(const Config& c) {
   t.data.options.on_bad_record = data::parse_on_bad_record(c.get_string("data.on_bad_record", "error"));
   t.data.options.pku_ranking = data::parse_pku_ranking(c.get_string("data.pku_ranking", "helpful"));
   t.data.options.allow_empty_responses = c.get_bool("data.allow_empty_responses", false);
+  t.data.options.min_responses = task == Task::sft ? 1 : 2;  // SFT also reads single-response (messages) data
   t.data.chat_format = c.get_string("data.chat_format", "");
   t.data.max_prompt_length = c.get_int("data.max_prompt_length", 512);
   t.data.max_length = c.get_int("data.max_length", 1024);
@@ -81,6 +95,17 @@ TrainConfig read_train_config(const Config& c) {
 
   t.loss = prefs::read_loss_config(c, "loss");
   t.gamma = prefs::read_gamma_schedule(c, "gamma");
+  if (task == Task::reward) {
+    if (!c.has("loss.preference")) t.loss.preference = prefs::Preference::bt;  // pairs, as TRL's RewardTrainer
+    if (t.loss.preference != prefs::Preference::bt && t.loss.preference != prefs::Preference::pl)
+      throw ConfigError("hps train-rm: loss.preference must be bt (pairs) or pl (ranked lists), found " +
+                        std::string(prefs::to_string(t.loss.preference)));
+    if (t.use_lora)
+      throw ConfigError("hps train-rm trains the whole model and its score head: set lora.enabled = false (LoRA "
+                        "reward models need PEFT's modules_to_save for the head, not supported yet)");
+  }
+  if (task != Task::preference && t.train.ref_cache)
+    throw ConfigError("train.ref_cache applies to preference training only");
   return t;
 }
 

@@ -49,7 +49,14 @@ struct LoopSettings {
   bool ref_cache = false;       // precompute reference log-probs of every response once (OUT/ref_logps.safetensors)
 };
 
+// What is trained: the policy with a preference loss (`hps train`), the policy on the best responses
+// (`hps sft`), or a reward model with a score head (`hps train-rm`).
+enum class Task { preference, sft, reward };
+const char* to_string(Task t);
+
 struct TrainConfig {
+  Task task = Task::preference;
+  double rm_margin = 0.0;       // [rm] margin: BT reward-model loss −log σ(r_w − r_l − margin)
   ModelSettings model;
   bool use_lora = true;
   model::LoraConfig lora;       // r 8, α 16, dropout 0.05, all seven projections
@@ -59,7 +66,7 @@ struct TrainConfig {
   prefs::GammaSchedule gamma;
 };
 
-// Reads [model], [lora], [data], [train], [loss], [gamma]; unknown keys and bad values throw ConfigError.
-TrainConfig read_train_config(const Config& cfg);
+// Reads [model], [lora], [data], [train], [loss], [gamma], [rm]; unknown keys and bad values throw ConfigError.
+TrainConfig read_train_config(const Config& cfg, Task task = Task::preference);
 
 }  // namespace hps::train
