@@ -4,7 +4,10 @@
 #include <ATen/DeviceAccelerator.h>
 #include <c10/core/GradMode.h>
 
+#include <unistd.h>
+
 #include <chrono>
+#include <iostream>
 #include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -561,6 +564,9 @@ std::vector<StepLog> PreferenceTrainer::run(bool resume, std::ostream& log) {
   std::vector<StepLog> out;
   int64_t ran = 0;
   const bool eval_on = !m.eval_set.records.empty();
+  const auto started = std::chrono::steady_clock::now();
+  // On a terminal one line is redrawn (a progress bar with ETA); otherwise plain lines for logs.
+  const bool tty = &log == &std::cout && ::isatty(STDOUT_FILENO);
   while (m.step < m.total) {
     StepLog s = m.train_step();
     ++ran;
@@ -571,8 +577,20 @@ std::vector<StepLog> PreferenceTrainer::run(bool resume, std::ostream& log) {
               {"tokens_per_s", s.tokens_per_s}, {"peak_gib", s.peak_gib}, {"skipped", s.skipped},
               {"lines", s.lines},         {"responses", s.responses}};
     metrics << j.dump() << "\n" << std::flush;
-    log << "step " << m.step << "/" << m.total << "  loss " << s.loss << "  acc " << s.accuracy << "  lr " << s.lr
-        << "  gamma " << s.gamma << (s.skipped ? "  SKIPPED (non-finite)" : "") << "\n";
+    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    const auto eta = static_cast<int64_t>(elapsed / static_cast<double>(ran) * static_cast<double>(m.total - m.step));
+    if (tty) {
+      const int64_t width = 24, filled = width * m.step / std::max<int64_t>(m.total, 1);
+      log << "\r[" << std::string(static_cast<size_t>(filled), '=') << std::string(static_cast<size_t>(width - filled), ' ')
+          << "] ";
+    }
+    log << "step " << s.step << "/" << m.total << "  loss " << s.loss;
+    if (m.cfg.task != Task::sft) log << "  acc " << s.accuracy;
+    log << "  lr " << s.lr;
+    if (m.cfg.task == Task::preference) log << "  gamma " << s.gamma;
+    log << "  ETA " << eta / 60 << "m" << (eta % 60 < 10 ? "0" : "") << eta % 60 << "s"
+        << (s.skipped ? "  SKIPPED (non-finite)" : "");
+    log << (tty && !s.skipped && m.step < m.total ? "   " : "\n") << std::flush;
     out.push_back(std::move(s));
     if (m.bad_steps >= m.cfg.train.max_bad_steps)
       throw NumericError(std::to_string(m.bad_steps) + " consecutive steps had a non-finite loss or gradient (last: lines " +
