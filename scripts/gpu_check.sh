@@ -45,4 +45,6 @@ if [ -f "$B/hf_pref_bench.py" ]; then
   echo "hf_pref_bench rc $? ($(( $(date +%s) - t0 )) s)" >> "$S"
   grep '^{' "$OUT/bench_hf.txt" >> "$S"
 fi
+export B S OUT
+bash scripts/gpu_train_bench.sh
 cat "$S"
