@@ -330,6 +330,14 @@ PreferenceTrainer::Impl::Micro PreferenceTrainer::Impl::micro_step(data::Prefere
   if (cfg.task == Task::preference) {
     Forwarded f = forward(ld, grad, gen, lc, exhausted);
     if (exhausted) return m;
+    m.rows = std::move(f.rows);
+    m.tokens = f.tokens;
+    // Non-finite log-probs (a diverged model) make a non-finite step, skipped by the guarded update; the loss
+    // core would reject them as bad input.
+    if (!at::isfinite(at::stack({f.batch.policy_logp.detach(), f.batch.ref_logp})).all().item<bool>()) {
+      m.loss = at::full({}, NAN, f.batch.policy_logp.options());
+      return m;
+    }
     auto res = prefs::preference_loss(f.batch, lc, f.draws);
     m.loss = res.loss;
     m.accuracy = res.margins.accuracy.mean().item<double>();
@@ -337,8 +345,6 @@ PreferenceTrainer::Impl::Micro PreferenceTrainer::Impl::micro_step(data::Prefere
     m.rm_rdpo = res.margins.rm_rdpo.mean().item<double>();
     m.chosen = res.margins.chosen_reward.mean().item<double>();
     m.rejected = res.margins.rejected_reward.mean().item<double>();
-    m.rows = std::move(f.rows);
-    m.tokens = f.tokens;
     return m;
   }
   // SFT: the best response; reward model: BT's best/worst pair or the whole list for PL.

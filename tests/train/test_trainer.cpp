@@ -201,6 +201,41 @@ TEST(Trainer, ReferenceCacheGivesTheSameStepsAndIsRebuiltWhenInputsChange) {
   EXPECT_THAT(stale.str(), ::testing::HasSubstr("stale"));
 }
 
+TEST(Trainer, GradientAccumulationEqualsTheLargerBatch) {
+  // 2 micro-batches of 3 prompts, each loss halved, = one batch of 6 (the loss is a mean over prompts, the
+  // loader order and the per-prompt draws are the same), so the weights after each step agree.
+  World w;
+  test::TempDir a, b;
+  train(w, w.config(a.str(), {"train.max_steps=2", "train.batch_prompts=3", "train.grad_accum=2", "lora.dropout=0.0"}));
+  train(w, w.config(b.str(), {"train.max_steps=2", "train.batch_prompts=6", "train.grad_accum=1", "lora.dropout=0.0"}));
+  auto fa = io::SafetensorsFile::open(checkpoint_path(a.str(), 2) + "/adapter/adapter_model.safetensors");
+  auto fb = io::SafetensorsFile::open(checkpoint_path(b.str(), 2) + "/adapter/adapter_model.safetensors");
+  ASSERT_EQ(fa.tensors().size(), fb.tensors().size());
+  double moved = 0;
+  for (const auto& t : fa.tensors()) {
+    EXPECT_LE((fa.get(t.name) - fb.get(t.name)).abs().max().item<double>(), 1e-6) << t.name;
+    if (t.name.find("lora_B") != std::string::npos) moved += fa.get(t.name).abs().sum().item<double>();
+  }
+  EXPECT_GT(moved, 0.0) << "the adapters trained";
+}
+
+TEST(Trainer, AbortsAfterConsecutiveNonFiniteStepsWithoutApplyingThem) {
+  World w;
+  // A model whose final norm holds a NaN: every loss is NaN.
+  const auto j = io::read_json_file(w.model + "/config.json");
+  model::Decoder d = model::load_model(w.model);
+  d.final_norm[0] = NAN;
+  model::save_model(d, j, w.model);
+  test::TempDir out;
+  std::ostringstream log;
+  Config c = w.config(out.str(), {"train.max_bad_steps=2", "lora.enabled=false"});
+  PreferenceTrainer t(read_train_config(c), c.dump());
+  EXPECT_THAT(message_of<NumericError>([&] { t.run(false, log); }),
+              ::testing::HasSubstr("2 consecutive steps had a non-finite loss or gradient"));
+  EXPECT_THAT(log.str(), ::testing::HasSubstr("SKIPPED (non-finite)"));
+  EXPECT_FALSE(latest_checkpoint(out.str())) << "nothing was saved from a run that never took a step";
+}
+
 TEST(Trainer, IncompatibleResumeNamesTheField) {
   World w;
   test::TempDir out;
