@@ -1,5 +1,6 @@
 #include "model/decoder.hpp"
 
+#include <ATen/autocast_mode.h>
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/csrc/autograd/custom_function.h>
 
@@ -9,6 +10,22 @@
 #include "core/error.hpp"
 
 namespace hps::model {
+
+AutocastGuard::AutocastGuard(at::Device device, std::optional<at::ScalarType> dtype) : type_(device.type()) {
+  if (!dtype) return;
+  active_ = true;
+  was_enabled_ = at::autocast::is_autocast_enabled(type_);
+  was_dtype_ = at::autocast::get_autocast_dtype(type_);
+  at::autocast::set_autocast_dtype(type_, *dtype);
+  at::autocast::set_autocast_enabled(type_, true);
+}
+
+AutocastGuard::~AutocastGuard() {
+  if (!active_) return;
+  at::autocast::set_autocast_enabled(type_, was_enabled_);
+  at::autocast::set_autocast_dtype(type_, was_dtype_);
+  if (!was_enabled_) at::autocast::clear_cache();
+}
 
 std::vector<std::pair<std::string, Proj*>> layer_projs(Layer& l) {
   return {{"self_attn.q_proj", &l.q},  {"self_attn.k_proj", &l.k}, {"self_attn.v_proj", &l.v},
@@ -169,6 +186,10 @@ struct CheckpointedLayer : torch::autograd::Function<CheckpointedLayer> {
     at::Generator gen = x.is_cuda() ? at::globalContext().defaultGenerator(x.device())
                                     : at::detail::getDefaultCPUGenerator();
     ctx->saved_data["rng"] = gen.get_state();
+    // Recompute under the same autocast state as this forward (backward runs outside the autocast region).
+    const auto dev = x.device().type();
+    ctx->saved_data["autocast"] = at::autocast::is_autocast_enabled(dev);
+    ctx->saved_data["autocast_dtype"] = static_cast<int64_t>(at::autocast::get_autocast_dtype(dev));
     ctx->saved_data["model"] = model_ptr;
     ctx->saved_data["layer"] = layer;
     // The attention inputs are rebuilt-free: keep copies of the tensors, not the pointer.
@@ -198,6 +219,10 @@ struct CheckpointedLayer : torch::autograd::Function<CheckpointedLayer> {
     at::Tensor y;
     {
       at::AutoGradMode enable(true);
+      std::optional<at::ScalarType> cast;
+      if (ctx->saved_data["autocast"].toBool())
+        cast = static_cast<at::ScalarType>(ctx->saved_data["autocast_dtype"].toInt());
+      AutocastGuard guard(x.device(), cast);
       y = layer_forward(*m, m->layers[layer], layer, x, a, nullptr);
     }
     gen.set_state(now);

@@ -132,6 +132,21 @@ void visit_weights(D& d, F&& f) {
   if (d.score.defined()) f(std::string("score.weight"), d.score);
 }
 
+// Mixed precision: while alive, ops on `device` run under autocast to `dtype` (bf16/fp16 matmuls, fp32
+// weights and reductions), as torch.autocast does; restores the previous state.
+class AutocastGuard {
+ public:
+  AutocastGuard(at::Device device, std::optional<at::ScalarType> dtype);
+  ~AutocastGuard();
+  AutocastGuard(const AutocastGuard&) = delete;
+  AutocastGuard& operator=(const AutocastGuard&) = delete;
+
+ private:
+  at::DeviceType type_;
+  bool active_ = false, was_enabled_ = false;
+  at::ScalarType was_dtype_ = at::kFloat;
+};
+
 // A decoder whose weights are meta tensors of the right shapes (no memory): the template that loading
 // and random initialization fill in.
 Decoder make_skeleton(const ModelConfig& c);

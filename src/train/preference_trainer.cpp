@@ -86,6 +86,7 @@ struct PreferenceTrainer::Impl {
   TrainConfig cfg;
   std::string config_text;
   at::Device device = at::kCPU;
+  std::optional<at::ScalarType> autocast;  // [model] autocast
   std::optional<text::Tokenizer> tok;
   text::ChatTemplate chat;
   data::Dataset train_set, eval_set;
@@ -162,6 +163,12 @@ void PreferenceTrainer::Impl::setup() {
   model::LoadOptions lo{device, std::nullopt};
   if (!cfg.model.dtype.empty()) lo.dtype = model::parse_dtype(cfg.model.dtype);
   policy = model::load_model(cfg.model.path, lo);
+  if (!cfg.model.autocast.empty()) {
+    if (policy.dtype() != at::kFloat)
+      throw ConfigError("model.autocast needs float32 weights; " + cfg.model.path + " loads as " +
+                        model::dtype_to_hf(policy.dtype()) + " (set model.dtype = float32)");
+    autocast = model::parse_dtype(cfg.model.autocast);
+  }
   if (tok->vocab_size() > policy.config.vocab_size)
     throw InputError("tokenizer has " + std::to_string(tok->vocab_size()) + " tokens, model vocabulary " +
                      std::to_string(policy.config.vocab_size));
@@ -255,6 +262,7 @@ at::Tensor PreferenceTrainer::Impl::ref_logprobs(const data::Batch& b) {
     return at::tensor(v, at::kDouble).to(device, at::kFloat);
   }
   c10::AutoGradMode no_grad(false);
+  model::AutocastGuard cast(device, autocast);
   const auto ids = b.ids.to(device), mask = b.mask.to(device), resp = b.response_mask.to(device);
   if (ref) return model::sequence_logprobs(*ref, ids, mask, resp).sum;
   const bool was = policy.state.lora_enabled, training = policy.state.training;
@@ -290,6 +298,7 @@ PreferenceTrainer::Impl::Forwarded PreferenceTrainer::Impl::forward(data::Prefer
   at::Tensor pol;
   {
     c10::AutoGradMode mode(grad);
+    model::AutocastGuard cast(device, autocast);
     policy.state.training = grad;
     pol = model::sequence_logprobs(policy, ids, mask, resp).sum;  // [B·k] fp32
   }
@@ -359,6 +368,7 @@ PreferenceTrainer::Impl::Micro PreferenceTrainer::Impl::micro_step(data::Prefere
   const auto ids = m.rows.ids.to(device), mask = m.rows.mask.to(device);
   m.tokens = m.rows.mask.sum().item<int64_t>();
   c10::AutoGradMode mode(grad);
+  model::AutocastGuard cast(device, autocast);
   policy.state.training = grad;
   if (cfg.task == Task::sft) {
     // Token-level NLL over every response token of the batch (TRL's SFT loss with completion-only masking).

@@ -20,13 +20,18 @@ TrainConfig read_train_config(const Config& c, Task task) {
   t.task = task;
   c.check_known("rm", {"margin"});
   t.rm_margin = c.get_double("rm.margin", 0.0);
-  c.check_known("model", {"path", "tokenizer", "dtype", "device", "grad_checkpointing"});
+  c.check_known("model", {"path", "tokenizer", "dtype", "device", "grad_checkpointing", "autocast"});
   t.model.path = c.get_string("model.path", "");
   if (t.model.path.empty()) throw ConfigError("model.path is required (a Hugging Face model folder)");
   t.model.tokenizer = c.get_string("model.tokenizer", t.model.path);
   t.model.dtype = c.get_string("model.dtype", "");
   t.model.device = c.get_string("model.device", "cpu");
   t.model.grad_checkpointing = c.get_bool("model.grad_checkpointing", false);
+  t.model.autocast = c.get_string("model.autocast", "");
+  if (!t.model.autocast.empty() && t.model.autocast != "bfloat16" && t.model.autocast != "float16")
+    throw ConfigError("model.autocast '" + t.model.autocast + "': expected bfloat16 or float16 (or empty for none)");
+  if (!t.model.autocast.empty() && !t.model.dtype.empty() && t.model.dtype != "float32")
+    throw ConfigError("model.autocast needs float32 weights (model.dtype = float32), found model.dtype = " + t.model.dtype);
 
   c.check_known("lora", {"enabled", "rank", "alpha", "dropout", "targets", "rslora"});
   // The paper trains with LoRA; SFT and reward models default to full fine-tuning as TRL's trainers do.

@@ -21,6 +21,7 @@ struct ModelSettings {
   std::string dtype;            // "" = the checkpoint's; float32 | bfloat16 | float16
   std::string device = "cpu";
   bool grad_checkpointing = false;
+  std::string autocast;         // "" | bfloat16 | float16: mixed precision over fp32 weights (torch.autocast)
 };
 
 struct DataSettings {

@@ -236,6 +236,26 @@ TEST(Trainer, AbortsAfterConsecutiveNonFiniteStepsWithoutApplyingThem) {
   EXPECT_FALSE(latest_checkpoint(out.str())) << "nothing was saved from a run that never took a step";
 }
 
+TEST(Trainer, AutocastRunsLowPrecisionMatmulsOverFp32Weights) {
+  World w;
+  test::TempDir a, b;
+  const auto fp32 = train(w, w.config(a.str(), {"lora.enabled=false", "train.max_steps=4"}));
+  const auto mixed = train(w, w.config(b.str(), {"lora.enabled=false", "train.max_steps=4", "model.autocast=bfloat16",
+                                                 "model.grad_checkpointing=true"}));
+  double diff = 0;
+  for (size_t i = 0; i < fp32.size(); ++i) {
+    EXPECT_NEAR(fp32[i].loss, mixed[i].loss, 2e-2) << "step " << fp32[i].step;
+    diff += std::abs(fp32[i].loss - mixed[i].loss);
+  }
+  EXPECT_GT(diff, 0.0) << "autocast changed nothing: it is not active";
+  auto f = io::SafetensorsFile::open(checkpoint_path(b.str(), 4) + "/model/model.safetensors");
+  EXPECT_EQ(f.info("model.embed_tokens.weight").dtype, "F32") << "master weights stay fp32";
+  EXPECT_THAT(message_of<ConfigError>([&] {
+                read_train_config(w.config(a.str(), {"model.autocast=bfloat16", "model.dtype=bfloat16"}));
+              }),
+              ::testing::HasSubstr("needs float32 weights"));
+}
+
 TEST(Trainer, IncompatibleResumeNamesTheField) {
   World w;
   test::TempDir out;
