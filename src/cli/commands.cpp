@@ -25,15 +25,11 @@ std::vector<std::string> collect_overrides(const std::vector<std::string>& extra
   return out;
 }
 
-namespace {
-
 Config load_config(const std::string& path, const std::vector<std::string>& extras) {
   Config cfg = path.empty() ? Config{} : Config::from_file(path);
   for (const auto& kv : collect_overrides(extras)) cfg.set_override(kv);
   return cfg;
 }
-
-}  // namespace
 
 Command add_demo_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("demo", "Fit every preference model on a synthetic ranked set (Theorem 3 demo)");

@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 #include <c10/core/Device.h>
 
+#include "core/config.hpp"
 #include "train/train_config.hpp"
 
 #include <functional>
@@ -36,6 +37,9 @@ Command add_data_command(CLI::App& app);
 
 // "cpu", "cuda", "cuda:1" → a device; UsageError when CUDA is asked for and absent.
 at::Device parse_device(const std::string& name);
+
+// The TOML file at `path` (defaults when empty) with the `--key=value` extras applied on top.
+Config load_config(const std::string& path, const std::vector<std::string>& extras);
 
 // Overrides left over after CLI11 parsing: every `--key=value` (or `--key value`) argument.
 std::vector<std::string> collect_overrides(const std::vector<std::string>& extras);

@@ -28,8 +28,7 @@ Command add_train_command(CLI::App& app, train::Task task) {
   cmd->allow_extras();
   cmd->footer("Any --section.key=value overrides the config, e.g. --loss.preference=bt --train.lr=1e-6");
   return {cmd, [cmd, path, resume, task]() -> int {
-    Config cfg = path->empty() ? Config{} : Config::from_file(*path);
-    for (const auto& kv : collect_overrides(cmd->remaining())) cfg.set_override(kv);
+    Config cfg = load_config(*path, cmd->remaining());
     const train::TrainConfig tc = train::read_train_config(cfg, task);
     std::cout << "# hps " << cmd->get_name() << " — effective config (" << cfg.source() << ")\n" << cfg.dump() << "\n\n";
     train::PreferenceTrainer trainer(tc, cfg.dump());
