@@ -1,0 +1,80 @@
+#include "generate/engine.hpp"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <c10/core/InferenceMode.h>
+
+#include <algorithm>
+#include <mutex>
+
+#include "core/error.hpp"
+
+namespace hps::generate {
+
+std::vector<std::vector<std::vector<int64_t>>> generate_ids(const model::Decoder& d,
+                                                             const std::vector<std::vector<int64_t>>& prompts,
+                                                             const SamplingConfig& c, const std::vector<int64_t>& eos_ids,
+                                                             int64_t pad_id, uint64_t seed) {
+  validate(c);
+  if (!d.lm_head.defined()) throw InputError(d.config.architecture + " has no language-model head to generate with");
+  c10::InferenceMode no_grad;
+  const auto B = static_cast<int64_t>(prompts.size());
+  int64_t P = 0;
+  for (const auto& p : prompts) {
+    if (p.empty()) throw InputError("generate: empty prompt");
+    P = std::max<int64_t>(P, static_cast<int64_t>(p.size()));
+  }
+  const at::Device dev = d.device();
+  // Left padding, so that every row's last prompt token sits in the last column.
+  at::Tensor ids = at::full({B, P}, pad_id, at::kLong), mask = at::zeros({B, P}, at::kLong);
+  for (int64_t i = 0; i < B; ++i) {
+    const auto& p = prompts[static_cast<size_t>(i)];
+    const int64_t off = P - static_cast<int64_t>(p.size());
+    for (size_t t = 0; t < p.size(); ++t) ids[i][off + static_cast<int64_t>(t)] = p[t], mask[i][off + static_cast<int64_t>(t)] = 1;
+  }
+  ids = ids.to(dev), mask = mask.to(dev);
+  model::KVCache cache = d.make_cache(B, P + c.max_new_tokens);
+  at::Tensor h = d.hidden_states_cached(ids, mask, cache).select(1, P - 1);  // [B, H]
+  // Share the prefill across the n samples of each prompt: repeat every cache row n times.
+  const int64_t N = B * c.n;
+  if (c.n > 1) {
+    for (auto* v : {&cache.k, &cache.v})
+      for (auto& t : *v) t = t.repeat_interleave(c.n, 0);
+    cache.key_valid = cache.key_valid.repeat_interleave(c.n, 0);
+    cache.seen = cache.seen.repeat_interleave(c.n, 0);
+    h = h.repeat_interleave(c.n, 0);
+  }
+  at::Generator gen = dev.is_cuda() ? at::globalContext().defaultGenerator(dev) : at::make_generator<at::CPUGeneratorImpl>(seed);
+  if (dev.is_cuda()) {
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    gen.set_current_seed(seed);
+  }
+  const at::Tensor eos = at::tensor(eos_ids.empty() ? std::vector<int64_t>{-1} : eos_ids, at::kLong).to(dev);
+  at::Tensor done = at::zeros({N}, at::TensorOptions().dtype(at::kBool).device(dev));
+  std::vector<at::Tensor> steps;
+  for (int64_t t = 0; t < c.max_new_tokens; ++t) {
+    at::Tensor logits = at::linear(h, d.lm_head);          // [N, V]
+    at::Tensor next = sample_next(logits, c, gen);         // [N]
+    next = at::where(done, at::full({}, pad_id, next.options()), next);
+    steps.push_back(next);
+    done = done.logical_or(at::isin(next, eos));
+    if (t + 1 == c.max_new_tokens || done.all().item<bool>()) break;
+    // Finished rows feed padding that no other row attends to.
+    h = d.hidden_states_cached(next.unsqueeze(1), done.logical_not().to(at::kLong).unsqueeze(1), cache).squeeze(1);
+  }
+  const at::Tensor out = at::stack(steps, 1).cpu();        // [N, T]
+  std::vector<std::vector<std::vector<int64_t>>> res(static_cast<size_t>(B));
+  const auto* o = out.data_ptr<int64_t>();
+  const int64_t T = out.size(1);
+  for (int64_t r = 0; r < N; ++r) {
+    std::vector<int64_t> seq;
+    for (int64_t t = 0; t < T; ++t) {
+      const int64_t tok = o[r * T + t];
+      if (std::find(eos_ids.begin(), eos_ids.end(), tok) != eos_ids.end()) break;
+      seq.push_back(tok);
+    }
+    res[static_cast<size_t>(r / c.n)].push_back(std::move(seq));
+  }
+  return res;
+}
+
+}  // namespace hps::generate

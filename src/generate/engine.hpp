@@ -1,0 +1,22 @@
+// Batched generation with the KV cache: prompts left-padded and prefilled once, the cache expanded to n
+// samples per prompt, then one token per step for every row until EOS or max_new_tokens.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "generate/sampler.hpp"
+#include "model/decoder.hpp"
+
+namespace hps::generate {
+
+// For each prompt, n samples of new token ids (EOS excluded; generation stops at the first EOS id).
+// The random stream: a generator of the model's device seeded with `seed` (same seed, same samples).
+std::vector<std::vector<std::vector<int64_t>>> generate_ids(const model::Decoder& d,
+                                                             const std::vector<std::vector<int64_t>>& prompts,
+                                                             const SamplingConfig& c, const std::vector<int64_t>& eos_ids,
+                                                             int64_t pad_id, uint64_t seed);
+
+}  // namespace hps::generate

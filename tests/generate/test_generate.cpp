@@ -1,0 +1,104 @@
+// Generation: greedy parity with transformers' generate on the fixture models (left padding, KV cache, the
+// Mistral sliding window), sampling rules (top-k / top-p exclusions, temperature → 0 = greedy, the empirical
+// distribution = softmax), seeds, and n samples sharing one prefill.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include "core/error.hpp"
+#include "generate/engine.hpp"
+#include "generate/sampler.hpp"
+#include "model/load.hpp"
+#include "model/model_helpers.hpp"
+
+namespace hps::generate {
+namespace {
+
+using test::message_of;
+
+std::vector<std::vector<int64_t>> prompts_of(const at::Tensor& ids, const at::Tensor& mask) {
+  std::vector<std::vector<int64_t>> out;
+  for (int64_t i = 0; i < ids.size(0); ++i) {
+    std::vector<int64_t> p;
+    for (int64_t t = 0; t < ids.size(1); ++t)
+      if (mask[i][t].item<int64_t>()) p.push_back(ids[i][t].item<int64_t>());
+    out.push_back(p);
+  }
+  return out;
+}
+
+TEST(Generate, GreedyEqualsTransformersGenerate) {
+  for (const std::string arch : {"llama", "qwen2", "mistral"}) {
+    const auto e = test::expected(arch);
+    const auto d = model::load_model(test::model_dir(arch));
+    SamplingConfig c;
+    c.temperature = 0;
+    c.max_new_tokens = 8;
+    const auto got = generate_ids(d, prompts_of(e.at("gen_prompt_ids"), e.at("gen_prompt_mask")), c, {}, 0, 0);
+    for (int64_t i = 0; i < 2; ++i) {
+      const at::Tensor want = e.at("gen_greedy")[i];
+      ASSERT_EQ(got[static_cast<size_t>(i)][0].size(), 8u) << arch;
+      for (int64_t t = 0; t < 8; ++t) EXPECT_EQ(got[static_cast<size_t>(i)][0][static_cast<size_t>(t)], want[t].item<int64_t>()) << arch << " row " << i << " token " << t;
+    }
+  }
+}
+
+TEST(Generate, SeedsRepeatSamplesDifferAndEosStops) {
+  const auto d = model::load_model(test::model_dir("qwen2"));
+  SamplingConfig c;
+  c.temperature = 1.0, c.max_new_tokens = 12, c.n = 4;
+  const std::vector<std::vector<int64_t>> p{{5, 6, 7}, {9, 10}};
+  const auto a = generate_ids(d, p, c, {}, 0, 1), b = generate_ids(d, p, c, {}, 0, 1), x = generate_ids(d, p, c, {}, 0, 2);
+  EXPECT_EQ(a, b);
+  EXPECT_NE(a, x);
+  ASSERT_EQ(a[0].size(), 4u);
+  EXPECT_NE(a[0][0], a[0][1]) << "the n samples of a prompt are different draws";
+  // With the first sampled token as EOS, that sample ends before it.
+  const int64_t eos = a[0][0][0];
+  const auto s = generate_ids(d, p, c, {eos}, 0, 1);
+  EXPECT_TRUE(s[0][0].empty());
+  for (const auto& row : s)
+    for (const auto& seq : row) EXPECT_EQ(std::count(seq.begin(), seq.end(), eos), 0);
+}
+
+TEST(Sampler, TopKAndTopPNeverEmitExcludedTokens) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(0);
+  const at::Tensor logits = at::tensor({2.0, 1.0, 0.5, 0.0, -1.0, -3.0}, at::kFloat).view({1, 6}).repeat({2000, 1});
+  SamplingConfig k;
+  k.top_k = 2;
+  at::Tensor draws = sample_next(logits, k, gen);
+  EXPECT_TRUE((draws < 2).all().item<bool>());
+  SamplingConfig p;
+  p.top_p = 0.6;  // softmax: 0.52, 0.19, … → the top-2 reach 0.6
+  const at::Tensor lp = sampling_logprobs(logits.narrow(0, 0, 1), p);
+  EXPECT_TRUE(std::isfinite(lp[0][1].item<float>()));
+  EXPECT_TRUE(std::isinf(lp[0][2].item<float>()));
+  draws = sample_next(logits, p, gen);
+  EXPECT_TRUE((draws < 2).all().item<bool>());
+  SamplingConfig tiny;
+  tiny.top_p = 1e-6;  // keeps the top token only
+  EXPECT_TRUE((sample_next(logits, tiny, gen) == 0).all().item<bool>());
+}
+
+TEST(Sampler, EmpiricalDistributionMatchesSoftmaxAndColdEqualsGreedy) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(1);
+  const at::Tensor row = at::tensor({1.0, 0.0, -0.5, 0.3}, at::kFloat);
+  const int64_t n = 40000;
+  SamplingConfig c;
+  c.temperature = 0.7;
+  const at::Tensor draws = sample_next(row.view({1, 4}).repeat({n, 1}), c, gen);
+  const at::Tensor freq = at::bincount(draws, {}, 4).to(at::kDouble) / static_cast<double>(n);
+  const at::Tensor want = (row / 0.7).softmax(0).to(at::kDouble);
+  // 5 standard errors of a binomial proportion.
+  EXPECT_TRUE(((freq - want).abs() <= 5 * (want * (1 - want) / n).sqrt()).all().item<bool>()) << freq << want;
+  SamplingConfig cold;
+  cold.temperature = 1e-4;
+  EXPECT_TRUE((sample_next(row.view({1, 4}).repeat({100, 1}), cold, gen) == 0).all().item<bool>());
+  SamplingConfig bad;
+  bad.top_p = 0;
+  EXPECT_THAT(message_of<ConfigError>([&] { validate(bad); }), ::testing::HasSubstr("top_p must be in (0, 1]"));
+}
+
+}  // namespace
+}  // namespace hps::generate
