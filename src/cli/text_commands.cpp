@@ -1,4 +1,4 @@
-// `hps tokenize`, `hps data inspect`.
+// `hps tokenize`, `hps data inspect`, `hps generate`.
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -8,6 +8,9 @@
 #include "io/atomic_file.hpp"
 #include "data/dataset.hpp"
 #include "data/inspect.hpp"
+#include "generate/generate_file.hpp"
+#include "model/load.hpp"
+#include "model/lora.hpp"
 #include "text/chat.hpp"
 #include "text/tokenizer.hpp"
 
@@ -93,6 +96,48 @@ Command add_data_command(CLI::App& app) {
     data::print_report(report, std::cout);
     if (single) std::cout << "note            " << single << " record(s) with one response: SFT only\n";
     return report.skipped.empty() ? 0 : 1;
+  }};
+}
+
+Command add_generate_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand("generate", "Sample n responses per prompt of a dataset into ranked-list JSONL (resumable)");
+  struct Opts {
+    std::string model, adapter, tokenizer, data, out, device = "cpu", dtype, chat, format = "auto";
+    generate::GenerateJob job;
+  };
+  auto o = std::make_shared<Opts>();
+  cmd->add_option("--model", o->model, "model folder")->required();
+  cmd->add_option("--adapter", o->adapter, "PEFT adapter folder");
+  cmd->add_option("--tokenizer", o->tokenizer, "tokenizer folder (default: the model folder)");
+  cmd->add_option("--data", o->job.data, "prompts: any dataset format, or {\"prompt\": ...} lines")->required();
+  cmd->add_option("--out", o->job.out, "output JSONL (appended; prompts already there are skipped)")->required();
+  cmd->add_option("--n", o->job.sampling.n, "samples per prompt");
+  cmd->add_option("--temperature", o->job.sampling.temperature, "0 = greedy");
+  cmd->add_option("--top-p", o->job.sampling.top_p, "nucleus sampling mass");
+  cmd->add_option("--top-k", o->job.sampling.top_k, "0 = off");
+  cmd->add_option("--max-new-tokens", o->job.sampling.max_new_tokens, "tokens per response at most");
+  cmd->add_option("--stop", o->job.sampling.stop, "stop string (repeatable): the response is cut before it");
+  cmd->add_option("--seed", o->job.sampling.seed, "same seed, same samples");
+  cmd->add_option("--batch-prompts", o->job.batch_prompts, "prompts per batch (each with its n samples)");
+  cmd->add_option("--max-prompt-length", o->job.max_prompt_length, "keep the last N prompt tokens");
+  cmd->add_option("--stop-after-prompts", o->job.stop_after_prompts, "stop after this many prompts (resume later)");
+  cmd->add_option("--device", o->device, "cpu | cuda | cuda:N");
+  cmd->add_option("--dtype", o->dtype, "float32 | bfloat16 | float16 (default: the checkpoint's)");
+  cmd->add_option("--chat-format", o->chat, "llama3 | chatml | mistral | hh (default: from the tokenizer's template)");
+  cmd->add_option("--format", o->format, "auto | hh_rlhf | pku | ranked | messages");
+  return {cmd, [o]() -> int {
+    model::LoadOptions lo{parse_device(o->device), std::nullopt};
+    if (!o->dtype.empty()) lo.dtype = model::parse_dtype(o->dtype);
+    model::Decoder m = model::load_model(o->model, lo);
+    if (!o->adapter.empty()) model::load_lora(m, o->adapter);
+    const auto tok = text::Tokenizer::from_dir(o->tokenizer.empty() ? o->model : o->tokenizer);
+    text::ChatTemplate chat{text::ChatFormat::hh, ""};
+    if (!o->chat.empty()) chat.format = text::parse_chat_format(o->chat);
+    else if (!tok.config().chat_template.empty()) chat = text::detect_chat_template(tok.config().chat_template);
+    o->job.data_options.format = data::parse_format(o->format);
+    const int64_t n = generate::generate_file(m, tok, chat, o->job, std::cerr);
+    std::cerr << "wrote " << n << " prompts × " << o->job.sampling.n << " samples to " << o->job.out << "\n";
+    return 0;
   }};
 }
 

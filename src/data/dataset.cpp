@@ -122,6 +122,7 @@ PreferenceRecord read_pku(const json& r, const DatasetOptions& opt) {
 PreferenceRecord read_ranked(const json& r, const DatasetOptions& opt) {
   PreferenceRecord rec;
   set_prompt(rec, r);
+  if (!r.contains("responses") && opt.min_responses == 0) return rec;  // prompts only (generation input)
   const json& resp = field(r, "responses");
   if (!resp.is_array()) throw BadRecord("field 'responses': expected a list of strings");
   for (size_t i = 0; i < resp.size(); ++i) {
@@ -188,6 +189,7 @@ Format detect(const json& r) {
   if (r.contains("responses")) return Format::ranked;
   if (r.contains("messages")) return Format::messages;
   if (r.contains("chosen")) return r["chosen"].is_string() ? Format::hh_rlhf : Format::messages;
+  if (r.contains("prompt")) return Format::ranked;  // a prompt with no responses yet (generation input)
   return Format::auto_detect;
 }
 

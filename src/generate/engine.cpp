@@ -13,7 +13,7 @@ namespace hps::generate {
 std::vector<std::vector<std::vector<int64_t>>> generate_ids(const model::Decoder& d,
                                                              const std::vector<std::vector<int64_t>>& prompts,
                                                              const SamplingConfig& c, const std::vector<int64_t>& eos_ids,
-                                                             int64_t pad_id, uint64_t seed) {
+                                                             int64_t pad_id, uint64_t seed, int64_t vocab_limit) {
   validate(c);
   if (!d.lm_head.defined()) throw InputError(d.config.architecture + " has no language-model head to generate with");
   c10::InferenceMode no_grad;
@@ -53,6 +53,7 @@ std::vector<std::vector<std::vector<int64_t>>> generate_ids(const model::Decoder
   std::vector<at::Tensor> steps;
   for (int64_t t = 0; t < c.max_new_tokens; ++t) {
     at::Tensor logits = at::linear(h, d.lm_head);          // [N, V]
+    if (vocab_limit > 0 && vocab_limit < logits.size(1)) logits = logits.narrow(1, 0, vocab_limit);
     at::Tensor next = sample_next(logits, c, gen);         // [N]
     next = at::where(done, at::full({}, pad_id, next.options()), next);
     steps.push_back(next);

@@ -1,0 +1,93 @@
+#include "generate/generate_file.hpp"
+
+#include <unistd.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "core/error.hpp"
+#include "data/inspect.hpp"
+#include "generate/engine.hpp"
+#include "io/atomic_file.hpp"
+
+namespace hps::generate {
+
+namespace {
+
+// Complete lines already written; cuts a trailing partial line (a crash mid-write) off the file.
+int64_t completed_prompts(const std::string& path, std::ostream& log) {
+  if (!io::file_exists(path)) return 0;
+  const std::string text = io::read_file(path);
+  const size_t end = text.rfind('\n');
+  const size_t keep = end == std::string::npos ? 0 : end + 1;
+  if (keep < text.size()) {
+    log << path << ": removing a partial last line (" << text.size() - keep << " bytes) left by an interrupted run\n";
+    if (::truncate(path.c_str(), static_cast<off_t>(keep)) != 0) throw InputError("cannot truncate " + path);
+  }
+  int64_t n = 0;
+  for (size_t i = 0; i < keep; ++i) n += text[i] == '\n';
+  return n;
+}
+
+std::string cut_at_stop(std::string s, const std::vector<std::string>& stop) {
+  size_t cut = s.size();
+  for (const auto& st : stop)
+    if (!st.empty()) cut = std::min(cut, s.find(st));
+  return s.substr(0, cut);
+}
+
+}  // namespace
+
+int64_t generate_file(const model::Decoder& d, const text::Tokenizer& tok, const text::ChatTemplate& chat,
+                      const GenerateJob& job, std::ostream& log) {
+  data::DatasetOptions opt = job.data_options;
+  opt.min_responses = 0;  // prompts only: responses are not needed
+  opt.allow_empty_responses = true;
+  const data::Dataset ds = data::read_dataset(job.data, opt);
+  const int64_t done = completed_prompts(job.out, log);
+  const auto total = static_cast<int64_t>(ds.records.size());
+  if (done % job.batch_prompts != 0 && done < total)
+    throw InputError(job.out + ": holds " + std::to_string(done) + " prompts, not a multiple of batch_prompts " +
+                     std::to_string(job.batch_prompts) + " (was it written with another batch size?)");
+  if (done > 0) log << "resuming: " << done << " of " << total << " prompts already in " << job.out << "\n";
+  std::vector<int64_t> eos;
+  if (auto e = tok.eos_id()) eos.push_back(*e);
+  for (int64_t e : d.config.eos_token_ids)
+    if (std::find(eos.begin(), eos.end(), e) == eos.end()) eos.push_back(e);
+  const int64_t pad = tok.pad_id().value_or(d.config.pad_token_id.value_or(0));
+  std::ofstream out(job.out, std::ios::app);
+  if (!out) throw InputError("cannot open " + job.out + " for appending");
+  int64_t written = 0;
+  for (int64_t s = done; s < total; s += job.batch_prompts) {
+    const int64_t e = std::min(total, s + job.batch_prompts);
+    std::vector<std::vector<int64_t>> prompts;
+    for (int64_t i = s; i < e; ++i) {
+      auto ids = tok.encode(data::prompt_text(ds.records[static_cast<size_t>(i)], chat), true);
+      if (static_cast<int64_t>(ids.size()) > job.max_prompt_length) ids.erase(ids.begin(), ids.end() - job.max_prompt_length);
+      prompts.push_back(std::move(ids));
+    }
+    const uint64_t seed = job.sampling.seed * 1000003ULL + static_cast<uint64_t>(s / job.batch_prompts);
+    const auto gen = generate_ids(d, prompts, job.sampling, eos, pad, seed, tok.vocab_size());
+    std::string lines;
+    for (int64_t i = s; i < e; ++i) {
+      const auto& rec = ds.records[static_cast<size_t>(i)];
+      nlohmann::json prompt;
+      if (rec.prompt_messages.empty()) {
+        prompt = rec.prompt_text;
+      } else {
+        prompt = nlohmann::json::array();
+        for (const auto& m : rec.prompt_messages) prompt.push_back({{"role", m.role}, {"content", m.content}});
+      }
+      nlohmann::json responses = nlohmann::json::array();
+      for (const auto& ids : gen[static_cast<size_t>(i - s)]) responses.push_back(cut_at_stop(tok.decode(ids, true), job.sampling.stop));
+      lines += nlohmann::json{{"prompt", prompt}, {"responses", responses}, {"source_line", rec.line}}.dump() + "\n";
+    }
+    out << lines << std::flush;  // whole batches only: a crash loses at most the batch in flight
+    written += e - s;
+    log << "generated " << e << "/" << total << " prompts\n";
+    if (job.stop_after_prompts > 0 && written >= job.stop_after_prompts) break;
+  }
+  return written;
+}
+
+}  // namespace hps::generate

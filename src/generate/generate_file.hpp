@@ -1,0 +1,32 @@
+// `hps generate`: n samples for every prompt of a dataset, written as ranked-list JSONL
+// ({"prompt": …, "responses": [...]}), append-only and resumable.
+#pragma once
+
+#include <cstdint>
+#include <ostream>
+#include <string>
+
+#include "data/dataset.hpp"
+#include "generate/sampler.hpp"
+#include "model/decoder.hpp"
+#include "text/chat.hpp"
+#include "text/tokenizer.hpp"
+
+namespace hps::generate {
+
+struct GenerateJob {
+  std::string data, out;
+  data::DatasetOptions data_options;
+  SamplingConfig sampling;
+  int64_t batch_prompts = 8;
+  int64_t max_prompt_length = 1024;  // prompts are cut to their last N tokens
+  int64_t stop_after_prompts = 0;    // > 0: stop after this many new prompts (tests, staged runs)
+};
+
+// Prompts already in `out` (complete lines) are skipped; a trailing partial line from a crash is removed.
+// Batch b draws with seed (sampling.seed, b), so a resumed run writes what an uninterrupted one would.
+// Returns the number of prompts written in this call.
+int64_t generate_file(const model::Decoder& d, const text::Tokenizer& tok, const text::ChatTemplate& chat,
+                      const GenerateJob& job, std::ostream& log);
+
+}  // namespace hps::generate
