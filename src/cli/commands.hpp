@@ -34,6 +34,8 @@ Command add_tokenize_command(CLI::App& app);
 Command add_train_command(CLI::App& app, train::Task task);
 // `hps generate --model DIR --data FILE --out FILE [--n K] [--temperature T] …`.
 Command add_generate_command(CLI::App& app);
+// `hps score --model RM --data FILE --out FILE`.
+Command add_score_command(CLI::App& app);
 // `hps data inspect FILE [--tokenizer DIR]`.
 Command add_data_command(CLI::App& app);
 

@@ -1,4 +1,4 @@
-// `hps tokenize`, `hps data inspect`, `hps generate`.
+// `hps tokenize`, `hps data inspect`, `hps generate`, `hps score`.
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -9,6 +9,7 @@
 #include "data/dataset.hpp"
 #include "data/inspect.hpp"
 #include "generate/generate_file.hpp"
+#include "generate/score_file.hpp"
 #include "model/load.hpp"
 #include "model/lora.hpp"
 #include "text/chat.hpp"
@@ -137,6 +138,36 @@ Command add_generate_command(CLI::App& app) {
     o->job.data_options.format = data::parse_format(o->format);
     const int64_t n = generate::generate_file(m, tok, chat, o->job, std::cerr);
     std::cerr << "wrote " << n << " prompts × " << o->job.sampling.n << " samples to " << o->job.out << "\n";
+    return 0;
+  }};
+}
+
+Command add_score_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand("score", "Annotate every response of a ranked-list JSONL with a reward model's score");
+  struct Opts {
+    std::string model, tokenizer, device = "cpu", dtype, chat;
+    generate::ScoreJob job;
+  };
+  auto o = std::make_shared<Opts>();
+  cmd->add_option("--model", o->model, "reward model folder (*ForSequenceClassification)")->required();
+  cmd->add_option("--tokenizer", o->tokenizer, "tokenizer folder (default: the model folder)");
+  cmd->add_option("--data", o->job.data, "ranked-list JSONL: {\"prompt\", \"responses\"} (e.g. hps generate's output)")->required();
+  cmd->add_option("--out", o->job.out, "output JSONL with \"rewards\" added (may equal --data: replaced atomically)")->required();
+  cmd->add_option("--batch-size", o->job.batch_size, "sequences per forward (sorted by length)");
+  cmd->add_option("--max-length", o->job.max_length, "prompt + response tokens");
+  cmd->add_option("--device", o->device, "cpu | cuda | cuda:N");
+  cmd->add_option("--dtype", o->dtype, "float32 | bfloat16 | float16 (default: the checkpoint's)");
+  cmd->add_option("--chat-format", o->chat, "llama3 | chatml | mistral | hh (default: from the tokenizer's template)");
+  return {cmd, [o]() -> int {
+    model::LoadOptions lo{parse_device(o->device), std::nullopt};
+    if (!o->dtype.empty()) lo.dtype = model::parse_dtype(o->dtype);
+    const model::Decoder rm = model::load_model(o->model, lo);
+    const auto tok = text::Tokenizer::from_dir(o->tokenizer.empty() ? o->model : o->tokenizer);
+    text::ChatTemplate chat{text::ChatFormat::hh, ""};
+    if (!o->chat.empty()) chat.format = text::parse_chat_format(o->chat);
+    else if (!tok.config().chat_template.empty()) chat = text::detect_chat_template(tok.config().chat_template);
+    const int64_t n = generate::score_file(rm, tok, chat, o->job, std::cerr);
+    std::cerr << "scored " << n << " prompts → " << o->job.out << "\n";
     return 0;
   }};
 }

@@ -1,0 +1,27 @@
+// `hps score`: annotate every response of a ranked-list JSONL with a reward model's score (`rewards`), in
+// batches sorted by length, writing a new file (or the input, atomically); resumable.
+#pragma once
+
+#include <cstdint>
+#include <ostream>
+#include <string>
+
+#include "model/decoder.hpp"
+#include "text/chat.hpp"
+#include "text/tokenizer.hpp"
+
+namespace hps::generate {
+
+struct ScoreJob {
+  std::string data, out;          // out == data: in place (atomic rename at the end)
+  int64_t batch_size = 16;        // sequences per forward
+  int64_t max_length = 2048;      // prompt + response tokens (the prompt keeps its last max_length/2)
+  int64_t chunk_prompts = 256;    // prompts scored between progress saves (resume granularity)
+};
+
+// Scores every response; records already scored in an earlier, interrupted run (OUT.partial) are kept.
+// Returns the number of prompts scored in this call.
+int64_t score_file(const model::Decoder& reward_model, const text::Tokenizer& tok, const text::ChatTemplate& chat,
+                   const ScoreJob& job, std::ostream& log);
+
+}  // namespace hps::generate
