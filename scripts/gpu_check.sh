@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
 # Runs on the GPU machine (device tool), from the repository root, with gpu_bundle/ carried:
-#   CUDA tests → `hps logprobs --device cuda` vs CPU → hps preference-step benchmark (fused and naive
-#   log-probs) → the HF baseline in the same call. Everything lands in $OUT (summary.txt first).
+#   tests: CUDA tests, `hps logprobs --device cuda` vs CPU
+#   pref:  hps preference-step benchmark (fused and naive log-probs) and hf_pref_bench.py in the same call
+#   train: `hps train` throughput (scripts/gpu_train_bench.sh)
+#   gen:   bench_generate and hf_gen_bench.py in the same call
+# GPU_SECTIONS picks some (default: all). Everything lands in $OUT (summary.txt first).
 set -u
+SECTIONS=${GPU_SECTIONS:-"tests pref train gen"}
+on() { [[ " $SECTIONS " == *" $1 "* ]]; }
 OUT=${OUT:-/tmp/gpu_out}
 mkdir -p "$OUT"
 B=$PWD/gpu_bundle
@@ -15,6 +20,7 @@ export LD_LIBRARY_PATH="$B/lib:$TORCH_LIB:$NV${LD_LIBRARY_PATH:-}"
   python3 -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__)'
   echo "missing libs:"; ldd "$B/hps_tests" | grep "not found"; } >> "$S" 2>&1
 
+if on tests; then
 t0=$(date +%s)
 HPS_FIXTURES_DIR=tests/fixtures timeout 240 "$B/hps_tests" > "$OUT/tests.txt" 2>&1
 echo "hps_tests rc $? ($(( $(date +%s) - t0 )) s): $(grep -E '^\[  (PASSED|FAILED) +\]' "$OUT/tests.txt" | head -2 | tr '\n' ' ')" >> "$S"
@@ -30,7 +36,9 @@ a = [json.loads(l) for l in open(sys.argv[1])]; b = [json.loads(l) for l in open
 err = max(abs(x - y) for r, s in zip(a, b) for x, y in zip(r["logp"], s["logp"]))
 print(f"logprobs cuda vs cpu: {len(a)} records, max |diff| = {err:.2e}")
 PY
+fi
 
+if on pref; then
 t0=$(date +%s)
 timeout 200 "$B/bench_model" --preset gpu --device cuda > "$OUT/bench_hps.jsonl" 2> "$OUT/bench_hps.err"
 echo "bench_model rc $? ($(( $(date +%s) - t0 )) s)" >> "$S"
@@ -45,6 +53,20 @@ if [ -f "$B/hf_pref_bench.py" ]; then
   echo "hf_pref_bench rc $? ($(( $(date +%s) - t0 )) s)" >> "$S"
   grep '^{' "$OUT/bench_hf.txt" >> "$S"
 fi
+fi
+
 export B S OUT
-bash scripts/gpu_train_bench.sh
+if on train; then bash scripts/gpu_train_bench.sh; fi
+
+if on gen; then
+  t0=$(date +%s)
+  timeout 200 "$B/bench_generate" --device cuda --shape qwen05 --batches 16,128 >> "$S" 2>&1
+  echo "bench_generate rc $? ($(( $(date +%s) - t0 )) s)" >> "$S"
+  if [ -f "$B/hf_gen_bench.py" ]; then
+    t0=$(date +%s)
+    OUT="$OUT" timeout 200 python3 "$B/hf_gen_bench.py" > "$OUT/bench_hf_gen.txt" 2>&1
+    echo "hf_gen_bench rc $? ($(( $(date +%s) - t0 )) s)" >> "$S"
+    grep '^{' "$OUT/bench_hf_gen.txt" >> "$S"
+  fi
+fi
 cat "$S"

@@ -7,12 +7,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 rm -rf gpu_bundle && mkdir -p gpu_bundle/lib
-cp "$BUILD/hps" "$BUILD/tests/hps_tests" "$BUILD/bench/bench_model" gpu_bundle/
-strip gpu_bundle/hps gpu_bundle/hps_tests gpu_bundle/bench_model
+cp "$BUILD/hps" "$BUILD/tests/hps_tests" "$BUILD/bench/bench_model" "$BUILD/bench/bench_generate" gpu_bundle/
+strip gpu_bundle/hps gpu_bundle/hps_tests gpu_bundle/bench_model gpu_bundle/bench_generate
 # Non-torch, non-system libraries the binaries link (toml++ today).
 for lib in $(ldd "$BUILD/hps" | awk '/=>/ {print $3}' | grep -v -e torch -e nvidia -e '/libc\.' -e '/libm\.' \
              -e libstdc -e libgcc -e pthread -e librt -e libdl -e libutil -e libz); do
   cp -L "$lib" gpu_bundle/lib/
 done
-if [ -f ../shared/bench/hf_pref_bench.py ]; then cp ../shared/bench/hf_pref_bench.py gpu_bundle/; fi
+for f in hf_pref_bench.py hf_gen_bench.py; do [ -f "../shared/bench/$f" ] && cp "../shared/bench/$f" gpu_bundle/; done
 du -sh gpu_bundle
