@@ -1,0 +1,46 @@
+// Evaluation arithmetic on hand-computed cases: reward stats, win / tie / lose counts with a tie band and
+// a bootstrap interval, Table 1 margins.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "core/error.hpp"
+#include "eval/metrics.hpp"
+#include "test_util.hpp"
+
+namespace hps::eval {
+namespace {
+
+TEST(EvalMetrics, RewardStatsMeanAndTop1) {
+  const auto s = reward_stats({{1, 2, 3}, {0, -1}, {}});
+  EXPECT_EQ(s.prompts, 2);
+  EXPECT_EQ(s.samples, 5);
+  EXPECT_DOUBLE_EQ(s.mean, 1.0);
+  EXPECT_DOUBLE_EQ(s.top1, 1.5);  // (3 + 0) / 2
+}
+
+TEST(EvalMetrics, WinTieLoseWithBand) {
+  const std::vector<double> a{1.0, 2.0, 3.0, 0.0, 5.0, 0.05}, b{0.0, 2.0, 4.0, 0.5, 1.0, 0.0};
+  const auto w = win_rate(a, b, 0.1, 2000, 3);
+  EXPECT_DOUBLE_EQ(w.win, 2.0 / 6);   // prompts 0, 4
+  EXPECT_DOUBLE_EQ(w.tie, 2.0 / 6);   // prompt 1 (equal) and 5 (0.05 inside the band)
+  EXPECT_DOUBLE_EQ(w.lose, 2.0 / 6);  // prompts 2, 3
+  EXPECT_LE(w.win_lo, w.win);
+  EXPECT_GE(w.win_hi, w.win);
+  EXPECT_LT(w.win_lo, w.win_hi);
+  const auto all = win_rate({2, 2, 2}, {1, 1, 1});
+  EXPECT_EQ(all.win, 1.0);
+  EXPECT_EQ(all.win_lo, 1.0) << "every resample wins everything";
+  EXPECT_THAT(test::message_of<InputError>([] { win_rate({1}, {1, 2}); }), ::testing::HasSubstr("1 vs 2 prompts"));
+}
+
+TEST(EvalMetrics, MarginsByHand) {
+  // Pair 0: (−10 − −12) − (−20 − −19) = 2 − (−1) = 3; lengths 5 vs 10 → R-DPO 3 + 0.05.
+  // Pair 1: (−5 − −5) − (−6 − −4) = 0 − (−2) = 2; lengths 8 vs 4 → R-DPO 2 − 0.04.
+  const auto m = reward_margins({-10, -5}, {-12, -5}, {5, 8}, {-20, -6}, {-19, -4}, {10, 4});
+  EXPECT_DOUBLE_EQ(m.rm_dpo, 2.5);
+  EXPECT_NEAR(m.rm_rdpo, (3.05 + 1.96) / 2, 1e-12);
+  EXPECT_DOUBLE_EQ(m.accuracy, 1.0);
+}
+
+}  // namespace
+}  // namespace hps::eval
