@@ -36,6 +36,8 @@ Command add_train_command(CLI::App& app, train::Task task);
 Command add_generate_command(CLI::App& app);
 // `hps score --model RM --data FILE --out FILE`.
 Command add_score_command(CLI::App& app);
+// `hps eval --generations FILE [--baseline FILE] [--test FILE] [--policy DIR --reference DIR] --out DIR`.
+Command add_eval_command(CLI::App& app);
 // `hps data inspect FILE [--tokenizer DIR]`.
 Command add_data_command(CLI::App& app);
 

@@ -4,7 +4,10 @@
 #include <gtest/gtest.h>
 
 #include "core/error.hpp"
+#include "eval/evaluate.hpp"
 #include "eval/metrics.hpp"
+
+#include <algorithm>
 #include "test_util.hpp"
 
 namespace hps::eval {
@@ -40,6 +43,15 @@ TEST(EvalMetrics, MarginsByHand) {
   EXPECT_DOUBLE_EQ(m.rm_dpo, 2.5);
   EXPECT_NEAR(m.rm_rdpo, (3.05 + 1.96) / 2, 1e-12);
   EXPECT_DOUBLE_EQ(m.accuracy, 1.0);
+}
+
+TEST(EvalReport, RewardHistogramIsASelfContainedSvgWithOneSeriesPerMethod) {
+  const std::string svg = reward_histogram_svg({{"hps", {0.1, 0.5, 0.9, 1.2}}, {"dpo", {-0.3, 0.0, 0.2}}});
+  EXPECT_EQ(svg.rfind("<svg", 0), 0u);
+  EXPECT_NE(svg.find("hps (mean 0.68)"), std::string::npos);
+  EXPECT_NE(svg.find("dpo (mean -0.03)"), std::string::npos);
+  EXPECT_GE(std::count(svg.begin(), svg.end(), '\n'), 10);
+  EXPECT_NE(svg.find("</svg>"), std::string::npos);
 }
 
 }  // namespace
