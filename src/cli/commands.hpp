@@ -38,6 +38,8 @@ Command add_generate_command(CLI::App& app);
 Command add_score_command(CLI::App& app);
 // `hps eval --generations FILE [--baseline FILE] [--test FILE] [--policy DIR --reference DIR] --out DIR`.
 Command add_eval_command(CLI::App& app);
+// `hps report --run NAME=DIR ... --out DIR`.
+Command add_report_command(CLI::App& app);
 // `hps data inspect FILE [--tokenizer DIR]`.
 Command add_data_command(CLI::App& app);
 

@@ -197,4 +197,22 @@ Command add_eval_command(CLI::App& app) {
   }};
 }
 
+Command add_report_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand("report", "One Table-2-style report (markdown + plots) from several hps eval folders");
+  auto runs = std::make_shared<std::vector<std::string>>();
+  auto out = std::make_shared<std::string>();
+  cmd->add_option("--run", *runs, "NAME=EVAL_DIR (repeatable, in table order)")->required();
+  cmd->add_option("--out", *out, "folder for report.md, rewards.svg, margins.svg")->required();
+  return {cmd, [runs, out]() -> int {
+    std::vector<std::pair<std::string, std::string>> pairs;
+    for (const auto& r : *runs) {
+      const size_t eq = r.find('=');
+      if (eq == std::string::npos || eq == 0) throw UsageError("--run expects NAME=EVAL_DIR, got '" + r + "'");
+      pairs.emplace_back(r.substr(0, eq), r.substr(eq + 1));
+    }
+    eval::combine_reports(pairs, *out, std::cout);
+    return 0;
+  }};
+}
+
 }  // namespace hps::cli

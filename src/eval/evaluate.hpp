@@ -22,6 +22,15 @@ struct EvalJob {
 
 nlohmann::json run_eval(const EvalJob& job, std::ostream& log);
 
+// Combines several `hps eval` result folders into one Table-2-style report: report.md (one row per method),
+// rewards.svg (their reward distributions overlaid) and margins.svg (RM_DPO / RM_R-DPO per method).
+void combine_reports(const std::vector<std::pair<std::string, std::string>>& runs, const std::string& out,
+                     std::ostream& log);
+
+// A bar chart of named values per method, e.g. margins (exposed for tests).
+std::string bar_chart_svg(const std::string& title, const std::vector<std::string>& methods,
+                          const std::vector<std::pair<std::string, std::vector<double>>>& groups);
+
 // A self-contained SVG: overlaid histograms of reward values per method (exposed for tests).
 std::string reward_histogram_svg(const std::vector<std::pair<std::string, std::vector<double>>>& series);
 

@@ -6,6 +6,10 @@
 #include "core/error.hpp"
 #include "eval/evaluate.hpp"
 #include "eval/metrics.hpp"
+#include "io/atomic_file.hpp"
+
+#include <nlohmann/json.hpp>
+#include <sstream>
 
 #include <algorithm>
 #include "test_util.hpp"
@@ -52,6 +56,28 @@ TEST(EvalReport, RewardHistogramIsASelfContainedSvgWithOneSeriesPerMethod) {
   EXPECT_NE(svg.find("dpo (mean -0.03)"), std::string::npos);
   EXPECT_GE(std::count(svg.begin(), svg.end(), '\n'), 10);
   EXPECT_NE(svg.find("</svg>"), std::string::npos);
+}
+
+TEST(EvalReport, CombinedReportHasOneRowPerMethodAndBothPlots) {
+  test::TempDir dir;
+  auto results = [&](const std::string& sub, double top1, double margin) {
+    io::make_dirs(dir.str(sub));
+    io::write_json_file(dir.str(sub + "/results.json"),
+                        {{"reward", {{"mean", top1 / 2}, {"top1", top1}}},
+                         {"margins", {{"rm_dpo", margin}, {"rm_rdpo", margin - 0.1}, {"accuracy", 0.7}}},
+                         {"reward_samples", {top1, top1 / 2, 0.0}}});
+  };
+  results("hps", 2.0, 1.5);
+  results("dpo", 1.0, 0.5);
+  std::ostringstream log;
+  combine_reports({{"HPS-DPO", dir.str("hps")}, {"DPO", dir.str("dpo")}}, dir.str("report"), log);
+  const std::string md = io::read_file(dir.str("report/report.md"));
+  EXPECT_NE(md.find("| HPS-DPO | 2.000 | 1.000 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| DPO | 1.000 | 0.500 |"), std::string::npos) << md;
+  const std::string bars = io::read_file(dir.str("report/margins.svg"));
+  EXPECT_NE(bars.find(">1.50<"), std::string::npos);
+  EXPECT_NE(bars.find(">RM_R-DPO<"), std::string::npos);
+  EXPECT_NE(io::read_file(dir.str("report/rewards.svg")).find("HPS-DPO (mean 1.00)"), std::string::npos);
 }
 
 }  // namespace
