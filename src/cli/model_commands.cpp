@@ -219,9 +219,7 @@ Command add_logprobs_command(CLI::App& app) {
       records = data::read_pretokenized(o->data, m.config.vocab_size);
     } else {
       const auto tok = text::Tokenizer::from_dir(o->tokenizer.empty() ? o->model : o->tokenizer);
-      text::ChatTemplate chat{text::ChatFormat::hh, ""};
-      if (!o->chat.empty()) chat.format = text::parse_chat_format(o->chat);
-      else if (!tok.config().chat_template.empty()) chat = text::detect_chat_template(tok.config().chat_template);
+      const text::ChatTemplate chat = text::choose_chat_template(tok.config().chat_template, o->chat);
       if (tok.vocab_size() > m.config.vocab_size)
         throw InputError("tokenizer " + tok.source() + " has " + std::to_string(tok.vocab_size()) +
                          " tokens but the model's vocabulary has " + std::to_string(m.config.vocab_size) +

@@ -87,8 +87,7 @@ Command add_data_command(CLI::App& app) {
     text::ChatTemplate chat{text::ChatFormat::hh, ""};
     if (!o->tokenizer.empty()) {
       tok = text::Tokenizer::from_dir(o->tokenizer);
-      if (!o->chat.empty()) chat.format = text::parse_chat_format(o->chat);
-      else if (!tok->config().chat_template.empty()) chat = text::detect_chat_template(tok->config().chat_template);
+      chat = text::choose_chat_template(tok->config().chat_template, o->chat);
     } else if (!o->chat.empty()) {
       chat.format = text::parse_chat_format(o->chat);
     }
@@ -133,9 +132,7 @@ Command add_generate_command(CLI::App& app) {
     model::Decoder m = model::load_model(o->model, lo);
     if (!o->adapter.empty()) model::load_lora(m, o->adapter);
     const auto tok = text::Tokenizer::from_dir(o->tokenizer.empty() ? o->model : o->tokenizer);
-    text::ChatTemplate chat{text::ChatFormat::hh, ""};
-    if (!o->chat.empty()) chat.format = text::parse_chat_format(o->chat);
-    else if (!tok.config().chat_template.empty()) chat = text::detect_chat_template(tok.config().chat_template);
+    const text::ChatTemplate chat = text::choose_chat_template(tok.config().chat_template, o->chat);
     o->job.data_options.format = data::parse_format(o->format);
     const int64_t n = generate::generate_file(m, tok, chat, o->job, std::cerr);
     std::cerr << "wrote " << n << " prompts × " << o->job.sampling.n << " samples to " << o->job.out << "\n";
@@ -164,9 +161,7 @@ Command add_score_command(CLI::App& app) {
     if (!o->dtype.empty()) lo.dtype = model::parse_dtype(o->dtype);
     const model::Decoder rm = model::load_model(o->model, lo);
     const auto tok = text::Tokenizer::from_dir(o->tokenizer.empty() ? o->model : o->tokenizer);
-    text::ChatTemplate chat{text::ChatFormat::hh, ""};
-    if (!o->chat.empty()) chat.format = text::parse_chat_format(o->chat);
-    else if (!tok.config().chat_template.empty()) chat = text::detect_chat_template(tok.config().chat_template);
+    const text::ChatTemplate chat = text::choose_chat_template(tok.config().chat_template, o->chat);
     const int64_t n = generate::score_file(rm, tok, chat, o->job, std::cerr);
     std::cerr << "scored " << n << " prompts → " << o->job.out << "\n";
     return 0;

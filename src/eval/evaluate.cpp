@@ -265,9 +265,7 @@ json run_eval(const EvalJob& job, std::ostream& log) {
       if (!job.adapter.empty()) model::load_lora(pol, job.adapter);
       const model::Decoder ref = model::load_model(job.reference, lo);
       const auto tok = text::Tokenizer::from_dir(job.tokenizer.empty() ? job.policy : job.tokenizer);
-      text::ChatTemplate chat{text::ChatFormat::hh, ""};
-      if (!job.chat_format.empty()) chat.format = text::parse_chat_format(job.chat_format);
-      else if (!tok.config().chat_template.empty()) chat = text::detect_chat_template(tok.config().chat_template);
+      const text::ChatTemplate chat = text::choose_chat_template(tok.config().chat_template, job.chat_format);
       const data::Encoder enc(tok, chat, {1024, 2048, true});
       std::vector<data::TokenizedRecord> pairs;
       for (const auto& r : test.records) {

@@ -56,6 +56,12 @@ ChatTemplate detect_chat_template(const std::string& t) {
   throw ConfigError("unrecognized chat_template (none of the Llama-3, ChatML or Mistral markers)" + fix);
 }
 
+ChatTemplate choose_chat_template(const std::string& tokenizer_chat_template, const std::string& override) {
+  if (!override.empty()) return {parse_chat_format(override), ""};
+  if (!tokenizer_chat_template.empty()) return detect_chat_template(tokenizer_chat_template);
+  return {ChatFormat::hh, ""};
+}
+
 namespace {
 
 // Jinja's `| trim` is Python's str.strip(): every Unicode whitespace character.

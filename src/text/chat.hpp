@@ -32,6 +32,10 @@ ChatFormat parse_chat_format(const std::string& s);  // ConfigError listing the 
 // naming the `data.chat_format` override when the template is empty or unknown.
 ChatTemplate detect_chat_template(const std::string& chat_template);
 
+// The renderer to use: `override` when given (a chat format name), else the one the tokenizer's
+// chat_template is recognized as, else hh (no template: raw transcripts).
+ChatTemplate choose_chat_template(const std::string& tokenizer_chat_template, const std::string& override);
+
 // The prompt text up to the start of the assistant's reply. Messages alternate user/assistant after an
 // optional leading system message (InputError otherwise, or for a system message in hh / a trailing
 // assistant turn).

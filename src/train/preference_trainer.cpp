@@ -148,9 +148,7 @@ void PreferenceTrainer::Impl::setup() {
   device = at::Device(cfg.model.device);
   if (device.is_cuda() && !device.has_index()) device = at::Device(at::kCUDA, 0);
   tok = text::Tokenizer::from_dir(cfg.model.tokenizer);
-  if (!cfg.data.chat_format.empty()) chat = {text::parse_chat_format(cfg.data.chat_format), ""};
-  else if (!tok->config().chat_template.empty()) chat = text::detect_chat_template(tok->config().chat_template);
-  else chat = {text::ChatFormat::hh, ""};
+  chat = text::choose_chat_template(tok->config().chat_template, cfg.data.chat_format);
   data::Dataset all = data::read_dataset(cfg.data.path, cfg.data.options);
   if (all.records.empty()) throw InputError(cfg.data.path + ": no usable records");
   // Deterministic held-out split: the last eval_fraction of a seeded permutation.
