@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   commands.push_back(hps::cli::add_score_command(app));
   commands.push_back(hps::cli::add_eval_command(app));
   commands.push_back(hps::cli::add_report_command(app));
+  commands.push_back(hps::cli::add_pipeline_command(app));
   commands.push_back(hps::cli::add_train_command(app, hps::train::Task::preference));
   commands.push_back(hps::cli::add_train_command(app, hps::train::Task::sft));
   commands.push_back(hps::cli::add_train_command(app, hps::train::Task::reward));

@@ -5,6 +5,7 @@
 
 #include "cli/commands.hpp"
 #include "core/config.hpp"
+#include "pipeline/pipeline.hpp"
 #include "train/preference_trainer.hpp"
 #include "train/train_config.hpp"
 
@@ -34,6 +35,18 @@ Command add_train_command(CLI::App& app, train::Task task) {
     train::PreferenceTrainer trainer(tc, cfg.dump());
     std::signal(SIGINT, on_sigint);  // Ctrl-C: save a checkpoint after this step, then exit
     trainer.run(*resume, std::cout);
+    return 0;
+  }};
+}
+
+Command add_pipeline_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand("pipeline", "SFT → generate → reward model → annotate → train methods → evaluate → report");
+  auto path = std::make_shared<std::string>();
+  cmd->add_option("config", *path, "TOML: [run] [policy] [sft] [generate] [reward] [train] [eval]")->required();
+  cmd->allow_extras();
+  return {cmd, [cmd, path]() -> int {
+    Config cfg = load_config(*path, cmd->remaining());
+    pipeline::run_pipeline(cfg, std::cout);
     return 0;
   }};
 }

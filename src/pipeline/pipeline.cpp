@@ -1,0 +1,223 @@
+#include "pipeline/pipeline.hpp"
+
+#include <chrono>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "core/error.hpp"
+#include "eval/evaluate.hpp"
+#include "generate/generate_file.hpp"
+#include "generate/score_file.hpp"
+#include "io/atomic_file.hpp"
+#include "model/load.hpp"
+#include "model/lora.hpp"
+#include "text/chat.hpp"
+#include "text/tokenizer.hpp"
+#include "train/preference_trainer.hpp"
+#include "train/run_checkpoint.hpp"
+#include "train/train_config.hpp"
+
+namespace hps::pipeline {
+
+namespace {
+
+struct Settings {
+  std::string dir, device, policy, tokenizer, chat_format;
+  uint64_t seed = 0;
+  bool sft = true;
+  std::string sft_data, prompts, reward_path, reward_data, test_prompts, test_data;
+  int64_t sft_steps = 50, rm_steps = 50, train_steps = 50, n = 4, eval_n = 4, max_new = 64, batch = 8, train_batch = 4;
+  double sft_lr = 1e-4, rm_lr = 1e-4, train_lr = 1e-5, temperature = 0.9, beta = 0.1;
+  std::vector<std::string> methods{"bt", "pl", "hps"};
+  std::string objective = "dpo";
+  bool lora = true;
+};
+
+std::vector<std::string> split_list(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  for (std::string x; std::getline(ss, x, ',');)
+    if (!x.empty()) out.push_back(x);
+  return out;
+}
+
+Settings read_settings(const Config& c) {
+  c.check_known("", {"run", "policy", "sft", "generate", "reward", "train", "eval"});
+  c.check_known("run", {"dir", "seed", "device"});
+  c.check_known("policy", {"path", "tokenizer", "chat_format"});
+  c.check_known("sft", {"enabled", "data", "steps", "lr"});
+  c.check_known("generate", {"prompts", "n", "temperature", "max_new_tokens", "batch_prompts"});
+  c.check_known("reward", {"path", "data", "steps", "lr"});
+  c.check_known("train", {"methods", "objective", "steps", "lr", "batch_prompts", "lora", "beta"});
+  c.check_known("eval", {"prompts", "test", "n"});
+  Settings s;
+  s.dir = c.get_string("run.dir", "");
+  s.policy = c.get_string("policy.path", "");
+  s.prompts = c.get_string("generate.prompts", "");
+  s.test_prompts = c.get_string("eval.prompts", "");
+  for (auto [v, k] : {std::pair{&s.dir, "run.dir"}, {&s.policy, "policy.path"}, {&s.prompts, "generate.prompts"},
+                      {&s.test_prompts, "eval.prompts"}})
+    if (v->empty()) throw ConfigError(std::string(k) + " is required");
+  s.seed = static_cast<uint64_t>(c.get_int("run.seed", 0));
+  s.device = c.get_string("run.device", "cpu");
+  s.tokenizer = c.get_string("policy.tokenizer", s.policy);
+  s.chat_format = c.get_string("policy.chat_format", "");
+  s.sft = c.get_bool("sft.enabled", true);
+  s.sft_data = c.get_string("sft.data", s.prompts);
+  s.sft_steps = c.get_int("sft.steps", 50);
+  s.sft_lr = c.get_double("sft.lr", 1e-4);
+  s.n = c.get_int("generate.n", 4);
+  s.temperature = c.get_double("generate.temperature", 0.9);
+  s.max_new = c.get_int("generate.max_new_tokens", 64);
+  s.batch = c.get_int("generate.batch_prompts", 8);
+  s.reward_path = c.get_string("reward.path", "");
+  s.reward_data = c.get_string("reward.data", s.sft_data);
+  s.rm_steps = c.get_int("reward.steps", 50);
+  s.rm_lr = c.get_double("reward.lr", 1e-4);
+  s.methods = split_list(c.get_string("train.methods", "bt,pl,hps"));
+  s.objective = c.get_string("train.objective", "dpo");
+  s.train_steps = c.get_int("train.steps", 50);
+  s.train_lr = c.get_double("train.lr", 1e-5);
+  s.train_batch = c.get_int("train.batch_prompts", 4);
+  s.lora = c.get_bool("train.lora", true);
+  s.beta = c.get_double("train.beta", 0.1);
+  s.test_data = c.get_string("eval.test", s.test_prompts);
+  s.eval_n = c.get_int("eval.n", s.n);
+  if (s.methods.empty()) throw ConfigError("train.methods lists no method");
+  return s;
+}
+
+// Runs `body` unless RUN/<stage>/DONE exists; then writes the marker.
+void stage(const std::string& dir, const std::string& name, std::ostream& log, const std::function<void()>& body) {
+  const std::string marker = dir + "/" + name + "/DONE";
+  if (io::file_exists(marker)) {
+    log << "== " << name << ": done earlier, skipped\n";
+    return;
+  }
+  log << "== " << name << "\n";
+  const auto t0 = std::chrono::steady_clock::now();
+  io::make_dirs(dir + "/" + name);
+  body();
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  io::write_json_file(marker, {{"seconds", s}});
+  log << "== " << name << " finished in " << s << " s\n";
+}
+
+// A training run through the same recipe as `hps train | sft | train-rm`.
+void train(const std::vector<std::string>& overrides, train::Task task, std::ostream& log) {
+  Config c = Config::from_string("", "pipeline");
+  for (const auto& kv : overrides) c.set_override(kv);
+  train::PreferenceTrainer t(train::read_train_config(c, task), c.dump());
+  t.run(/*resume=*/true, log);
+}
+
+std::string latest(const std::string& dir) {
+  auto p = train::latest_checkpoint(dir);
+  if (!p) throw InternalError("no complete checkpoint in " + dir);
+  return *p;
+}
+
+}  // namespace
+
+void run_pipeline(const Config& cfg, std::ostream& log) {
+  const Settings s = read_settings(cfg);
+  io::make_dirs(s.dir);
+  io::write_file_atomic(s.dir + "/config.toml", [&](std::ostream& o) { o << cfg.dump() << "\n"; });
+  const auto tok = text::Tokenizer::from_dir(s.tokenizer);
+  const text::ChatTemplate chat = text::choose_chat_template(tok.config().chat_template, s.chat_format);
+  const std::string dev = "model.device=" + s.device, seed = "train.seed=" + std::to_string(s.seed);
+  const std::string chat_kv = "data.chat_format=" + std::string(text::to_string(chat.format));
+
+  // 1. SFT on the best responses of the SFT data.
+  stage(s.dir, "sft", log, [&] {
+    if (!s.sft) return;
+    train({"model.path=" + s.policy, "model.tokenizer=" + s.tokenizer, "data.path=" + s.sft_data, chat_kv, dev, seed,
+           "train.out_dir=" + s.dir + "/sft/run", "train.max_steps=" + std::to_string(s.sft_steps),
+           "train.lr=" + std::to_string(s.sft_lr), "train.batch_prompts=" + std::to_string(s.batch),
+           "data.on_bad_record=skip", "train.warmup_ratio=0.0"},
+          train::Task::sft, log);
+  });
+  const std::string sft_model = s.sft ? latest(s.dir + "/sft/run") + "/model" : s.policy;
+  const model::LoadOptions lo{at::Device(s.device), std::nullopt};
+
+  auto generate_with = [&](const std::string& model_dir, const std::string& adapter, const std::string& prompts,
+                           const std::string& out, int64_t n, uint64_t sd) {
+    model::Decoder m = model::load_model(model_dir, lo);
+    if (!adapter.empty()) model::load_lora(m, adapter);
+    generate::GenerateJob job;
+    job.data = prompts, job.out = out, job.batch_prompts = s.batch;
+    job.sampling.n = n, job.sampling.temperature = s.temperature, job.sampling.max_new_tokens = s.max_new;
+    job.sampling.seed = sd;
+    generate::generate_file(m, tok, chat, job, log);
+  };
+
+  // 2. K responses per training prompt from the SFT model.
+  stage(s.dir, "generate", log, [&] { generate_with(sft_model, "", s.prompts, s.dir + "/generate/responses.jsonl", s.n, s.seed); });
+
+  // 3. The reward model: given, or trained on preference pairs.
+  stage(s.dir, "reward", log, [&] {
+    if (!s.reward_path.empty()) return;
+    train({"model.path=" + s.policy, "model.tokenizer=" + s.tokenizer, "data.path=" + s.reward_data, chat_kv, dev, seed,
+           "train.out_dir=" + s.dir + "/reward/run", "train.max_steps=" + std::to_string(s.rm_steps),
+           "train.lr=" + std::to_string(s.rm_lr), "train.batch_prompts=" + std::to_string(s.batch),
+           "data.on_bad_record=skip", "lora.enabled=false", "train.warmup_ratio=0.0"},
+          train::Task::reward, log);
+  });
+  const std::string rm_dir = s.reward_path.empty() ? latest(s.dir + "/reward/run") + "/model" : s.reward_path;
+  auto score = [&](const std::string& file) {
+    const model::Decoder rm = model::load_model(rm_dir, lo);
+    generate::ScoreJob job{file, file, 16, 2048, 256};
+    generate::score_file(rm, tok, chat, job, log);
+  };
+
+  // 4. Annotate the generated responses.
+  stage(s.dir, "annotate", log, [&] {
+    io::copy_file(s.dir + "/generate/responses.jsonl", s.dir + "/annotate/ranked.jsonl");
+    score(s.dir + "/annotate/ranked.jsonl");
+  });
+
+  // 5. Each preference method from the same SFT model with the same budget.
+  for (const auto& method : s.methods)
+    stage(s.dir, "train_" + method, log, [&] {
+      train({"model.path=" + sft_model, "model.tokenizer=" + s.tokenizer, "data.path=" + s.dir + "/annotate/ranked.jsonl",
+             chat_kv, dev, seed, "train.out_dir=" + s.dir + "/train_" + method + "/run",
+             "train.max_steps=" + std::to_string(s.train_steps), "train.lr=" + std::to_string(s.train_lr),
+             "train.batch_prompts=" + std::to_string(s.train_batch), "loss.preference=" + method,
+             "loss.objective=" + s.objective, "loss.beta=" + std::to_string(s.beta),
+             std::string("lora.enabled=") + (s.lora ? "true" : "false"), "data.on_bad_record=skip"},
+            train::Task::preference, log);
+    });
+
+  // 6. Generate on the test prompts with every model, score, evaluate against the SFT model.
+  std::vector<std::pair<std::string, std::string>> runs;
+  auto evaluate = [&](const std::string& name, const std::string& model_dir, const std::string& adapter) {
+    const std::string d = s.dir + "/eval_" + name;
+    stage(s.dir, "eval_" + name, log, [&] {
+      generate_with(model_dir, adapter, s.test_prompts, d + "/generations.jsonl", s.eval_n, s.seed + 1000);
+      score(d + "/generations.jsonl");
+      eval::EvalJob job;
+      job.generations = d + "/generations.jsonl";
+      if (name != "sft") job.baseline = s.dir + "/eval_sft/generations.jsonl", job.baseline_name = "sft";
+      job.test = s.test_data;
+      job.policy = model_dir, job.adapter = adapter, job.reference = sft_model, job.tokenizer = s.tokenizer;
+      job.chat_format = text::to_string(chat.format);
+      job.device = s.device, job.name = name, job.out = d;
+      eval::run_eval(job, log);
+    });
+    runs.emplace_back(name, d);
+  };
+  evaluate("sft", sft_model, "");
+  for (const auto& method : s.methods) {
+    const std::string ck = latest(s.dir + "/train_" + method + "/run");
+    if (s.lora) evaluate(method, sft_model, ck + "/adapter");
+    else evaluate(method, ck + "/model", "");
+  }
+
+  // 7. One report.
+  log << "== report\n";
+  eval::combine_reports(runs, s.dir + "/report", log);
+  log << "report: " << s.dir << "/report/report.md\n";
+}
+
+}  // namespace hps::pipeline

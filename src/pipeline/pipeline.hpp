@@ -1,0 +1,16 @@
+// `hps pipeline CONFIG.toml`: the paper's stages in order — SFT → generate K responses per prompt → reward
+// model (given, or trained with train-rm) → annotate → train each requested preference method → generate on
+// the test prompts, score and evaluate every model → one report. Every stage writes into RUN/<stage>/ and
+// marks itself DONE; a rerun skips finished stages (and resumes the one that was interrupted).
+#pragma once
+
+#include <ostream>
+
+#include "core/config.hpp"
+
+namespace hps::pipeline {
+
+// Runs (or resumes) the pipeline described by `cfg` ([run] [policy] [sft] [generate] [reward] [train] [eval]).
+void run_pipeline(const Config& cfg, std::ostream& log);
+
+}  // namespace hps::pipeline

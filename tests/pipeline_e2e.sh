@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# hps pipeline on tiny models: every stage runs, the report is written, and a rerun skips every stage.
+# Usage: pipeline_e2e.sh HPS FIXTURES
+set -euo pipefail
+HPS=$1 FIX=$2
+W=$(mktemp -d)
+trap 'rm -rf "$W"' EXIT
+"$HPS" model init --config-json "$FIX/train/tiny_qwen2_config.json" --tokenizer "$FIX/tokenizers/qwen2" --std 0.1 \
+  --out "$W/base" > /dev/null
+head -3 "$FIX/data/ranked_sample.jsonl" > "$W/data.jsonl"
+cat > "$W/p.toml" <<TOML
+[run]
+dir = "$W/run"
+[policy]
+path = "$W/base"
+[sft]
+data = "$W/data.jsonl"
+steps = 3
+lr = 0.01
+[generate]
+prompts = "$W/data.jsonl"
+n = 4
+max_new_tokens = 8
+[reward]
+steps = 3
+lr = 0.01
+[train]
+methods = "bt,pl,hps"
+steps = 3
+lr = 0.01
+batch_prompts = 3
+[eval]
+prompts = "$W/data.jsonl"
+n = 3
+TOML
+"$HPS" pipeline "$W/p.toml" > "$W/log1"
+for f in report/report.md report/rewards.svg report/margins.svg eval_hps/results.json annotate/ranked.jsonl; do
+  test -s "$W/run/$f" || { echo "missing $f"; exit 1; }
+done
+grep -q "| hps |" "$W/run/report/report.md"
+"$HPS" pipeline "$W/p.toml" > "$W/log2"
+[ "$(grep -c 'done earlier, skipped' "$W/log2")" -ge 9 ] || { cat "$W/log2"; exit 1; }
+echo "pipeline ran every stage, wrote the report, and skipped finished stages on rerun"
