@@ -124,7 +124,7 @@ int inspect(const std::string& dir, std::string adapter) {
 }  // namespace
 
 Command add_model_command(CLI::App& app) {
-  auto* cmd = app.add_subcommand("model", "Inspect and export Hugging Face models (Llama, Qwen2, Mistral)");
+  auto* cmd = app.add_subcommand("model", "Inspect, export and randomly initialize Hugging Face models (Llama, Qwen2, Mistral)");
   cmd->require_subcommand(1);
   auto* ins = cmd->add_subcommand("inspect", "Architecture, parameters, dtypes, shards, adapter and problems found");
   auto dir = std::make_shared<std::string>(), adapter = std::make_shared<std::string>();
