@@ -1,6 +1,5 @@
 #include "generate/score_file.hpp"
 
-#include <c10/core/InferenceMode.h>
 
 #include <algorithm>
 #include <fstream>
@@ -10,42 +9,12 @@
 #include "data/dataset.hpp"
 #include "data/batching.hpp"
 #include "data/inspect.hpp"
-#include "data/pretokenized.hpp"
 #include "io/atomic_file.hpp"
 #include "io/jsonl.hpp"
+#include "model/score_records.hpp"
 
 namespace hps::generate {
 
-namespace {
-
-// Scores of every response of `records` (one vector per record), longest sequences first.
-std::vector<std::vector<double>> score_records(const model::Decoder& rm, const std::vector<data::TokenizedRecord>& recs,
-                                               int64_t batch_size) {
-  struct Seq {
-    size_t rec, k, len;
-  };
-  std::vector<Seq> seqs;
-  std::vector<std::vector<double>> out(recs.size());
-  for (size_t r = 0; r < recs.size(); ++r) {
-    out[r].resize(recs[r].responses.size());
-    for (size_t k = 0; k < recs[r].responses.size(); ++k)
-      seqs.push_back({r, k, recs[r].prompt.size() + recs[r].responses[k].size()});
-  }
-  std::stable_sort(seqs.begin(), seqs.end(), [](const Seq& a, const Seq& b) { return a.len > b.len; });
-  c10::InferenceMode no_grad;
-  const int64_t pad = rm.config.pad_token_id.value_or(0);
-  for (size_t s = 0; s < seqs.size(); s += static_cast<size_t>(batch_size)) {
-    const size_t e = std::min(seqs.size(), s + static_cast<size_t>(batch_size));
-    std::vector<data::PromptResponse> batch;
-    for (size_t i = s; i < e; ++i) batch.push_back({&recs[seqs[i].rec].prompt, &recs[seqs[i].rec].responses[seqs[i].k]});
-    auto b = data::pad_sequences(batch, pad);
-    const at::Tensor sc = rm.scores(b.ids.to(rm.device()), b.mask.to(rm.device())).select(1, 0).to(at::kCPU, at::kDouble);
-    for (size_t i = s; i < e; ++i) out[seqs[i].rec][seqs[i].k] = sc[static_cast<int64_t>(i - s)].item<double>();
-  }
-  return out;
-}
-
-}  // namespace
 
 int64_t score_file(const model::Decoder& rm, const text::Tokenizer& tok, const text::ChatTemplate& chat,
                    const ScoreJob& job, std::ostream& log) {
@@ -86,7 +55,7 @@ int64_t score_file(const model::Decoder& rm, const text::Tokenizer& tok, const t
     for (auto& t : recs)
       for (auto& ids : t.responses)
         if (ids.empty()) ids.push_back(tok.eos_id().value_or(rm.config.pad_token_id.value_or(0)));  // an empty answer
-    const auto scores = score_records(rm, recs, job.batch_size);
+    const auto scores = model::score_rewards(rm, recs, job.batch_size);
     std::string lines;
     for (int64_t i = s; i < e; ++i) {
       nlohmann::json j = raw[static_cast<size_t>(i)];

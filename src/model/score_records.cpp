@@ -3,40 +3,72 @@
 #include <c10/core/InferenceMode.h>
 
 #include <algorithm>
+#include <functional>
 
 #include "model/logprobs.hpp"
 
 namespace hps::model {
 
-std::vector<RecordLogprobs> score_records(const Decoder& d, const std::vector<data::TokenizedRecord>& records,
-                                          int64_t batch_size) {
+namespace {
+
+// Every (record, response) sequence, longest first, cut into padded batches of `batch_size`; calls
+// on_batch(batch, slots) where slots[i] = (record, response) of row i. Longest-first keeps padding small.
+void for_each_sorted_batch(const std::vector<data::TokenizedRecord>& records, int64_t batch_size, int64_t pad_id,
+                           const std::function<void(const data::SequenceBatch&,
+                                                    const std::vector<std::pair<size_t, size_t>>&)>& on_batch) {
   struct Seq {
     size_t rec, k, len;
   };
   std::vector<Seq> seqs;
-  std::vector<RecordLogprobs> out(records.size());
-  for (size_t r = 0; r < records.size(); ++r) {
-    out[r].logp.resize(records[r].responses.size());
-    out[r].tokens.resize(records[r].responses.size());
+  for (size_t r = 0; r < records.size(); ++r)
     for (size_t k = 0; k < records[r].responses.size(); ++k)
       seqs.push_back({r, k, records[r].prompt.size() + records[r].responses[k].size()});
-  }
   std::stable_sort(seqs.begin(), seqs.end(), [](const Seq& a, const Seq& b) { return a.len > b.len; });
-  c10::InferenceMode no_grad;
   const size_t step = static_cast<size_t>(std::max<int64_t>(1, batch_size));
   for (size_t s = 0; s < seqs.size(); s += step) {
     const size_t e = std::min(seqs.size(), s + step);
     std::vector<data::PromptResponse> batch;
-    for (size_t i = s; i < e; ++i) batch.push_back({&records[seqs[i].rec].prompt, &records[seqs[i].rec].responses[seqs[i].k]});
-    auto b = data::pad_sequences(batch, d.config.pad_token_id.value_or(0));
-    const auto dev = d.device();
-    SeqLogprobs lp = sequence_logprobs(d, b.ids.to(dev), b.mask.to(dev), b.response_mask.to(dev));
-    at::Tensor sum = lp.sum.to(at::kCPU, at::kDouble), cnt = lp.count.to(at::kCPU, at::kLong);
+    std::vector<std::pair<size_t, size_t>> slots;
     for (size_t i = s; i < e; ++i) {
-      out[seqs[i].rec].logp[seqs[i].k] = sum[static_cast<int64_t>(i - s)].item<double>();
-      out[seqs[i].rec].tokens[seqs[i].k] = cnt[static_cast<int64_t>(i - s)].item<int64_t>();
+      batch.push_back({&records[seqs[i].rec].prompt, &records[seqs[i].rec].responses[seqs[i].k]});
+      slots.emplace_back(seqs[i].rec, seqs[i].k);
     }
+    on_batch(data::pad_sequences(batch, pad_id), slots);
   }
+}
+
+}  // namespace
+
+std::vector<RecordLogprobs> score_records(const Decoder& d, const std::vector<data::TokenizedRecord>& records,
+                                          int64_t batch_size) {
+  std::vector<RecordLogprobs> out(records.size());
+  for (size_t r = 0; r < records.size(); ++r) {
+    out[r].logp.resize(records[r].responses.size());
+    out[r].tokens.resize(records[r].responses.size());
+  }
+  c10::InferenceMode no_grad;
+  const auto dev = d.device();
+  for_each_sorted_batch(records, batch_size, d.config.pad_token_id.value_or(0), [&](const auto& b, const auto& slots) {
+    SeqLogprobs lp = sequence_logprobs(d, b.ids.to(dev), b.mask.to(dev), b.response_mask.to(dev));
+    const at::Tensor sum = lp.sum.to(at::kCPU, at::kDouble), cnt = lp.count.to(at::kCPU, at::kLong);
+    for (size_t i = 0; i < slots.size(); ++i) {
+      out[slots[i].first].logp[slots[i].second] = sum[static_cast<int64_t>(i)].item<double>();
+      out[slots[i].first].tokens[slots[i].second] = cnt[static_cast<int64_t>(i)].item<int64_t>();
+    }
+  });
+  return out;
+}
+
+std::vector<std::vector<double>> score_rewards(const Decoder& rm, const std::vector<data::TokenizedRecord>& records,
+                                               int64_t batch_size) {
+  std::vector<std::vector<double>> out(records.size());
+  for (size_t r = 0; r < records.size(); ++r) out[r].resize(records[r].responses.size());
+  c10::InferenceMode no_grad;
+  const auto dev = rm.device();
+  for_each_sorted_batch(records, batch_size, rm.config.pad_token_id.value_or(0), [&](const auto& b, const auto& slots) {
+    const at::Tensor sc = rm.scores(b.ids.to(dev), b.mask.to(dev)).select(1, 0).to(at::kCPU, at::kDouble);
+    for (size_t i = 0; i < slots.size(); ++i) out[slots[i].first][slots[i].second] = sc[static_cast<int64_t>(i)].item<double>();
+  });
   return out;
 }
 

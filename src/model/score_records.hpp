@@ -20,4 +20,8 @@ struct RecordLogprobs {
 std::vector<RecordLogprobs> score_records(const Decoder& d, const std::vector<data::TokenizedRecord>& records,
                                           int64_t batch_size);
 
+// Reward-model scores (label 0) of every response of every record, batched the same way: [record][response].
+std::vector<std::vector<double>> score_rewards(const Decoder& reward_model, const std::vector<data::TokenizedRecord>& records,
+                                               int64_t batch_size);
+
 }  // namespace hps::model
