@@ -29,13 +29,14 @@ EncodedExample Encoder::encode(const PreferenceRecord& r, const std::vector<int6
   }
   const int64_t room = opts_.max_length - static_cast<int64_t>(ex.prompt.size());
   const auto K = static_cast<int64_t>(r.responses.size());
+  const auto rewards = rewards_or_rank(r);
   for (int64_t k : which) {
     if (k < 0 || k >= K) throw InputError("line " + std::to_string(r.line) + ": response index " + std::to_string(k) + " out of range");
     auto ids = tok_->encode(r.responses[static_cast<size_t>(k)] + suffix_, false);
     if (static_cast<int64_t>(ids.size()) > room) ids.resize(static_cast<size_t>(room)), ex.truncated = true;
     ex.responses.push_back(std::move(ids));
     ex.response_index.push_back(k);
-    ex.rewards.push_back(r.rewards.empty() ? static_cast<double>(K - 1 - k) : r.rewards[static_cast<size_t>(k)]);
+    ex.rewards.push_back(rewards[static_cast<size_t>(k)]);
   }
   return ex;
 }

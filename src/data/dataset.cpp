@@ -195,6 +195,13 @@ Format detect(const json& r) {
 
 }  // namespace
 
+std::vector<double> rewards_or_rank(const PreferenceRecord& r) {
+  if (!r.rewards.empty()) return r.rewards;
+  std::vector<double> v(r.responses.size());
+  for (size_t k = 0; k < v.size(); ++k) v[k] = static_cast<double>(v.size() - 1 - k);
+  return v;
+}
+
 HhSplit split_hh_pair(const std::string& chosen, const std::string& rejected) {
   HhSplit s;
   const size_t k = chosen.rfind(kAssistant);

@@ -36,6 +36,10 @@ struct PreferenceRecord {
   std::string note;                   // how an unusual record was read (e.g. the HH split fallback)
 };
 
+// The record's rewards, or — when the data has none — its order as a ranking (K−1 for the first response
+// down to 0 for the last): the rewards every loss and selection rule reads.
+std::vector<double> rewards_or_rank(const PreferenceRecord& r);
+
 struct SkippedRecord {
   int64_t line;
   std::string reason;

@@ -1,6 +1,5 @@
 #include "generate/score_file.hpp"
 
-
 #include <algorithm>
 #include <fstream>
 #include <nlohmann/json.hpp>

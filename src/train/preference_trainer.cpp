@@ -46,14 +46,6 @@ std::vector<int64_t> select_best(const data::PreferenceRecord& r) {
   return {best};
 }
 
-// Rewards of a record as the loss core reads them: the data's, or rank order (first = best) without.
-std::vector<double> rewards_of(const data::PreferenceRecord& r) {
-  if (!r.rewards.empty()) return r.rewards;
-  std::vector<double> v(r.responses.size());
-  for (size_t k = 0; k < v.size(); ++k) v[k] = static_cast<double>(v.size() - 1 - k);
-  return v;
-}
-
 bool needs_all(const prefs::LossConfig& c) {
   return c.preference == prefs::Preference::pl || c.preference == prefs::Preference::hps_full || c.multi_preferred;
 }
@@ -65,7 +57,7 @@ std::vector<int64_t> slots_for(const data::PreferenceRecord& r, const prefs::Los
   if (r.responses.size() == 1) return {0};  // SFT data
   const auto K = static_cast<int64_t>(r.responses.size());
   const auto opts = at::TensorOptions().dtype(at::kDouble);
-  at::Tensor reward = at::tensor(rewards_of(r), opts).view({1, K});
+  at::Tensor reward = at::tensor(data::rewards_or_rank(r), opts).view({1, K});
   prefs::PrefBatch probe{at::zeros({1, K}, opts), at::zeros({1, K}, opts), at::ones({1, K}, opts), reward, {}};
   auto res = prefs::preference_loss(probe, lc, u);
   return {res.chosen.item<int64_t>(), res.rejected.item<int64_t>()};
@@ -280,7 +272,7 @@ PreferenceTrainer::Impl::Forwarded PreferenceTrainer::Impl::forward(data::Prefer
   auto select = [&](const data::PreferenceRecord& r) {
     at::Tensor u = prefs::draw_uniforms(1, gen);  // [1, 2], drawn for every prompt whatever the method
     draws.push_back(u);
-    rewards.push_back(rewards_of(r));
+    rewards.push_back(data::rewards_or_rank(r));
     return slots_for(r, lc, u);
   };
   auto b = ld.next(select);
