@@ -6,6 +6,7 @@
 #include <c10/core/Device.h>
 
 #include "core/config.hpp"
+#include "model/decoder.hpp"
 #include "train/train_config.hpp"
 
 #include <functional>
@@ -47,6 +48,11 @@ Command add_data_command(CLI::App& app);
 
 // "cpu", "cuda", "cuda:1" → a device; UsageError when CUDA is asked for and absent.
 at::Device parse_device(const std::string& name);
+
+// A model as the command-line tools load it: --device, --dtype ("" = the checkpoint's) and an optional
+// PEFT --adapter ("" = none).
+model::Decoder load_model_for_cli(const std::string& dir, const std::string& adapter, const std::string& device,
+                                  const std::string& dtype);
 
 // The TOML file at `path` (defaults when empty) with the `--key=value` extras applied on top.
 Config load_config(const std::string& path, const std::vector<std::string>& extras);

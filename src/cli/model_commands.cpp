@@ -36,6 +36,15 @@ at::Device parse_device(const std::string& name) {
   return d;
 }
 
+model::Decoder load_model_for_cli(const std::string& dir, const std::string& adapter, const std::string& device,
+                                  const std::string& dtype) {
+  model::LoadOptions lo{parse_device(device), std::nullopt};
+  if (!dtype.empty()) lo.dtype = model::parse_dtype(dtype);
+  model::Decoder m = model::load_model(dir, lo);
+  if (!adapter.empty()) model::load_lora(m, adapter);
+  return m;
+}
+
 namespace {
 
 std::string thousands(int64_t n) {
@@ -209,10 +218,7 @@ Command add_logprobs_command(CLI::App& app) {
   cmd->add_option("--batch-size", o->batch, "sequences per forward pass");
   return {cmd, [o]() -> int {
     if (o->batch <= 0) throw UsageError("--batch-size must be > 0");
-    model::LoadOptions lo{parse_device(o->device), std::nullopt};
-    if (!o->dtype.empty()) lo.dtype = model::parse_dtype(o->dtype);
-    model::Decoder m = model::load_model(o->model, lo);
-    if (!o->adapter.empty()) model::load_lora(m, o->adapter);
+    const model::Decoder m = load_model_for_cli(o->model, o->adapter, o->device, o->dtype);
     std::vector<data::TokenizedRecord> records;
     const auto first = io::first_jsonl_record(o->data);
     if (!first || (first->is_object() && first->contains("prompt_ids"))) {

@@ -127,10 +127,7 @@ Command add_generate_command(CLI::App& app) {
   cmd->add_option("--chat-format", o->chat, "llama3 | chatml | mistral | hh (default: from the tokenizer's template)");
   cmd->add_option("--format", o->format, "auto | hh_rlhf | pku | ranked | messages");
   return {cmd, [o]() -> int {
-    model::LoadOptions lo{parse_device(o->device), std::nullopt};
-    if (!o->dtype.empty()) lo.dtype = model::parse_dtype(o->dtype);
-    model::Decoder m = model::load_model(o->model, lo);
-    if (!o->adapter.empty()) model::load_lora(m, o->adapter);
+    const model::Decoder m = load_model_for_cli(o->model, o->adapter, o->device, o->dtype);
     const auto tok = text::Tokenizer::from_dir(o->tokenizer.empty() ? o->model : o->tokenizer);
     const text::ChatTemplate chat = text::choose_chat_template(tok.config().chat_template, o->chat);
     o->job.data_options.format = data::parse_format(o->format);
@@ -157,9 +154,7 @@ Command add_score_command(CLI::App& app) {
   cmd->add_option("--dtype", o->dtype, "float32 | bfloat16 | float16 (default: the checkpoint's)");
   cmd->add_option("--chat-format", o->chat, "llama3 | chatml | mistral | hh (default: from the tokenizer's template)");
   return {cmd, [o]() -> int {
-    model::LoadOptions lo{parse_device(o->device), std::nullopt};
-    if (!o->dtype.empty()) lo.dtype = model::parse_dtype(o->dtype);
-    const model::Decoder rm = model::load_model(o->model, lo);
+    const model::Decoder rm = load_model_for_cli(o->model, "", o->device, o->dtype);
     const auto tok = text::Tokenizer::from_dir(o->tokenizer.empty() ? o->model : o->tokenizer);
     const text::ChatTemplate chat = text::choose_chat_template(tok.config().chat_template, o->chat);
     const int64_t n = generate::score_file(rm, tok, chat, o->job, std::cerr);
