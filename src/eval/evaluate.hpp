@@ -6,9 +6,17 @@
 
 #include <nlohmann/json.hpp>
 #include <ostream>
+#include <functional>
 #include <string>
 
+#include "eval/report.hpp"
+
 namespace hps::eval {
+
+struct OracleVerdict {
+  double reward = 0;
+  bool harmful = false, exact = false;
+};
 
 struct EvalJob {
   std::string generations;  // scored ranked-list JSONL of the policy (hps generate + hps score)
@@ -18,20 +26,12 @@ struct EvalJob {
   std::string name = "policy", baseline_name = "baseline";
   double tie_band = 0.0;
   std::string out;          // folder for results.json, report.md, rewards.svg
+  // Optional exact reward of a response (a synthetic task's r*): adds "oracle" {mean, top1 (best of N by r*),
+  // harmful_rate, exact_rate} and "oracle_samples" to the results.
+  std::function<OracleVerdict(const nlohmann::json& prompt, const std::string& response)> oracle;
+  nlohmann::json extra;     // merged into results.json as is (e.g. the pipeline's "training" cost)
 };
 
 nlohmann::json run_eval(const EvalJob& job, std::ostream& log);
-
-// Combines several `hps eval` result folders into one Table-2-style report: report.md (one row per method),
-// rewards.svg (their reward distributions overlaid) and margins.svg (RM_DPO / RM_R-DPO per method).
-void combine_reports(const std::vector<std::pair<std::string, std::string>>& runs, const std::string& out,
-                     std::ostream& log);
-
-// A bar chart of named values per method, e.g. margins (exposed for tests).
-std::string bar_chart_svg(const std::string& title, const std::vector<std::string>& methods,
-                          const std::vector<std::pair<std::string, std::vector<double>>>& groups);
-
-// A self-contained SVG: overlaid histograms of reward values per method (exposed for tests).
-std::string reward_histogram_svg(const std::vector<std::pair<std::string, std::vector<double>>>& series);
 
 }  // namespace hps::eval

@@ -6,10 +6,12 @@
 #include <sstream>
 
 #include "core/error.hpp"
+#include "demo/synth_task.hpp"
 #include "eval/evaluate.hpp"
 #include "generate/generate_file.hpp"
 #include "generate/score_file.hpp"
 #include "io/atomic_file.hpp"
+#include "io/jsonl.hpp"
 #include "model/load.hpp"
 #include "model/lora.hpp"
 #include "text/chat.hpp"
@@ -25,9 +27,13 @@ namespace {
 struct Settings {
   std::string dir, device, policy, tokenizer, chat_format;
   uint64_t seed = 0;
+  int64_t seeds = 1;
+  std::optional<demo::SynthTaskConfig> task;  // [task]: the embedded synthetic task supplies model and data
   bool sft = true;
   std::string sft_data, prompts, reward_path, reward_data, test_prompts, test_data;
   int64_t sft_steps = 50, rm_steps = 50, train_steps = 50, n = 4, eval_n = 4, max_new = 64, batch = 8, train_batch = 4;
+  int64_t sft_batch = 8, rm_batch = 8;
+  std::string rm_preference = "bt", rm_init = "policy";
   double sft_lr = 1e-4, rm_lr = 1e-4, train_lr = 1e-5, temperature = 0.9, beta = 0.1;
   std::vector<std::string> methods{"bt", "pl", "hps"};
   std::string objective = "dpo";
@@ -43,30 +49,45 @@ std::vector<std::string> split_list(const std::string& s) {
 }
 
 Settings read_settings(const Config& c) {
-  c.check_known("", {"run", "policy", "sft", "generate", "reward", "train", "eval"});
-  c.check_known("run", {"dir", "seed", "device"});
+  c.check_known("", {"run", "task", "policy", "sft", "generate", "reward", "train", "eval"});
+  c.check_known("run", {"dir", "seed", "seeds", "device"});
   c.check_known("policy", {"path", "tokenizer", "chat_format"});
-  c.check_known("sft", {"enabled", "data", "steps", "lr"});
+  c.check_known("sft", {"enabled", "data", "steps", "lr", "batch_prompts"});
   c.check_known("generate", {"prompts", "n", "temperature", "max_new_tokens", "batch_prompts"});
-  c.check_known("reward", {"path", "data", "steps", "lr"});
+  c.check_known("reward", {"path", "data", "steps", "lr", "batch_prompts", "preference", "init"});
   c.check_known("train", {"methods", "objective", "steps", "lr", "batch_prompts", "lora", "beta"});
   c.check_known("eval", {"prompts", "test", "n"});
   Settings s;
   s.dir = c.get_string("run.dir", "");
+  if (s.dir.empty()) throw ConfigError("run.dir is required");
+  const bool task = c.has("task");
+  const std::vector<const char*> task_keys{"policy.path", "policy.tokenizer", "policy.chat_format", "sft.data",
+                                           "generate.prompts", "reward.path", "reward.data", "eval.prompts", "eval.test"};
+  for (const char* k : task_keys) {
+    if (task && c.has(k))
+      throw ConfigError(std::string(k) + " cannot be set with [task]: the synthetic task supplies the model and data");
+  }
+  if (task) {
+    s.task = demo::read_synth_task_config(c);
+    s.chat_format = "chatml";  // raw prompts; responses end with <|im_end|>, the tokenizer's eos
+  }
   s.policy = c.get_string("policy.path", "");
   s.prompts = c.get_string("generate.prompts", "");
   s.test_prompts = c.get_string("eval.prompts", "");
-  for (auto [v, k] : {std::pair{&s.dir, "run.dir"}, {&s.policy, "policy.path"}, {&s.prompts, "generate.prompts"},
-                      {&s.test_prompts, "eval.prompts"}})
-    if (v->empty()) throw ConfigError(std::string(k) + " is required");
+  if (!task)
+    for (auto [v, k] : {std::pair{&s.policy, "policy.path"}, {&s.prompts, "generate.prompts"}, {&s.test_prompts, "eval.prompts"}})
+      if (v->empty()) throw ConfigError(std::string(k) + " is required (or a [task] table for the embedded task)");
   s.seed = static_cast<uint64_t>(c.get_int("run.seed", 0));
+  s.seeds = c.get_int("run.seeds", 1);
+  if (s.seeds < 1) throw ConfigError("run.seeds must be ≥ 1, found " + std::to_string(s.seeds));
   s.device = c.get_string("run.device", "cpu");
   s.tokenizer = c.get_string("policy.tokenizer", s.policy);
-  s.chat_format = c.get_string("policy.chat_format", "");
+  if (!task) s.chat_format = c.get_string("policy.chat_format", "");
   s.sft = c.get_bool("sft.enabled", true);
   s.sft_data = c.get_string("sft.data", s.prompts);
   s.sft_steps = c.get_int("sft.steps", 50);
   s.sft_lr = c.get_double("sft.lr", 1e-4);
+  s.sft_batch = c.get_int("sft.batch_prompts", 8);
   s.n = c.get_int("generate.n", 4);
   s.temperature = c.get_double("generate.temperature", 0.9);
   s.max_new = c.get_int("generate.max_new_tokens", 64);
@@ -75,6 +96,12 @@ Settings read_settings(const Config& c) {
   s.reward_data = c.get_string("reward.data", s.sft_data);
   s.rm_steps = c.get_int("reward.steps", 50);
   s.rm_lr = c.get_double("reward.lr", 1e-4);
+  s.rm_batch = c.get_int("reward.batch_prompts", 8);
+  s.rm_preference = c.get_string("reward.preference", "bt");
+  s.rm_init = c.get_string("reward.init", "policy");
+  if (s.rm_init != "policy" && s.rm_init != "sft")
+    throw ConfigError("reward.init must be \"policy\" (the policy's starting weights) or \"sft\" (the SFT model, as "
+                      "InstructGPT), found \"" + s.rm_init + "\"");
   s.methods = split_list(c.get_string("train.methods", "bt,pl,hps"));
   s.objective = c.get_string("train.objective", "dpo");
   s.train_steps = c.get_int("train.steps", 50);
@@ -112,18 +139,45 @@ void train(const std::vector<std::string>& overrides, train::Task task, std::ost
   t.run(/*resume=*/true, log);
 }
 
+// A number as an override value, exactly (std::to_string would print 5e-7 as 0.000000).
+std::string num(double v) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.17g", v);
+  return b;
+}
+
+// What training cost: the stage's wall time and the responses forwarded per prompt per step (from the run's
+// metrics.jsonl) — BT and HPS forward 2, PL all K.
+nlohmann::json training_cost(const std::string& stage_dir) {
+  nlohmann::json out = {{"seconds", io::read_json_file(stage_dir + "/DONE").value("seconds", 0.0)}};
+  int64_t prompts = 0, responses = 0;
+  io::for_each_jsonl(stage_dir + "/run/metrics.jsonl", [&](int64_t, const nlohmann::json& j) {
+    for (const auto& r : j.value("responses", nlohmann::json::array())) ++prompts, responses += static_cast<int64_t>(r.size());
+  });
+  if (prompts > 0) out["responses_per_prompt"] = static_cast<double>(responses) / static_cast<double>(prompts);
+  return out;
+}
+
 std::string latest(const std::string& dir) {
   auto p = train::latest_checkpoint(dir);
   if (!p) throw InternalError("no complete checkpoint in " + dir);
   return *p;
 }
 
-}  // namespace
-
-void run_pipeline(const Config& cfg, std::ostream& log) {
-  const Settings s = read_settings(cfg);
+// One seed of the pipeline in s.dir; returns the evaluated runs (name, eval folder) in table order.
+std::vector<eval::NamedDir> run_one(Settings s, std::ostream& log) {
   io::make_dirs(s.dir);
-  io::write_file_atomic(s.dir + "/config.toml", [&](std::ostream& o) { o << cfg.dump() << "\n"; });
+  // 0. The embedded task: tokenizer, random-init model and data files, from the seed.
+  if (s.task) {
+    stage(s.dir, "task", log, [&] {
+      demo::SynthTaskConfig t = *s.task;
+      t.seed = s.seed;
+      demo::write_synth_task(t, s.dir + "/task");
+    });
+    const std::string t = s.dir + "/task";
+    s.policy = t + "/base", s.tokenizer = t + "/tokenizer", s.sft_data = t + "/sft.jsonl", s.prompts = t + "/train.jsonl";
+    s.reward_data = t + "/rm.jsonl", s.test_prompts = t + "/test.jsonl", s.test_data = t + "/test.jsonl";
+  }
   const auto tok = text::Tokenizer::from_dir(s.tokenizer);
   const text::ChatTemplate chat = text::choose_chat_template(tok.config().chat_template, s.chat_format);
   const std::string dev = "model.device=" + s.device, seed = "train.seed=" + std::to_string(s.seed);
@@ -134,7 +188,7 @@ void run_pipeline(const Config& cfg, std::ostream& log) {
     if (!s.sft) return;
     train({"model.path=" + s.policy, "model.tokenizer=" + s.tokenizer, "data.path=" + s.sft_data, chat_kv, dev, seed,
            "train.out_dir=" + s.dir + "/sft/run", "train.max_steps=" + std::to_string(s.sft_steps),
-           "train.lr=" + std::to_string(s.sft_lr), "train.batch_prompts=" + std::to_string(s.batch),
+           "train.lr=" + num(s.sft_lr), "train.batch_prompts=" + std::to_string(s.sft_batch),
            "data.on_bad_record=skip", "train.warmup_ratio=0.0"},
           train::Task::sft, log);
   });
@@ -158,10 +212,11 @@ void run_pipeline(const Config& cfg, std::ostream& log) {
   // 3. The reward model: given, or trained on preference pairs.
   stage(s.dir, "reward", log, [&] {
     if (!s.reward_path.empty()) return;
-    train({"model.path=" + s.policy, "model.tokenizer=" + s.tokenizer, "data.path=" + s.reward_data, chat_kv, dev, seed,
+    const std::string init = s.rm_init == "sft" ? sft_model : s.policy;
+    train({"model.path=" + init, "model.tokenizer=" + s.tokenizer, "data.path=" + s.reward_data, chat_kv, dev, seed,
            "train.out_dir=" + s.dir + "/reward/run", "train.max_steps=" + std::to_string(s.rm_steps),
-           "train.lr=" + std::to_string(s.rm_lr), "train.batch_prompts=" + std::to_string(s.batch),
-           "data.on_bad_record=skip", "lora.enabled=false", "train.warmup_ratio=0.0"},
+           "train.lr=" + num(s.rm_lr), "train.batch_prompts=" + std::to_string(s.rm_batch),
+           "loss.preference=" + s.rm_preference, "data.on_bad_record=skip", "lora.enabled=false", "train.warmup_ratio=0.0"},
           train::Task::reward, log);
   });
   const std::string rm_dir = s.reward_path.empty() ? latest(s.dir + "/reward/run") + "/model" : s.reward_path;
@@ -182,15 +237,15 @@ void run_pipeline(const Config& cfg, std::ostream& log) {
     stage(s.dir, "train_" + method, log, [&] {
       train({"model.path=" + sft_model, "model.tokenizer=" + s.tokenizer, "data.path=" + s.dir + "/annotate/ranked.jsonl",
              chat_kv, dev, seed, "train.out_dir=" + s.dir + "/train_" + method + "/run",
-             "train.max_steps=" + std::to_string(s.train_steps), "train.lr=" + std::to_string(s.train_lr),
+             "train.max_steps=" + std::to_string(s.train_steps), "train.lr=" + num(s.train_lr),
              "train.batch_prompts=" + std::to_string(s.train_batch), "loss.preference=" + method,
-             "loss.objective=" + s.objective, "loss.beta=" + std::to_string(s.beta),
+             "loss.objective=" + s.objective, "loss.beta=" + num(s.beta),
              std::string("lora.enabled=") + (s.lora ? "true" : "false"), "data.on_bad_record=skip"},
             train::Task::preference, log);
     });
 
   // 6. Generate on the test prompts with every model, score, evaluate against the SFT model.
-  std::vector<std::pair<std::string, std::string>> runs;
+  std::vector<eval::NamedDir> runs;
   auto evaluate = [&](const std::string& name, const std::string& model_dir, const std::string& adapter) {
     const std::string d = s.dir + "/eval_" + name;
     stage(s.dir, "eval_" + name, log, [&] {
@@ -203,6 +258,14 @@ void run_pipeline(const Config& cfg, std::ostream& log) {
       job.policy = model_dir, job.adapter = adapter, job.reference = sft_model, job.tokenizer = s.tokenizer;
       job.chat_format = text::to_string(chat.format);
       job.device = s.device, job.name = name, job.out = d;
+      job.extra = {{"training", training_cost(s.dir + "/" + (name == "sft" ? std::string("sft") : "train_" + name))}};
+      if (name == "sft" && !s.sft) job.extra.clear();
+      if (s.task)
+        job.oracle = [](const nlohmann::json& prompt, const std::string& y) {
+          // The ranked reader keeps a text prompt as one user message.
+          const auto v = demo::oracle_reward(prompt.is_array() ? prompt.back().value("content", "") : prompt.get<std::string>(), y);
+          return eval::OracleVerdict{v.reward, v.harmful, v.exact};
+        };
       eval::run_eval(job, log);
     });
     runs.emplace_back(name, d);
@@ -217,6 +280,31 @@ void run_pipeline(const Config& cfg, std::ostream& log) {
   // 7. One report.
   log << "== report\n";
   eval::combine_reports(runs, s.dir + "/report", log);
+  log << "report: " << s.dir << "/report/report.md\n";
+  return runs;
+}
+
+}  // namespace
+
+void run_pipeline(const Config& cfg, std::ostream& log) {
+  const Settings s = read_settings(cfg);
+  io::make_dirs(s.dir);
+  io::write_file_atomic(s.dir + "/config.toml", [&](std::ostream& o) { o << cfg.dump() << "\n"; });
+  if (s.seeds == 1) {
+    run_one(s, log);
+    return;
+  }
+  // Several seeds: the whole pipeline (task included) once per seed in RUN/seed-N, then mean ± sd.
+  std::vector<std::pair<std::string, std::vector<eval::NamedDir>>> all;
+  for (int64_t i = 0; i < s.seeds; ++i) {
+    Settings si = s;
+    si.seed = s.seed + static_cast<uint64_t>(i);
+    si.dir = s.dir + "/seed-" + std::to_string(si.seed);
+    log << "=== seed " << si.seed << " (" << i + 1 << " of " << s.seeds << ")\n";
+    all.emplace_back("seed " + std::to_string(si.seed), run_one(si, log));
+  }
+  log << "=== report over " << s.seeds << " seeds\n";
+  eval::aggregate_seed_reports(all, s.dir + "/report", log);
   log << "report: " << s.dir << "/report/report.md\n";
 }
 

@@ -1,0 +1,293 @@
+#include "eval/report.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <functional>
+#include <optional>
+#include <sstream>
+
+#include "io/atomic_file.hpp"
+
+namespace hps::eval {
+
+using nlohmann::json;
+
+namespace {
+
+std::string fmt(double v, int digits) {
+  char b[64];
+  std::snprintf(b, sizeof b, "%.*f", digits, v);
+  return b;
+}
+
+// One table column: a number read from results.json (absent when the results lack it).
+struct Column {
+  const char* header;
+  std::function<std::optional<double>(const json&)> get;
+  int digits;
+};
+
+std::function<std::optional<double>(const json&)> field(const char* a, const char* b, double scale = 1.0) {
+  return [=](const json& r) -> std::optional<double> {
+    if (!r.contains(a) || !r[a].contains(b) || !r[a][b].is_number()) return std::nullopt;
+    return r[a][b].get<double>() * scale;
+  };
+}
+
+const std::vector<Column>& columns() {
+  static const std::vector<Column> cols{
+      {"r* (mean)", field("oracle", "mean"), 3},
+      {"r* (top-1 of N)", field("oracle", "top1"), 3},
+      {"harmful %", field("oracle", "harmful_rate", 100), 1},
+      {"exact %", field("oracle", "exact_rate", 100), 1},
+      {"reward (top-1 of N)", field("reward", "top1"), 3},
+      {"reward (mean)", field("reward", "mean"), 3},
+      {"BLEU (NLTK)", field("bleu", "nltk_sentence_mean"), 4},
+      {"BLEU (sacrebleu)", field("bleu", "sacrebleu_corpus"), 2},
+      {"RM_DPO", field("margins", "rm_dpo"), 3},
+      {"RM_R-DPO", field("margins", "rm_rdpo"), 3},
+      {"KL", field("kl_winning", "mean"), 3},
+      {"win %", field("win_rate", "win", 100), 1},
+      {"fwd / prompt", field("training", "responses_per_prompt"), 2},
+      {"train s", field("training", "seconds"), 1},
+  };
+  return cols;
+}
+
+// The columns at least one result has.
+std::vector<const Column*> present(const std::vector<const json*>& results) {
+  std::vector<const Column*> out;
+  for (const auto& c : columns())
+    if (std::any_of(results.begin(), results.end(), [&](const json* r) { return c.get(*r).has_value(); }))
+      out.push_back(&c);
+  return out;
+}
+
+std::string header_row(const std::vector<const Column*>& cols) {
+  std::string h = "| method |", rule = "|---|";
+  for (const auto* c : cols) h += std::string(" ") + c->header + " |", rule += "---|";
+  return h + "\n" + rule + "\n";
+}
+
+std::vector<double> samples(const json& r, const char* key) { return r.value(key, std::vector<double>{}); }
+
+double mean_of(const std::vector<double>& v) {
+  double s = 0;
+  for (double x : v) s += x;
+  return v.empty() ? 0.0 : s / static_cast<double>(v.size());
+}
+
+double sd_of(const std::vector<double>& v) {
+  if (v.size() < 2) return 0.0;
+  const double m = mean_of(v);
+  double s = 0;
+  for (double x : v) s += (x - m) * (x - m);
+  return std::sqrt(s / static_cast<double>(v.size() - 1));
+}
+
+// margins.svg and (when there are oracle samples) oracle.svg, which it says it wrote.
+bool write_plots(const std::string& out, const std::vector<std::string>& methods, const std::vector<double>& rm_dpo,
+                 const std::vector<double>& rm_rdpo,
+                 const std::vector<std::pair<std::string, std::vector<double>>>& oracle) {
+  const std::string bars = bar_chart_svg("Reward margins on the test pairs (Table 1)", methods,
+                                         {{"RM_DPO", rm_dpo}, {"RM_R-DPO", rm_rdpo}});
+  io::write_file_atomic(out + "/margins.svg", [&](std::ostream& o) { o << bars; });
+  const bool any = std::any_of(oracle.begin(), oracle.end(), [](const auto& s) { return !s.second.empty(); });
+  if (!any) return false;
+  const std::string hist = reward_histogram_svg(oracle, "Oracle reward r* of generated responses (share per bin)");
+  io::write_file_atomic(out + "/oracle.svg", [&](std::ostream& o) { o << hist; });
+  return true;
+}
+
+double or_zero(const std::optional<double>& v) { return v.value_or(0.0); }
+
+}  // namespace
+
+std::string results_table(const std::vector<std::pair<std::string, json>>& rows) {
+  std::vector<const json*> rs;
+  for (const auto& r : rows) rs.push_back(&r.second);
+  const auto cols = present(rs);
+  std::ostringstream md;
+  md << header_row(cols);
+  for (const auto& [name, r] : rows) {
+    md << "| " << name << " |";
+    for (const auto* c : cols) {
+      const auto v = c->get(r);
+      md << " " << (v ? fmt(*v, c->digits) : std::string("–")) << " |";
+    }
+    md << "\n";
+  }
+  // The win rate's detail (tie / lose, bootstrap interval) below the table.
+  for (const auto& [name, r] : rows)
+    if (r.contains("win_rate")) {
+      const auto& w = r["win_rate"];
+      md << "\n" << name << " vs " << w["against"].get<std::string>() << ": win / tie / lose "
+         << fmt(100 * w["win"].get<double>(), 1) << "% / " << fmt(100 * w["tie"].get<double>(), 1) << "% / "
+         << fmt(100 * w["lose"].get<double>(), 1) << "% (win 95% CI " << fmt(100 * w["win_ci95"][0].get<double>(), 1)
+         << "–" << fmt(100 * w["win_ci95"][1].get<double>(), 1) << "%)";
+    }
+  md << "\n";
+  return md.str();
+}
+
+void combine_reports(const std::vector<NamedDir>& runs, const std::string& out, std::ostream& log) {
+  std::vector<std::pair<std::string, json>> rows;
+  std::vector<std::pair<std::string, std::vector<double>>> series, oracle;
+  std::vector<std::string> methods;
+  std::vector<double> rm_dpo, rm_rdpo;
+  for (const auto& [name, dir] : runs) {
+    json r = io::read_json_file(dir + "/results.json");
+    series.emplace_back(name, samples(r, "reward_samples"));
+    oracle.emplace_back(name, samples(r, "oracle_samples"));
+    methods.push_back(name);
+    rm_dpo.push_back(or_zero(field("margins", "rm_dpo")(r)));
+    rm_rdpo.push_back(or_zero(field("margins", "rm_rdpo")(r)));
+    rows.emplace_back(name, std::move(r));
+  }
+  std::string md = results_table(rows) + "\n![reward distribution](rewards.svg)\n\n![reward margins](margins.svg)\n";
+  io::make_dirs(out);
+  if (write_plots(out, methods, rm_dpo, rm_rdpo, oracle)) md += "\n![oracle reward distribution](oracle.svg)\n";
+  io::write_file_atomic(out + "/report.md", [&](std::ostream& o) { o << md; });
+  const std::string hist = reward_histogram_svg(series);
+  io::write_file_atomic(out + "/rewards.svg", [&](std::ostream& o) { o << hist; });
+  log << md;
+}
+
+void aggregate_seed_reports(const std::vector<std::pair<std::string, std::vector<NamedDir>>>& seeds,
+                            const std::string& out, std::ostream& log) {
+  if (seeds.empty()) return;
+  const auto& first = seeds.front().second;
+  // results[m][s]: method m under seed s.
+  std::vector<std::vector<json>> results(first.size());
+  for (const auto& [label, runs] : seeds) {
+    if (runs.size() != first.size()) throw std::logic_error("aggregate_seed_reports: seeds list different methods");
+    for (size_t m = 0; m < runs.size(); ++m) results[m].push_back(io::read_json_file(runs[m].second + "/results.json"));
+  }
+  std::vector<const json*> all;
+  for (const auto& v : results)
+    for (const auto& r : v) all.push_back(&r);
+  const auto cols = present(all);
+  std::ostringstream md;
+  md << "Mean ± sd over " << seeds.size() << " seeds (";
+  for (size_t s = 0; s < seeds.size(); ++s) md << (s ? ", " : "") << seeds[s].first;
+  md << ").\n\n" << header_row(cols);
+  std::vector<std::string> methods;
+  std::vector<double> rm_dpo, rm_rdpo;
+  std::vector<std::pair<std::string, std::vector<double>>> oracle;
+  for (size_t m = 0; m < first.size(); ++m) {
+    methods.push_back(first[m].first);
+    md << "| " << first[m].first << " |";
+    for (const auto* c : cols) {
+      std::vector<double> v;
+      for (const auto& r : results[m])
+        if (auto x = c->get(r)) v.push_back(*x);
+      md << " " << (v.empty() ? std::string("–") : fmt(mean_of(v), c->digits) + " ± " + fmt(sd_of(v), c->digits)) << " |";
+    }
+    md << "\n";
+    std::vector<double> d, rd, pooled;
+    for (const auto& r : results[m]) {
+      if (auto x = field("margins", "rm_dpo")(r)) d.push_back(*x);
+      if (auto x = field("margins", "rm_rdpo")(r)) rd.push_back(*x);
+      for (double x : samples(r, "oracle_samples")) pooled.push_back(x);
+    }
+    rm_dpo.push_back(mean_of(d)), rm_rdpo.push_back(mean_of(rd));
+    oracle.emplace_back(first[m].first, std::move(pooled));
+  }
+  md << "\n![reward margins, mean over seeds](margins.svg)\n";
+  io::make_dirs(out);
+  if (write_plots(out, methods, rm_dpo, rm_rdpo, oracle)) md << "\n![oracle reward, pooled over seeds](oracle.svg)\n";
+  for (size_t s = 0; s < seeds.size(); ++s) {
+    std::vector<std::pair<std::string, json>> rows;
+    for (size_t m = 0; m < first.size(); ++m) rows.emplace_back(first[m].first, results[m][s]);
+    md << "\n### " << seeds[s].first << "\n\n" << results_table(rows);
+  }
+  io::write_file_atomic(out + "/report.md", [&](std::ostream& o) { o << md.str(); });
+  log << md.str();
+}
+
+std::string bar_chart_svg(const std::string& title, const std::vector<std::string>& methods,
+                          const std::vector<std::pair<std::string, std::vector<double>>>& groups) {
+  const char* colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"};
+  const int W = 640, H = 360, L = 60, R = 20, T = 40, B = 50;
+  double lo = 0, hi = 0;
+  for (const auto& [g, v] : groups)
+    for (double x : v) lo = std::min(lo, x), hi = std::max(hi, x);
+  if (hi <= lo) hi = lo + 1;
+  auto y = [&](double v) { return T + (hi - v) / (hi - lo) * (H - T - B); };
+  std::ostringstream s;
+  s << "<svg xmlns='http://www.w3.org/2000/svg' width='" << W << "' height='" << H << "' font-family='sans-serif' font-size='12'>\n"
+    << "<rect width='100%' height='100%' fill='white'/>\n"
+    << "<text x='" << W / 2 << "' y='20' text-anchor='middle' font-size='14'>" << title << "</text>\n"
+    << "<line x1='" << L << "' y1='" << y(0) << "' x2='" << W - R << "' y2='" << y(0) << "' stroke='black'/>\n";
+  const double gw = static_cast<double>(W - L - R) / std::max<size_t>(1, groups.size());
+  const double bw = gw * 0.8 / std::max<size_t>(1, methods.size());
+  for (size_t g = 0; g < groups.size(); ++g) {
+    s << "<text x='" << L + gw * (g + 0.5) << "' y='" << H - B + 30 << "' text-anchor='middle'>" << groups[g].first << "</text>\n";
+    for (size_t m = 0; m < methods.size() && m < groups[g].second.size(); ++m) {
+      const double v = groups[g].second[m], x = L + gw * g + gw * 0.1 + bw * m;
+      s << "<rect x='" << x << "' y='" << std::min(y(v), y(0)) << "' width='" << bw * 0.9 << "' height='"
+        << std::abs(y(v) - y(0)) << "' fill='" << colors[m % 6] << "'/>\n"
+        << "<text x='" << x + bw * 0.45 << "' y='" << (v >= 0 ? y(v) - 4 : y(v) + 14) << "' text-anchor='middle'>"
+        << fmt(v, 2) << "</text>\n";
+    }
+  }
+  for (size_t m = 0; m < methods.size(); ++m)
+    s << "<rect x='" << W - R - 140 << "' y='" << T + 18 * m << "' width='12' height='12' fill='" << colors[m % 6] << "'/>\n"
+      << "<text x='" << W - R - 122 << "' y='" << T + 10 + 18 * m << "'>" << methods[m] << "</text>\n";
+  s << "</svg>\n";
+  return s.str();
+}
+
+std::string reward_histogram_svg(const std::vector<std::pair<std::string, std::vector<double>>>& series,
+                                 const std::string& title) {
+  const char* colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"};
+  double lo = INFINITY, hi = -INFINITY;
+  for (const auto& [name, v] : series)
+    for (double x : v) lo = std::min(lo, x), hi = std::max(hi, x);
+  if (!std::isfinite(lo)) lo = 0, hi = 1;
+  if (hi <= lo) hi = lo + 1;
+  const int bins = 30, W = 640, H = 360, L = 50, R = 20, T = 30, B = 40;
+  std::vector<std::vector<double>> hist;
+  double ymax = 0;
+  for (const auto& [name, v] : series) {
+    std::vector<double> h(bins, 0.0);
+    for (double x : v) h[std::min(bins - 1, static_cast<int>((x - lo) / (hi - lo) * bins))] += 1.0 / std::max<size_t>(1, v.size());
+    ymax = std::max(ymax, *std::max_element(h.begin(), h.end()));
+    hist.push_back(h);
+  }
+  if (ymax <= 0) ymax = 1;
+  std::ostringstream s;
+  s << "<svg xmlns='http://www.w3.org/2000/svg' width='" << W << "' height='" << H << "' font-family='sans-serif' font-size='12'>\n"
+    << "<rect width='100%' height='100%' fill='white'/>\n"
+    << "<text x='" << W / 2 << "' y='18' text-anchor='middle' font-size='14'>" << title << "</text>\n"
+    << "<line x1='" << L << "' y1='" << H - B << "' x2='" << W - R << "' y2='" << H - B << "' stroke='black'/>\n"
+    << "<line x1='" << L << "' y1='" << T << "' x2='" << L << "' y2='" << H - B << "' stroke='black'/>\n";
+  for (int t = 0; t <= 4; ++t) {
+    const double x = lo + (hi - lo) * t / 4.0;
+    const double px = L + (W - L - R) * t / 4.0;
+    s << "<text x='" << px << "' y='" << H - B + 16 << "' text-anchor='middle'>" << fmt(x, 2) << "</text>\n";
+  }
+  const double bw = static_cast<double>(W - L - R) / bins;
+  for (size_t k = 0; k < series.size(); ++k) {
+    for (int i = 0; i < bins; ++i) {
+      const double h = hist[k][static_cast<size_t>(i)] / ymax * (H - T - B);
+      if (h <= 0) continue;
+      s << "<rect x='" << L + i * bw << "' y='" << H - B - h << "' width='" << bw << "' height='" << h << "' fill='"
+        << colors[k % 6] << "' fill-opacity='0.45' stroke='" << colors[k % 6] << "'/>\n";
+    }
+    // Mean marker and legend.
+    double mean = 0;
+    for (double x : series[k].second) mean += x / std::max<size_t>(1, series[k].second.size());
+    const double mx = L + (mean - lo) / (hi - lo) * (W - L - R);
+    s << "<line x1='" << mx << "' y1='" << T << "' x2='" << mx << "' y2='" << H - B << "' stroke='" << colors[k % 6]
+      << "' stroke-width='2' stroke-dasharray='4 3'/>\n"
+      << "<rect x='" << W - R - 170 << "' y='" << T + 6 + 18 * k << "' width='12' height='12' fill='" << colors[k % 6] << "'/>\n"
+      << "<text x='" << W - R - 152 << "' y='" << T + 16 + 18 * k << "'>" << series[k].first
+      << (series[k].second.empty() ? std::string(" (no reward samples)") : " (mean " + fmt(mean, 2) + ")") << "</text>\n";
+  }
+  s << "</svg>\n";
+  return s.str();
+}
+
+}  // namespace hps::eval
