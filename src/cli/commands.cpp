@@ -31,8 +31,9 @@ Config load_config(const std::string& path, const std::vector<std::string>& extr
   return cfg;
 }
 
-Command add_demo_command(CLI::App& app) {
-  auto* cmd = app.add_subcommand("demo", "Fit every preference model on a synthetic ranked set (Theorem 3 demo)");
+Command add_loss_demo_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand(
+      "loss-demo", "Fit every preference model on free per-response parameters (Theorem 3's margin, no model)");
   auto config_path = std::make_shared<std::string>();
   auto all = std::make_shared<bool>(false);
   cmd->add_option("--config", *config_path, "TOML config ([demo], [loss], [gamma] tables)");
@@ -42,7 +43,7 @@ Command add_demo_command(CLI::App& app) {
   return {cmd, [cmd, config_path, all]() {
     Config cfg = load_config(*config_path, cmd->remaining());
     demo::DemoConfig dc = demo::read_demo_config(cfg);
-    std::cout << "# hps demo — effective config (" << cfg.source() << ")\n" << cfg.dump() << "\n\n";
+    std::cout << "# hps loss-demo — effective config (" << cfg.source() << ")\n" << cfg.dump() << "\n\n";
     std::vector<prefs::Objective> objectives{prefs::Objective::dpo};
     if (*all)
       objectives = {prefs::Objective::dpo, prefs::Objective::ipo,   prefs::Objective::exo, prefs::Objective::sppo,

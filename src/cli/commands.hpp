@@ -22,7 +22,8 @@ struct Command {
 };
 
 // `hps demo [--config FILE] [--key=value ...]`: the embedded default job (loss demo for now).
-Command add_demo_command(CLI::App& app);
+Command add_loss_demo_command(CLI::App& app);
+Command add_demo_command(CLI::App& app);  // the embedded pipeline job (train_commands.cpp)
 
 // `hps model inspect DIR` and `hps model export --model DIR [--adapter DIR] [--merge] --out DIR`.
 Command add_model_command(CLI::App& app);

@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   std::vector<hps::cli::Command> commands;
   commands.push_back(hps::cli::add_demo_command(app));
+  commands.push_back(hps::cli::add_loss_demo_command(app));
   commands.push_back(hps::cli::add_model_command(app));
   commands.push_back(hps::cli::add_logprobs_command(app));
   commands.push_back(hps::cli::add_tokenize_command(app));

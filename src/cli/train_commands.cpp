@@ -5,6 +5,7 @@
 
 #include "cli/commands.hpp"
 #include "core/config.hpp"
+#include "demo_toml.hpp"
 #include "pipeline/pipeline.hpp"
 #include "train/preference_trainer.hpp"
 #include "train/train_config.hpp"
@@ -42,11 +43,37 @@ Command add_train_command(CLI::App& app, train::Task task) {
 Command add_pipeline_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("pipeline", "SFT → generate → reward model → annotate → train methods → evaluate → report");
   auto path = std::make_shared<std::string>();
-  cmd->add_option("config", *path, "TOML: [run] [policy] [sft] [generate] [reward] [train] [eval]")->required();
+  auto verbose = std::make_shared<bool>(false);
+  cmd->add_option("config", *path, "TOML: [run] [task] [policy] [sft] [generate] [reward] [train] [eval]")->required();
+  cmd->add_flag("--verbose", *verbose, "also print every stage's progress (always in RUN/log.txt)");
   cmd->allow_extras();
-  return {cmd, [cmd, path]() -> int {
+  return {cmd, [cmd, path, verbose]() -> int {
     Config cfg = load_config(*path, cmd->remaining());
-    pipeline::run_pipeline(cfg, std::cout);
+    pipeline::run_pipeline(cfg, std::cout, *verbose);
+    return 0;
+  }};
+}
+
+Command add_demo_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand("demo", "The embedded default job: the whole pipeline on a synthetic task hps writes "
+                                         "itself (examples/demo.toml, no downloads)");
+  auto path = std::make_shared<std::string>();
+  auto quick = std::make_shared<bool>(false), verbose = std::make_shared<bool>(false);
+  cmd->add_option("--config", *path, "a pipeline TOML instead of the embedded examples/demo.toml");
+  cmd->add_flag("--quick", *quick, "the ~1 minute profile: one seed, smaller task, fewer steps (runs/demo-quick)");
+  cmd->add_flag("--verbose", *verbose, "also print every stage's progress (always in RUN/log.txt)");
+  cmd->allow_extras();
+  cmd->footer("Any --section.key=value overrides the config, e.g. --run.seeds=5 --train.steps=400");
+  return {cmd, [cmd, path, quick, verbose]() -> int {
+    Config cfg = path->empty() ? Config::from_string(demo::kDemoToml, "examples/demo.toml (embedded)")
+                               : Config::from_file(*path);
+    if (*quick)
+      for (const char* kv : {"run.dir=runs/demo-quick", "run.seeds=1", "task.sft_records=8000", "task.rm_records=1000",
+                             "task.train_prompts=256", "task.test_prompts=100", "sft.steps=800", "reward.steps=100",
+                             "train.steps=40", "generate.n=4", "eval.n=4"})
+        cfg.set_override(kv);
+    for (const auto& kv : collect_overrides(cmd->remaining())) cfg.set_override(kv);
+    pipeline::run_pipeline(cfg, std::cout, *verbose);
     return 0;
   }};
 }

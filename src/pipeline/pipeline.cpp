@@ -1,6 +1,7 @@
 #include "pipeline/pipeline.hpp"
 
 #include <chrono>
+#include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -116,7 +117,40 @@ Settings read_settings(const Config& c) {
 }
 
 // Runs `body` unless RUN/<stage>/DONE exists; then writes the marker.
-void stage(const std::string& dir, const std::string& name, std::ostream& log, const std::function<void()>& body) {
+// Where the pipeline writes: `say` — stage lines and reports (the terminal and RUN/log.txt); `detail` —
+// trainers' steps, generation and scoring progress (RUN/log.txt, plus the terminal when verbose).
+struct Logs {
+  std::ostream& say;
+  std::ostream& detail;
+};
+
+// A stream buffer that writes to two others.
+class TeeBuf : public std::streambuf {
+ public:
+  TeeBuf(std::ostream& a, std::ostream& b) : a_(a), b_(b) {}
+
+ protected:
+  int overflow(int c) override {
+    if (c == EOF) return !EOF;
+    a_.put(static_cast<char>(c)), b_.put(static_cast<char>(c));
+    return c;
+  }
+  std::streamsize xsputn(const char* s, std::streamsize n) override {
+    a_.write(s, n), b_.write(s, n);
+    return n;
+  }
+  int sync() override {
+    a_.flush(), b_.flush();
+    return 0;
+  }
+
+ private:
+  std::ostream& a_;
+  std::ostream& b_;
+};
+
+void stage(const std::string& dir, const std::string& name, const Logs& logs, const std::function<void()>& body) {
+  std::ostream& log = logs.say;
   const std::string marker = dir + "/" + name + "/DONE";
   if (io::file_exists(marker)) {
     log << "== " << name << ": done earlier, skipped\n";
@@ -165,11 +199,12 @@ std::string latest(const std::string& dir) {
 }
 
 // One seed of the pipeline in s.dir; returns the evaluated runs (name, eval folder) in table order.
-std::vector<eval::NamedDir> run_one(Settings s, std::ostream& log) {
+std::vector<eval::NamedDir> run_one(Settings s, const Logs& logs, bool report_to_say) {
+  std::ostream& log = logs.detail;
   io::make_dirs(s.dir);
   // 0. The embedded task: tokenizer, random-init model and data files, from the seed.
   if (s.task) {
-    stage(s.dir, "task", log, [&] {
+    stage(s.dir, "task", logs, [&] {
       demo::SynthTaskConfig t = *s.task;
       t.seed = s.seed;
       demo::write_synth_task(t, s.dir + "/task");
@@ -184,7 +219,7 @@ std::vector<eval::NamedDir> run_one(Settings s, std::ostream& log) {
   const std::string chat_kv = "data.chat_format=" + std::string(text::to_string(chat.format));
 
   // 1. SFT on the best responses of the SFT data.
-  stage(s.dir, "sft", log, [&] {
+  stage(s.dir, "sft", logs, [&] {
     if (!s.sft) return;
     train({"model.path=" + s.policy, "model.tokenizer=" + s.tokenizer, "data.path=" + s.sft_data, chat_kv, dev, seed,
            "train.out_dir=" + s.dir + "/sft/run", "train.max_steps=" + std::to_string(s.sft_steps),
@@ -207,10 +242,10 @@ std::vector<eval::NamedDir> run_one(Settings s, std::ostream& log) {
   };
 
   // 2. K responses per training prompt from the SFT model.
-  stage(s.dir, "generate", log, [&] { generate_with(sft_model, "", s.prompts, s.dir + "/generate/responses.jsonl", s.n, s.seed); });
+  stage(s.dir, "generate", logs, [&] { generate_with(sft_model, "", s.prompts, s.dir + "/generate/responses.jsonl", s.n, s.seed); });
 
   // 3. The reward model: given, or trained on preference pairs.
-  stage(s.dir, "reward", log, [&] {
+  stage(s.dir, "reward", logs, [&] {
     if (!s.reward_path.empty()) return;
     const std::string init = s.rm_init == "sft" ? sft_model : s.policy;
     train({"model.path=" + init, "model.tokenizer=" + s.tokenizer, "data.path=" + s.reward_data, chat_kv, dev, seed,
@@ -227,14 +262,14 @@ std::vector<eval::NamedDir> run_one(Settings s, std::ostream& log) {
   };
 
   // 4. Annotate the generated responses.
-  stage(s.dir, "annotate", log, [&] {
+  stage(s.dir, "annotate", logs, [&] {
     io::copy_file(s.dir + "/generate/responses.jsonl", s.dir + "/annotate/ranked.jsonl");
     score(s.dir + "/annotate/ranked.jsonl");
   });
 
   // 5. Each preference method from the same SFT model with the same budget.
   for (const auto& method : s.methods)
-    stage(s.dir, "train_" + method, log, [&] {
+    stage(s.dir, "train_" + method, logs, [&] {
       train({"model.path=" + sft_model, "model.tokenizer=" + s.tokenizer, "data.path=" + s.dir + "/annotate/ranked.jsonl",
              chat_kv, dev, seed, "train.out_dir=" + s.dir + "/train_" + method + "/run",
              "train.max_steps=" + std::to_string(s.train_steps), "train.lr=" + num(s.train_lr),
@@ -248,7 +283,7 @@ std::vector<eval::NamedDir> run_one(Settings s, std::ostream& log) {
   std::vector<eval::NamedDir> runs;
   auto evaluate = [&](const std::string& name, const std::string& model_dir, const std::string& adapter) {
     const std::string d = s.dir + "/eval_" + name;
-    stage(s.dir, "eval_" + name, log, [&] {
+    stage(s.dir, "eval_" + name, logs, [&] {
       generate_with(model_dir, adapter, s.test_prompts, d + "/generations.jsonl", s.eval_n, s.seed + 1000);
       score(d + "/generations.jsonl");
       eval::EvalJob job;
@@ -278,20 +313,26 @@ std::vector<eval::NamedDir> run_one(Settings s, std::ostream& log) {
   }
 
   // 7. One report.
-  log << "== report\n";
-  eval::combine_reports(runs, s.dir + "/report", log);
-  log << "report: " << s.dir << "/report/report.md\n";
+  logs.say << "== report\n";
+  eval::combine_reports(runs, s.dir + "/report", report_to_say ? logs.say : logs.detail);
+  logs.say << "report: " << s.dir << "/report/report.md\n" << std::flush;
   return runs;
 }
 
 }  // namespace
 
-void run_pipeline(const Config& cfg, std::ostream& log) {
+void run_pipeline(const Config& cfg, std::ostream& out, bool verbose) {
   const Settings s = read_settings(cfg);
   io::make_dirs(s.dir);
   io::write_file_atomic(s.dir + "/config.toml", [&](std::ostream& o) { o << cfg.dump() << "\n"; });
+  std::ofstream file(s.dir + "/log.txt", std::ios::app);
+  if (!file) throw InputError(s.dir + "/log.txt: cannot open for writing");
+  TeeBuf say_buf(out, file), detail_buf(out, file);
+  std::ostream say(&say_buf), tee(&detail_buf);
+  const Logs logs{say, verbose ? tee : file};
+  say << "hps pipeline: " << s.dir << " (progress of every stage: " << s.dir << "/log.txt)\n";
   if (s.seeds == 1) {
-    run_one(s, log);
+    run_one(s, logs, true);
     return;
   }
   // Several seeds: the whole pipeline (task included) once per seed in RUN/seed-N, then mean ± sd.
@@ -300,12 +341,12 @@ void run_pipeline(const Config& cfg, std::ostream& log) {
     Settings si = s;
     si.seed = s.seed + static_cast<uint64_t>(i);
     si.dir = s.dir + "/seed-" + std::to_string(si.seed);
-    log << "=== seed " << si.seed << " (" << i + 1 << " of " << s.seeds << ")\n";
-    all.emplace_back("seed " + std::to_string(si.seed), run_one(si, log));
+    say << "=== seed " << si.seed << " (" << i + 1 << " of " << s.seeds << ")\n";
+    all.emplace_back("seed " + std::to_string(si.seed), run_one(si, logs, false));
   }
-  log << "=== report over " << s.seeds << " seeds\n";
-  eval::aggregate_seed_reports(all, s.dir + "/report", log);
-  log << "report: " << s.dir << "/report/report.md\n";
+  say << "=== report over " << s.seeds << " seeds\n";
+  eval::aggregate_seed_reports(all, s.dir + "/report", say);
+  say << "report: " << s.dir << "/report/report.md\n" << std::flush;
 }
 
 }  // namespace hps::pipeline

@@ -10,7 +10,10 @@
 
 namespace hps::pipeline {
 
-// Runs (or resumes) the pipeline described by `cfg` ([run] [policy] [sft] [generate] [reward] [train] [eval]).
-void run_pipeline(const Config& cfg, std::ostream& log);
+// Runs (or resumes) the pipeline described by `cfg` ([run] [task] [policy] [sft] [generate] [reward] [train]
+// [eval]). Stage lines and the report go to `out`; every stage's progress to RUN/log.txt (and to `out` too
+// when `verbose`). With run.seeds = N > 1 the whole pipeline runs per seed in RUN/seed-S and RUN/report
+// holds mean ± sd over seeds.
+void run_pipeline(const Config& cfg, std::ostream& out, bool verbose = false);
 
 }  // namespace hps::pipeline
