@@ -27,7 +27,7 @@ lr = 0.01
 [train]
 methods = "bt,pl,hps"
 steps = 3
-lr = 0.01
+lr = 5e-7
 batch_prompts = 3
 [eval]
 prompts = "$W/data.jsonl"
@@ -38,6 +38,8 @@ for f in report/report.md report/rewards.svg report/margins.svg eval_hps/results
   test -s "$W/run/$f" || { echo "missing $f"; exit 1; }
 done
 grep -q "| hps |" "$W/run/report/report.md"
+# Learning rates reach the trainer exactly (a fixed-point rendering would turn 5e-7 into 0).
+grep -q "lr = [45][.0-9]*e-07" "$W"/run/train_hps/run/checkpoint-*/trainer_state.json || { echo "train.lr lost"; exit 1; }
 "$HPS" pipeline "$W/p.toml" > "$W/log2"
 [ "$(grep -c 'done earlier, skipped' "$W/log2")" -ge 9 ] || { cat "$W/log2"; exit 1; }
 echo "pipeline ran every stage, wrote the report, and skipped finished stages on rerun"

@@ -110,6 +110,16 @@ std::vector<int64_t> select_best_worst(const PreferenceRecord& r) {
   return {best, worst};
 }
 
+std::vector<int64_t> select_best_hardest(const PreferenceRecord& r) {
+  const auto K = static_cast<int64_t>(r.responses.size());
+  if (r.rewards.empty()) return {0, 1};
+  const int64_t best = select_best_worst(r)[0];
+  int64_t hard = best == 0 ? 1 : 0;
+  for (int64_t k = 0; k < K; ++k)
+    if (k != best && r.rewards[static_cast<size_t>(k)] > r.rewards[static_cast<size_t>(hard)]) hard = k;
+  return {best, hard};
+}
+
 std::vector<size_t> epoch_order(size_t n, uint64_t seed, int64_t epoch) {
   std::vector<size_t> order(n);
   for (size_t i = 0; i < n; ++i) order[i] = i;

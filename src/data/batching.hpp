@@ -72,6 +72,8 @@ using Select = std::function<std::vector<int64_t>(const PreferenceRecord&)>;
 std::vector<int64_t> select_all(const PreferenceRecord& r);
 // BT's max-min pair: the highest- and lowest-rewarded responses (first and last without rewards).
 std::vector<int64_t> select_best_worst(const PreferenceRecord& r);
+// The best response and the hardest negative: the highest-rewarded of the others (first two without rewards).
+std::vector<int64_t> select_best_hardest(const PreferenceRecord& r);
 
 // The order of epoch `epoch`: a Fisher–Yates shuffle driven by std::mt19937_64(seed, epoch) with unbiased
 // bounded draws, so it is the same on every platform and standard library.

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <map>
+#include <optional>
 #include <sstream>
 
 #include "core/error.hpp"
@@ -146,13 +147,16 @@ json run_eval(const EvalJob& job, std::ostream& log) {
       const auto tok = text::Tokenizer::from_dir(job.tokenizer.empty() ? job.policy : job.tokenizer);
       const text::ChatTemplate chat = text::choose_chat_template(tok.config().chat_template, job.chat_format);
       const data::Encoder enc(tok, chat, {1024, 2048, true});
-      std::vector<data::TokenizedRecord> pairs;
-      for (const auto& r : test.records) {
-        if (r.responses.size() < 2) continue;
-        auto ex = enc.encode(r, data::select_best_worst(r));
-        pairs.push_back({r.line, std::move(ex.prompt), std::move(ex.responses)});
-      }
-      if (!pairs.empty()) {
+      // Table 1's margins on two pairs per test prompt: best vs worst, and best vs the hardest negative (the
+      // highest-rewarded dispreferred response: Theorem 3's quantity).
+      auto margins_on = [&](const data::Select& select) -> std::optional<json> {
+        std::vector<data::TokenizedRecord> pairs;
+        for (const auto& r : test.records) {
+          if (r.responses.size() < 2) continue;
+          auto ex = enc.encode(r, select(r));
+          pairs.push_back({r.line, std::move(ex.prompt), std::move(ex.responses)});
+        }
+        if (pairs.empty()) return std::nullopt;
         const auto p = model::score_records(pol, pairs, 8), q = model::score_records(ref, pairs, 8);
         std::vector<double> pw, rwv, pl, rl;
         std::vector<int64_t> lw, ll;
@@ -161,8 +165,10 @@ json run_eval(const EvalJob& job, std::ostream& log) {
           pl.push_back(p[i].logp[1]), rl.push_back(q[i].logp[1]), ll.push_back(p[i].tokens[1]);
         }
         const auto m = reward_margins(pw, rwv, lw, pl, rl, ll);
-        res["margins"] = {{"rm_dpo", m.rm_dpo}, {"rm_rdpo", m.rm_rdpo}, {"accuracy", m.accuracy}, {"pairs", m.pairs}};
-      }
+        return json{{"rm_dpo", m.rm_dpo}, {"rm_rdpo", m.rm_rdpo}, {"accuracy", m.accuracy}, {"pairs", m.pairs}};
+      };
+      if (auto m = margins_on(data::select_best_worst)) res["margins"] = *m;
+      if (auto m = margins_on(data::select_best_hardest)) res["margins_hardest"] = *m;
       // KL(π ‖ π_ref) estimated on the winning generated response of each prompt: log π(y) − log π_ref(y).
       std::vector<data::TokenizedRecord> wins;
       for (const auto& g : gens) {

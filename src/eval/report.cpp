@@ -47,6 +47,7 @@ const std::vector<Column>& columns() {
       {"BLEU (sacrebleu)", field("bleu", "sacrebleu_corpus"), 2},
       {"RM_DPO", field("margins", "rm_dpo"), 3},
       {"RM_R-DPO", field("margins", "rm_rdpo"), 3},
+      {"RM_DPO (hardest)", field("margins_hardest", "rm_dpo"), 3},
       {"KL", field("kl_winning", "mean"), 3},
       {"win %", field("win_rate", "win", 100), 1},
       {"fwd / prompt", field("training", "responses_per_prompt"), 2},
@@ -86,12 +87,33 @@ double sd_of(const std::vector<double>& v) {
   return std::sqrt(s / static_cast<double>(v.size() - 1));
 }
 
+// The margin bars per method: each margin the results have, averaged over a method's results (its seeds).
+std::vector<std::pair<std::string, std::vector<double>>> margin_groups(const std::vector<std::vector<const json*>>& per_method) {
+  const std::vector<std::pair<const char*, std::function<std::optional<double>(const json&)>>> keys{
+      {"RM_DPO", field("margins", "rm_dpo")},
+      {"RM_R-DPO", field("margins", "rm_rdpo")},
+      {"RM_DPO (hardest)", field("margins_hardest", "rm_dpo")}};
+  std::vector<std::pair<std::string, std::vector<double>>> groups;
+  for (const auto& [name, get] : keys) {
+    std::vector<double> means;
+    bool any = false;
+    for (const auto& rs : per_method) {
+      std::vector<double> v;
+      for (const json* r : rs)
+        if (auto x = get(*r)) v.push_back(*x);
+      any = any || !v.empty();
+      means.push_back(mean_of(v));
+    }
+    if (any) groups.emplace_back(name, std::move(means));
+  }
+  return groups;
+}
+
 // margins.svg and (when there are oracle samples) oracle.svg, which it says it wrote.
-bool write_plots(const std::string& out, const std::vector<std::string>& methods, const std::vector<double>& rm_dpo,
-                 const std::vector<double>& rm_rdpo,
+bool write_plots(const std::string& out, const std::vector<std::string>& methods,
+                 const std::vector<std::pair<std::string, std::vector<double>>>& margins,
                  const std::vector<std::pair<std::string, std::vector<double>>>& oracle) {
-  const std::string bars = bar_chart_svg("Reward margins on the test pairs (Table 1)", methods,
-                                         {{"RM_DPO", rm_dpo}, {"RM_R-DPO", rm_rdpo}});
+  const std::string bars = bar_chart_svg("Reward margins on the test pairs (Table 1)", methods, margins);
   io::write_file_atomic(out + "/margins.svg", [&](std::ostream& o) { o << bars; });
   const bool any = std::any_of(oracle.begin(), oracle.end(), [](const auto& s) { return !s.second.empty(); });
   if (!any) return false;
@@ -99,8 +121,6 @@ bool write_plots(const std::string& out, const std::vector<std::string>& methods
   io::write_file_atomic(out + "/oracle.svg", [&](std::ostream& o) { o << hist; });
   return true;
 }
-
-double or_zero(const std::optional<double>& v) { return v.value_or(0.0); }
 
 }  // namespace
 
@@ -135,19 +155,18 @@ void combine_reports(const std::vector<NamedDir>& runs, const std::string& out, 
   std::vector<std::pair<std::string, json>> rows;
   std::vector<std::pair<std::string, std::vector<double>>> series, oracle;
   std::vector<std::string> methods;
-  std::vector<double> rm_dpo, rm_rdpo;
   for (const auto& [name, dir] : runs) {
     json r = io::read_json_file(dir + "/results.json");
     series.emplace_back(name, samples(r, "reward_samples"));
     oracle.emplace_back(name, samples(r, "oracle_samples"));
     methods.push_back(name);
-    rm_dpo.push_back(or_zero(field("margins", "rm_dpo")(r)));
-    rm_rdpo.push_back(or_zero(field("margins", "rm_rdpo")(r)));
     rows.emplace_back(name, std::move(r));
   }
+  std::vector<std::vector<const json*>> per_method;
+  for (const auto& row : rows) per_method.push_back({&row.second});
   std::string md = results_table(rows) + "\n![reward distribution](rewards.svg)\n\n![reward margins](margins.svg)\n";
   io::make_dirs(out);
-  if (write_plots(out, methods, rm_dpo, rm_rdpo, oracle)) md += "\n![oracle reward distribution](oracle.svg)\n";
+  if (write_plots(out, methods, margin_groups(per_method), oracle)) md += "\n![oracle reward distribution](oracle.svg)\n";
   io::write_file_atomic(out + "/report.md", [&](std::ostream& o) { o << md; });
   const std::string hist = reward_histogram_svg(series);
   io::write_file_atomic(out + "/rewards.svg", [&](std::ostream& o) { o << hist; });
@@ -173,7 +192,7 @@ void aggregate_seed_reports(const std::vector<std::pair<std::string, std::vector
   for (size_t s = 0; s < seeds.size(); ++s) md << (s ? ", " : "") << seeds[s].first;
   md << ").\n\n" << header_row(cols);
   std::vector<std::string> methods;
-  std::vector<double> rm_dpo, rm_rdpo;
+  std::vector<std::vector<const json*>> per_method;
   std::vector<std::pair<std::string, std::vector<double>>> oracle;
   for (size_t m = 0; m < first.size(); ++m) {
     methods.push_back(first[m].first);
@@ -185,18 +204,17 @@ void aggregate_seed_reports(const std::vector<std::pair<std::string, std::vector
       md << " " << (v.empty() ? std::string("–") : fmt(mean_of(v), c->digits) + " ± " + fmt(sd_of(v), c->digits)) << " |";
     }
     md << "\n";
-    std::vector<double> d, rd, pooled;
+    std::vector<double> pooled;
+    per_method.emplace_back();
     for (const auto& r : results[m]) {
-      if (auto x = field("margins", "rm_dpo")(r)) d.push_back(*x);
-      if (auto x = field("margins", "rm_rdpo")(r)) rd.push_back(*x);
+      per_method.back().push_back(&r);
       for (double x : samples(r, "oracle_samples")) pooled.push_back(x);
     }
-    rm_dpo.push_back(mean_of(d)), rm_rdpo.push_back(mean_of(rd));
     oracle.emplace_back(first[m].first, std::move(pooled));
   }
   md << "\n![reward margins, mean over seeds](margins.svg)\n";
   io::make_dirs(out);
-  if (write_plots(out, methods, rm_dpo, rm_rdpo, oracle)) md << "\n![oracle reward, pooled over seeds](oracle.svg)\n";
+  if (write_plots(out, methods, margin_groups(per_method), oracle)) md << "\n![oracle reward, pooled over seeds](oracle.svg)\n";
   for (size_t s = 0; s < seeds.size(); ++s) {
     std::vector<std::pair<std::string, json>> rows;
     for (size_t m = 0; m < first.size(); ++m) rows.emplace_back(first[m].first, results[m][s]);

@@ -30,7 +30,7 @@ struct Settings {
   uint64_t seed = 0;
   int64_t seeds = 1;
   std::optional<demo::SynthTaskConfig> task;  // [task]: the embedded synthetic task supplies model and data
-  bool sft = true;
+  bool sft = true, distinct = true;
   std::string sft_data, prompts, reward_path, reward_data, test_prompts, test_data;
   int64_t sft_steps = 50, rm_steps = 50, train_steps = 50, n = 4, eval_n = 4, max_new = 64, batch = 8, train_batch = 4;
   int64_t sft_batch = 8, rm_batch = 8;
@@ -54,7 +54,7 @@ Settings read_settings(const Config& c) {
   c.check_known("run", {"dir", "seed", "seeds", "device"});
   c.check_known("policy", {"path", "tokenizer", "chat_format"});
   c.check_known("sft", {"enabled", "data", "steps", "lr", "batch_prompts"});
-  c.check_known("generate", {"prompts", "n", "temperature", "max_new_tokens", "batch_prompts"});
+  c.check_known("generate", {"prompts", "n", "temperature", "max_new_tokens", "batch_prompts", "distinct"});
   c.check_known("reward", {"path", "data", "steps", "lr", "batch_prompts", "preference", "init"});
   c.check_known("train", {"methods", "objective", "steps", "lr", "batch_prompts", "lora", "beta"});
   c.check_known("eval", {"prompts", "test", "n"});
@@ -93,6 +93,7 @@ Settings read_settings(const Config& c) {
   s.temperature = c.get_double("generate.temperature", 0.9);
   s.max_new = c.get_int("generate.max_new_tokens", 64);
   s.batch = c.get_int("generate.batch_prompts", 8);
+  s.distinct = c.get_bool("generate.distinct", true);
   s.reward_path = c.get_string("reward.path", "");
   s.reward_data = c.get_string("reward.data", s.sft_data);
   s.rm_steps = c.get_int("reward.steps", 50);
@@ -192,6 +193,29 @@ nlohmann::json training_cost(const std::string& stage_dir) {
   return out;
 }
 
+// Keeps each distinct response once per prompt. Identical samples get identical rewards, so a duplicate of
+// the best response would also be a dispreferred one — a pair with margin 0 by construction that no loss can
+// separate (and exactly the "hardest negative" HPS would focus on). A prompt left with one distinct
+// response has no pair; the trainer reports it as a bad record and skips it.
+void distinct_responses(const std::string& in, const std::string& out, std::ostream& log) {
+  int64_t prompts = 0, removed = 0, single = 0;
+  io::write_file_atomic(out, [&](std::ostream& o) {
+    io::for_each_jsonl(in, [&](int64_t, nlohmann::json j) {
+      std::vector<std::string> kept;
+      for (const auto& r : j.at("responses")) {
+        const auto y = r.get<std::string>();
+        if (std::find(kept.begin(), kept.end(), y) == kept.end()) kept.push_back(y);
+        else ++removed;
+      }
+      ++prompts, single += kept.size() < 2;
+      j["responses"] = kept;
+      o << j.dump() << "\n";
+    });
+  });
+  log << "annotate: " << removed << " duplicate responses removed from " << prompts << " prompts; " << single
+      << " prompts have a single distinct response (no pair: preference training skips them)\n";
+}
+
 std::string latest(const std::string& dir) {
   auto p = train::latest_checkpoint(dir);
   if (!p) throw InternalError("no complete checkpoint in " + dir);
@@ -263,7 +287,8 @@ std::vector<eval::NamedDir> run_one(Settings s, const Logs& logs, bool report_to
 
   // 4. Annotate the generated responses.
   stage(s.dir, "annotate", logs, [&] {
-    io::copy_file(s.dir + "/generate/responses.jsonl", s.dir + "/annotate/ranked.jsonl");
+    if (s.distinct) distinct_responses(s.dir + "/generate/responses.jsonl", s.dir + "/annotate/ranked.jsonl", logs.say);
+    else io::copy_file(s.dir + "/generate/responses.jsonl", s.dir + "/annotate/ranked.jsonl");
     score(s.dir + "/annotate/ranked.jsonl");
   });
 

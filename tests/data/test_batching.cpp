@@ -15,6 +15,18 @@
 namespace hps::data {
 namespace {
 
+TEST(Select, BestWorstAndBestHardest) {
+  PreferenceRecord r;
+  r.responses = {"a", "b", "c", "d"};
+  r.rewards = {0.5, 2.0, -1.0, 1.5};
+  EXPECT_EQ(select_best_worst(r), (std::vector<int64_t>{1, 2}));
+  EXPECT_EQ(select_best_hardest(r), (std::vector<int64_t>{1, 3}));  // the highest-rewarded dispreferred one
+  r.rewards = {3.0, 1.0, 2.0, 2.0};                                    // ties: the first slot
+  EXPECT_EQ(select_best_hardest(r), (std::vector<int64_t>{0, 2}));
+  r.rewards.clear();                                                   // list order is the ranking
+  EXPECT_EQ(select_best_hardest(r), (std::vector<int64_t>{0, 1}));
+}
+
 using test::message_of;
 
 const text::Tokenizer& qwen() {

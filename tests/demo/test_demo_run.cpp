@@ -2,6 +2,7 @@
 // check): every stage finished and the report and results are well formed. Not which method wins.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 
@@ -39,11 +40,19 @@ TEST(DemoQuickRun, OutputsAreWellFormed) {
     EXPECT_TRUE(std::isfinite(r.at("bleu").at("sacrebleu_corpus").get<double>())) << m;
     EXPECT_EQ(r.at("margins").at("pairs").get<int64_t>(), 100) << m;
     EXPECT_TRUE(std::isfinite(r.at("margins").at("rm_dpo").get<double>())) << m;
+    EXPECT_EQ(r.at("margins_hardest").at("pairs").get<int64_t>(), 100) << m;
     EXPECT_TRUE(std::isfinite(r.at("kl_winning").at("mean").get<double>())) << m;
     EXPECT_DOUBLE_EQ(r.at("training").at("responses_per_prompt").get<double>(), fwd) << m;
     EXPECT_GT(r.at("training").at("seconds").get<double>(), 0.0) << m;
     if (m != "sft") EXPECT_EQ(r.at("win_rate").at("prompts").get<int64_t>(), 100) << m;
   }
+  // Annotation keeps each distinct response once per prompt (generate.distinct), every one scored.
+  io::for_each_jsonl(run + "/annotate/ranked.jsonl", [&](int64_t line, const nlohmann::json& j) {
+    auto ys = j.at("responses").get<std::vector<std::string>>();
+    EXPECT_EQ(j.at("rewards").size(), ys.size()) << line;
+    std::sort(ys.begin(), ys.end());
+    EXPECT_EQ(std::adjacent_find(ys.begin(), ys.end()), ys.end()) << "duplicate response at line " << line;
+  });
   // Every generation line is scored and carries its source line.
   int64_t lines = 0;
   io::for_each_jsonl(run + "/eval_hps/generations.jsonl", [&](int64_t, const nlohmann::json& j) {

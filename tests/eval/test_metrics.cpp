@@ -80,5 +80,45 @@ TEST(EvalReport, CombinedReportHasOneRowPerMethodAndBothPlots) {
   EXPECT_NE(io::read_file(dir.str("report/rewards.svg")).find("HPS-DPO (mean 1.00)"), std::string::npos);
 }
 
+TEST(EvalReport, OracleAndTrainingColumnsAppearOnlyWhenResultsHaveThem) {
+  const nlohmann::json plain = {{"reward", {{"mean", 1.0}, {"top1", 2.0}}}};
+  EXPECT_EQ(results_table({{"a", plain}}).find("r* (mean)"), std::string::npos);
+  nlohmann::json full = plain;
+  full["oracle"] = {{"mean", 0.25}, {"top1", 0.9}, {"harmful_rate", 0.125}, {"exact_rate", 0.5}};
+  full["training"] = {{"seconds", 12.5}, {"responses_per_prompt", 2.0}};
+  const std::string md = results_table({{"a", plain}, {"b", full}});
+  EXPECT_NE(md.find("| method | r* (mean) | r* (top-1 of N) | harmful % | exact % | reward (top-1 of N) |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| b | 0.250 | 0.900 | 12.5 | 50.0 | 2.000 | 1.000 | 2.00 | 12.5 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| a | – | – | – | – | 2.000 | 1.000 | – | – |"), std::string::npos) << md;
+}
+
+TEST(EvalReport, SeedAggregateIsMeanAndSampleSd) {
+  test::TempDir dir;
+  auto results = [&](const std::string& sub, double top1, double margin) {
+    io::make_dirs(dir.str(sub));
+    io::write_json_file(dir.str(sub + "/results.json"),
+                        {{"reward", {{"mean", 0.0}, {"top1", top1}}},
+                         {"margins", {{"rm_dpo", margin}, {"rm_rdpo", margin}}},
+                         {"margins_hardest", {{"rm_dpo", margin / 2}}},
+                         {"oracle", {{"mean", top1 / 4}, {"top1", top1 / 2}, {"harmful_rate", 0.1}, {"exact_rate", 0.2}}},
+                         {"oracle_samples", {top1, 0.0}}});
+  };
+  // Two seeds × two methods: top-1 of x is 1 and 3 (mean 2, sd √2), of y 2 and 2.
+  results("s0/x", 1.0, 4.0), results("s0/y", 2.0, 1.0), results("s1/x", 3.0, 6.0), results("s1/y", 2.0, 1.0);
+  std::ostringstream log;
+  aggregate_seed_reports({{"seed 0", {{"x", dir.str("s0/x")}, {"y", dir.str("s0/y")}}},
+                          {"seed 1", {{"x", dir.str("s1/x")}, {"y", dir.str("s1/y")}}}},
+                         dir.str("report"), log);
+  const std::string md = io::read_file(dir.str("report/report.md"));
+  EXPECT_NE(md.find("Mean ± sd over 2 seeds (seed 0, seed 1)"), std::string::npos) << md;
+  EXPECT_NE(md.find("| x | 0.500 ± 0.354 | 1.000 ± 0.707 | 10.0 ± 0.0 | 20.0 ± 0.0 | 2.000 ± 1.414 | 0.000 ± 0.000 |"),
+            std::string::npos) << md;
+  EXPECT_NE(md.find("### seed 1"), std::string::npos);
+  const std::string bars = io::read_file(dir.str("report/margins.svg"));
+  EXPECT_NE(bars.find(">5.00<"), std::string::npos);             // x's RM_DPO mean over seeds
+  EXPECT_NE(bars.find(">RM_DPO (hardest)<"), std::string::npos);
+  EXPECT_NE(io::read_file(dir.str("report/oracle.svg")).find("x (mean 1.00)"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace hps::eval
