@@ -13,8 +13,9 @@ OUT=${1:-runs/hh-tiny}
 HH=${HH:-../shared/data/hh-rlhf-harmless-base-test-1800.jsonl.gz}
 [ -f "$HH" ] || { echo "skipped: $HH not found (the shared data folder is not beside this checkout)"; exit 0; }
 mkdir -p "$OUT"
-zcat "$HH" | head -n 1500 > "$OUT/train.jsonl"
-zcat "$HH" | tail -n 300 > "$OUT/test.jsonl"
+zcat "$HH" > "$OUT/all.jsonl"
+head -n 1500 "$OUT/all.jsonl" > "$OUT/train.jsonl"
+tail -n 300 "$OUT/all.jsonl" > "$OUT/test.jsonl"
 cat > "$OUT/model_config.json" <<JSON
 {"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "vocab_size": 1536, "hidden_size": 64,
  "intermediate_size": 192, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,

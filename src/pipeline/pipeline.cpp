@@ -154,16 +154,18 @@ void stage(const std::string& dir, const std::string& name, const Logs& logs, co
   std::ostream& log = logs.say;
   const std::string marker = dir + "/" + name + "/DONE";
   if (io::file_exists(marker)) {
-    log << "== " << name << ": done earlier, skipped\n";
+    log << "== " << name << ": done earlier, skipped\n" << std::flush;
     return;
   }
-  log << "== " << name << "\n";
+  log << "== " << name << "\n" << std::flush;
   const auto t0 = std::chrono::steady_clock::now();
   io::make_dirs(dir + "/" + name);
   body();
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   io::write_json_file(marker, {{"seconds", s}});
-  log << "== " << name << " finished in " << s << " s\n";
+  char secs[32];
+  std::snprintf(secs, sizeof secs, "%.1f", s);
+  log << "== " << name << " finished in " << secs << " s\n" << std::flush;
 }
 
 // A training run through the same recipe as `hps train | sft | train-rm`.
