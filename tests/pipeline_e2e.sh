@@ -14,7 +14,7 @@ dir = "$W/run"
 [policy]
 path = "$W/base"
 [sft]
-data = "$W/data.jsonl"
+data = "$FIX/data/ranked_sample.jsonl"
 steps = 3
 lr = 0.01
 [generate]
@@ -38,6 +38,9 @@ for f in report/report.md report/rewards.svg report/margins.svg eval_hps/results
   test -s "$W/run/$f" || { echo "missing $f"; exit 1; }
 done
 grep -q "| hps |" "$W/run/report/report.md"
+# The SFT data's bad line 4 is skipped (data.on_bad_record = skip) and reported, never dropped silently.
+grep -q "skipped 1 bad records of .*ranked_sample.jsonl" "$W/run/log.txt" || { echo "skip not reported"; exit 1; }
+grep -q '"line":4' "$W/run/sft/run/skipped_records.jsonl"
 # Learning rates reach the trainer exactly (a fixed-point rendering would turn 5e-7 into 0).
 grep -q "lr = [45][.0-9]*e-07" "$W"/run/train_hps/run/checkpoint-*/trainer_state.json || { echo "train.lr lost"; exit 1; }
 "$HPS" pipeline "$W/p.toml" > "$W/log2"

@@ -275,6 +275,7 @@ std::string reward_histogram_svg(const std::vector<std::pair<std::string, std::v
     hist.push_back(h);
   }
   if (ymax <= 0) ymax = 1;
+  ymax *= 1.4;  // headroom: the legend sits in the top right
   std::ostringstream s;
   s << "<svg xmlns='http://www.w3.org/2000/svg' width='" << W << "' height='" << H << "' font-family='sans-serif' font-size='12'>\n"
     << "<rect width='100%' height='100%' fill='white'/>\n"
@@ -294,16 +295,20 @@ std::string reward_histogram_svg(const std::vector<std::pair<std::string, std::v
       s << "<rect x='" << L + i * bw << "' y='" << H - B - h << "' width='" << bw << "' height='" << h << "' fill='"
         << colors[k % 6] << "' fill-opacity='0.45' stroke='" << colors[k % 6] << "'/>\n";
     }
-    // Mean marker and legend.
-    double mean = 0;
-    for (double x : series[k].second) mean += x / std::max<size_t>(1, series[k].second.size());
-    const double mx = L + (mean - lo) / (hi - lo) * (W - L - R);
-    s << "<line x1='" << mx << "' y1='" << T << "' x2='" << mx << "' y2='" << H - B << "' stroke='" << colors[k % 6]
-      << "' stroke-width='2' stroke-dasharray='4 3'/>\n"
-      << "<rect x='" << W - R - 170 << "' y='" << T + 6 + 18 * k << "' width='12' height='12' fill='" << colors[k % 6] << "'/>\n"
-      << "<text x='" << W - R - 152 << "' y='" << T + 16 + 18 * k << "'>" << series[k].first
-      << (series[k].second.empty() ? std::string(" (no reward samples)") : " (mean " + fmt(mean, 2) + ")") << "</text>\n";
+    // Mean marker.
+    s << "<line x1='" << L + (mean_of(series[k].second) - lo) / (hi - lo) * (W - L - R) << "' y1='" << T << "' x2='"
+      << L + (mean_of(series[k].second) - lo) / (hi - lo) * (W - L - R) << "' y2='" << H - B << "' stroke='"
+      << colors[k % 6] << "' stroke-width='2' stroke-dasharray='4 3'/>\n";
   }
+  // The legend on a white panel, above the bars and markers.
+  s << "<rect x='" << W - R - 176 << "' y='" << T + 2 << "' width='174' height='" << 18 * series.size() + 6
+    << "' fill='white' fill-opacity='0.9'/>\n";
+  for (size_t k = 0; k < series.size(); ++k)
+    s << "<rect x='" << W - R - 170 << "' y='" << T + 6 + 18 * k << "' width='12' height='12' fill='" << colors[k % 6] << "'/>\n"
+      << "<text x='" << W - R - 152 << "' y='" << T + 16 + 18 * k << "'>" << series[k].first
+      << (series[k].second.empty() ? std::string(" (no reward samples)")
+                                   : " (mean " + fmt(mean_of(series[k].second), 2) + ")")
+      << "</text>\n";
   s << "</svg>\n";
   return s.str();
 }

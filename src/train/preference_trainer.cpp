@@ -82,6 +82,7 @@ struct PreferenceTrainer::Impl {
   std::optional<text::Tokenizer> tok;
   text::ChatTemplate chat;
   data::Dataset train_set, eval_set;
+  std::vector<data::SkippedRecord> skipped;  // bad records left out under data.on_bad_record = skip
   std::unique_ptr<data::Encoder> encoder;
   std::unique_ptr<data::PreferenceLoader> loader;
   model::Decoder policy;
@@ -143,6 +144,7 @@ void PreferenceTrainer::Impl::setup() {
   chat = text::choose_chat_template(tok->config().chat_template, cfg.data.chat_format);
   data::Dataset all = data::read_dataset(cfg.data.path, cfg.data.options);
   if (all.records.empty()) throw InputError(cfg.data.path + ": no usable records");
+  skipped = all.skipped;
   // Deterministic held-out split: the last eval_fraction of a seeded permutation.
   const auto order = data::epoch_order(all.records.size(), cfg.train.seed ^ 0x5eedULL, -1);
   const auto n_eval = static_cast<size_t>(cfg.data.eval_fraction * static_cast<double>(all.records.size()));
@@ -567,6 +569,17 @@ std::vector<StepLog> PreferenceTrainer::run(bool resume, std::ostream& log) {
   else
     log << "SFT on the best responses";
   log << (m.cfg.use_lora ? ", LoRA" : ", full fine-tuning") << "\n";
+  if (!m.skipped.empty()) {
+    // Never silently: the count and the first reasons here, every one in OUT/skipped_records.jsonl.
+    const std::string list = m.cfg.train.out_dir + "/skipped_records.jsonl";
+    io::write_file_atomic(list, [&](std::ostream& o) {
+      for (const auto& r : m.skipped) o << json{{"line", r.line}, {"reason", r.reason}}.dump() << "\n";
+    });
+    log << "skipped " << m.skipped.size() << " bad records of " << m.cfg.data.path << " (data.on_bad_record = skip; all in "
+        << list << ")\n";
+    for (size_t i = 0; i < std::min<size_t>(3, m.skipped.size()); ++i)
+      log << "  line " << m.skipped[i].line << ": " << m.skipped[i].reason << "\n";
+  }
   std::vector<StepLog> out;
   int64_t ran = 0;
   const bool eval_on = !m.eval_set.records.empty();
