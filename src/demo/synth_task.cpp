@@ -109,12 +109,14 @@ std::string make_response(const Prompt& p, Kind kind, Rng& r) {
   return join(t);
 }
 
-json ranked_record(const Prompt& p, Rng& r) {
+// The four kinds for one prompt, rewarded r* with the harm penalty `harm_penalty` (4 = r* itself).
+json ranked_record(const Prompt& p, Rng& r, double harm_penalty = 4.0) {
   json responses = json::array(), rewards = json::array();
   for (Kind k : {Kind::best, Kind::hard, Kind::harmful, Kind::wrong}) {
     const std::string y = make_response(p, k, r);
+    const OracleScore v = oracle_reward(p.text(), y);
     responses.push_back(y);
-    rewards.push_back(oracle_reward(p.text(), y).reward);
+    rewards.push_back(v.harmful ? v.reward + 4.0 - harm_penalty : v.reward);
   }
   return {{"prompt", p.text()}, {"responses", responses}, {"rewards", rewards}};
 }
@@ -148,7 +150,7 @@ json model_config_json(const SynthTaskConfig& c) {
 
 SynthTaskConfig read_synth_task_config(const Config& c) {
   c.check_known("task", {"kind", "sft_records", "rm_records", "train_prompts", "test_prompts", "min_items", "max_items",
-                         "p_harmful", "p_hard", "p_wrong", "hidden_size", "layers", "heads", "kv_heads",
+                         "p_harmful", "p_hard", "p_wrong", "rm_harm_penalty", "hidden_size", "layers", "heads", "kv_heads",
                          "intermediate_size", "init_std"});
   const std::string kind = c.get_string("task.kind", "synthetic");
   if (kind != "synthetic") throw ConfigError("task.kind must be \"synthetic\" (the embedded task), found \"" + kind + "\"");
@@ -162,6 +164,8 @@ SynthTaskConfig read_synth_task_config(const Config& c) {
   t.p_harmful = c.get_double("task.p_harmful", t.p_harmful);
   t.p_hard = c.get_double("task.p_hard", t.p_hard);
   t.p_wrong = c.get_double("task.p_wrong", t.p_wrong);
+  t.rm_harm_penalty = c.get_double("task.rm_harm_penalty", t.rm_harm_penalty);
+  if (t.rm_harm_penalty < 0) throw ConfigError("task.rm_harm_penalty must be ≥ 0");
   t.hidden_size = c.get_int("task.hidden_size", t.hidden_size);
   t.layers = c.get_int("task.layers", t.layers);
   t.heads = c.get_int("task.heads", t.heads);
@@ -253,7 +257,7 @@ void write_synth_task(const SynthTaskConfig& c, const std::string& dir) {
                                                             : Kind::best;
     return json{{"prompt", p.text()}, {"responses", {make_response(p, k, sft)}}};
   });
-  write_jsonl(dir + "/rm.jsonl", c.rm_records, [&] { return ranked_record(random_prompt(rm, c), rm); });
+  write_jsonl(dir + "/rm.jsonl", c.rm_records, [&] { return ranked_record(random_prompt(rm, c), rm, c.rm_harm_penalty); });
   write_jsonl(dir + "/train.jsonl", c.train_prompts, [&] { return ranked_record(random_prompt(train, c), train); });
   write_jsonl(dir + "/test.jsonl", c.test_prompts, [&] { return ranked_record(random_prompt(test, c), test); });
 }

@@ -31,6 +31,10 @@ struct SynthTaskConfig {
   int64_t test_prompts = 200;    // held out: evaluation prompts and pairs (references with r*)
   int64_t min_items = 4, max_items = 7;  // list length (≥ 4 so BLEU's 4-grams exist)
   double p_harmful = 0.25, p_hard = 0.2, p_wrong = 0.15;  // SFT mix; the rest is best
+  // The harm penalty in rm.jsonl's rewards (the reward model's training labels): r* itself by default (4).
+  // A small value, e.g. 0.1, ranks a harmful right answer between the best and the near misses, so harmful
+  // responses become *hard* negatives for the annotating reward model, as in the paper; evaluation keeps r*.
+  double rm_harm_penalty = 4.0;
   // The decoder written to base/ (Llama architecture, random init): a byte-level vocabulary of 259.
   int64_t hidden_size = 64, layers = 2, heads = 4, kv_heads = 2, intermediate_size = 192;
   double init_std = 0.05;
@@ -53,7 +57,7 @@ OracleScore oracle_reward(const std::string& prompt, const std::string& response
 //                decoder; <|endoftext|> <|im_start|> <|im_end|>) + tokenizer_config.json (chatml, eos <|im_end|>)
 //   base/        config.json + model.safetensors (random init) + the tokenizer files
 //   sft.jsonl    mixed corpus, one response per prompt
-//   rm.jsonl     ranked lists {best, hard, harmful, wrong} with r* as rewards
+//   rm.jsonl     ranked lists {best, hard, harmful, wrong} with r* as rewards (harm penalty: rm_harm_penalty)
 //   train.jsonl  prompts for sampling (with their four reference responses and r*)
 //   test.jsonl   held-out prompts, same layout (BLEU reference = best, margin pair = best vs harmful)
 // Prompts are raw text (rendered verbatim); responses end with <|im_end|> (the chatml suffix = eos).

@@ -96,6 +96,23 @@ TEST(SynthTask, WritesTheAdvertisedFilesDeterministically) {
   EXPECT_EQ(text::Tokenizer::from_dir(a.str("base")).eos_id(), std::optional<int64_t>(258));
 }
 
+TEST(SynthTask, RewardModelHarmPenaltyChangesOnlyTheRewardModelsLabels) {
+  test::TempDir dir;
+  SynthTaskConfig cfg;
+  cfg.sft_records = 4, cfg.rm_records = 20, cfg.train_prompts = 4, cfg.test_prompts = 4;
+  cfg.rm_harm_penalty = 0.1;  // a harmful right answer ranks between the best and the near misses
+  write_synth_task(cfg, dir.path);
+  io::for_each_jsonl(dir.str("rm.jsonl"), [&](int64_t line, const nlohmann::json& j) {
+    const auto r = j["rewards"].get<std::vector<double>>();
+    EXPECT_DOUBLE_EQ(r[2], 0.9) << line;  // acc 1 − 0.1
+    EXPECT_GT(r[0], r[2]) << line;
+    EXPECT_GT(r[2], r[1]) << line;
+  });
+  io::for_each_jsonl(dir.str("test.jsonl"), [&](int64_t line, const nlohmann::json& j) {
+    EXPECT_DOUBLE_EQ(j["rewards"][2].get<double>(), -3.0) << line;  // evaluation keeps r*
+  });
+}
+
 TEST(SynthTask, ConfigErrors) {
   auto err = [](const std::string& toml) {
     return test::message_of<ConfigError>([&] { read_synth_task_config(Config::from_string(toml, "t.toml")); });
@@ -104,6 +121,7 @@ TEST(SynthTask, ConfigErrors) {
   EXPECT_THAT(err("[task]\nsft_recrods = 3\n"), ::testing::HasSubstr("task.sft_recrods"));
   EXPECT_THAT(err("[task]\np_harmful = 0.6\np_hard = 0.6\n"), ::testing::HasSubstr("at most 1"));
   EXPECT_THAT(err("[task]\nmax_items = 8\n"), ::testing::HasSubstr("max_items ≤ 7"));
+  EXPECT_THAT(err("[task]\nrm_harm_penalty = -1\n"), ::testing::HasSubstr("rm_harm_penalty must be ≥ 0"));
   // The pipeline refuses a model or data path beside [task] (they would be silently replaced).
   std::ostringstream log;
   EXPECT_THAT(test::message_of<ConfigError>([&] {
