@@ -320,8 +320,8 @@ std::vector<eval::NamedDir> run_one(Settings s, const Logs& logs, bool report_to
       job.policy = model_dir, job.adapter = adapter, job.reference = sft_model, job.tokenizer = s.tokenizer;
       job.chat_format = text::to_string(chat.format);
       job.device = s.device, job.name = name, job.out = d;
-      job.extra = {{"training", training_cost(s.dir + "/" + (name == "sft" ? std::string("sft") : "train_" + name))}};
-      if (name == "sft" && !s.sft) job.extra.clear();
+      if (name != "sft" || s.sft)  // a given policy (sft.enabled = false) has no training cost here
+        job.extra = {{"training", training_cost(s.dir + "/" + (name == "sft" ? std::string("sft") : "train_" + name))}};
       if (s.task)
         job.oracle = [](const nlohmann::json& prompt, const std::string& y) {
           // The ranked reader keeps a text prompt as one user message.
