@@ -45,8 +45,11 @@ grep -q '"line":4' "$W/run/sft/run/skipped_records.jsonl"
 grep -q "lr = [45][.0-9]*e-07" "$W"/run/train_hps/run/checkpoint-*/trainer_state.json || { echo "train.lr lost"; exit 1; }
 "$HPS" pipeline "$W/p.toml" > "$W/log2"
 [ "$(grep -c 'done earlier, skipped' "$W/log2")" -ge 9 ] || { cat "$W/log2"; exit 1; }
-# Without SFT the given policy is the starting point (and the sft row has no training cost).
-sed -e 's|^\[sft\]|[sft]\nenabled = false|' -e "s|dir = \"$W/run\"|dir = \"$W/run-nosft\"|" "$W/p.toml" > "$W/nosft.toml"
+# Without SFT the given policy is the starting point (and the sft row has no training cost); a given reward
+# model (here the one the first run trained) scores with the tokenizer and chat format of its own folder.
+RM=$(ls -d "$W"/run/reward/run/checkpoint-*/model | tail -n 1)
+sed -e 's|^\[sft\]|[sft]\nenabled = false|' -e "s|dir = \"$W/run\"|dir = \"$W/run-nosft\"|" \
+  -e "s|^\[reward\]|[reward]\npath = \"$RM\"\nchat_format = \"chatml\"|" "$W/p.toml" > "$W/nosft.toml"
 "$HPS" pipeline "$W/nosft.toml" > "$W/log3"
 grep -q "| hps |" "$W/run-nosft/report/report.md"
 echo "pipeline ran every stage, wrote the report, and skipped finished stages on rerun"

@@ -31,7 +31,7 @@ struct Settings {
   int64_t seeds = 1;
   std::optional<demo::SynthTaskConfig> task;  // [task]: the embedded synthetic task supplies model and data
   bool sft = true, distinct = true;
-  std::string sft_data, prompts, reward_path, reward_data, test_prompts, test_data;
+  std::string sft_data, prompts, reward_path, reward_tokenizer, reward_chat_format, reward_data, test_prompts, test_data;
   int64_t sft_steps = 50, rm_steps = 50, train_steps = 50, n = 4, eval_n = 4, max_new = 64, batch = 8, train_batch = 4;
   int64_t sft_batch = 8, rm_batch = 8;
   std::string rm_preference = "bt", rm_init = "policy";
@@ -55,7 +55,7 @@ Settings read_settings(const Config& c) {
   c.check_known("policy", {"path", "tokenizer", "chat_format"});
   c.check_known("sft", {"enabled", "data", "steps", "lr", "batch_prompts"});
   c.check_known("generate", {"prompts", "n", "temperature", "max_new_tokens", "batch_prompts", "distinct"});
-  c.check_known("reward", {"path", "data", "steps", "lr", "batch_prompts", "preference", "init"});
+  c.check_known("reward", {"path", "tokenizer", "chat_format", "data", "steps", "lr", "batch_prompts", "preference", "init"});
   c.check_known("train", {"methods", "objective", "steps", "lr", "batch_prompts", "lora", "beta"});
   c.check_known("eval", {"prompts", "test", "n"});
   Settings s;
@@ -63,7 +63,8 @@ Settings read_settings(const Config& c) {
   if (s.dir.empty()) throw ConfigError("run.dir is required");
   const bool task = c.has("task");
   const std::vector<const char*> task_keys{"policy.path", "policy.tokenizer", "policy.chat_format", "sft.data",
-                                           "generate.prompts", "reward.path", "reward.data", "eval.prompts", "eval.test"};
+                                           "generate.prompts", "reward.path", "reward.tokenizer", "reward.chat_format",
+                                           "reward.data", "eval.prompts", "eval.test"};
   for (const char* k : task_keys) {
     if (task && c.has(k))
       throw ConfigError(std::string(k) + " cannot be set with [task]: the synthetic task supplies the model and data");
@@ -95,6 +96,8 @@ Settings read_settings(const Config& c) {
   s.batch = c.get_int("generate.batch_prompts", 8);
   s.distinct = c.get_bool("generate.distinct", true);
   s.reward_path = c.get_string("reward.path", "");
+  s.reward_tokenizer = c.get_string("reward.tokenizer", "");
+  s.reward_chat_format = c.get_string("reward.chat_format", "");
   s.reward_data = c.get_string("reward.data", s.sft_data);
   s.rm_steps = c.get_int("reward.steps", 50);
   s.rm_lr = c.get_double("reward.lr", 1e-4);
@@ -281,10 +284,18 @@ std::vector<eval::NamedDir> run_one(Settings s, const Logs& logs, bool report_to
           train::Task::reward, log);
   });
   const std::string rm_dir = s.reward_path.empty() ? latest(s.dir + "/reward/run") + "/model" : s.reward_path;
+  // A given reward model scores with its own tokenizer and chat format (it may be another family than the
+  // policy); one trained here shares the policy's.
   auto score = [&](const std::string& file) {
     const model::Decoder rm = model::load_model(rm_dir, lo);
     generate::ScoreJob job{file, file, 16, 2048, 256};
-    generate::score_file(rm, tok, chat, job, log);
+    if (s.reward_path.empty()) {
+      generate::score_file(rm, tok, chat, job, log);
+      return;
+    }
+    const auto rm_tok = text::Tokenizer::from_dir(s.reward_tokenizer.empty() ? rm_dir : s.reward_tokenizer);
+    generate::score_file(rm, rm_tok, text::choose_chat_template(rm_tok.config().chat_template, s.reward_chat_format),
+                         job, log);
   };
 
   // 4. Annotate the generated responses.
