@@ -7,6 +7,7 @@
 #include <optional>
 #include <sstream>
 
+#include "core/error.hpp"
 #include "io/atomic_file.hpp"
 
 namespace hps::eval {
@@ -180,7 +181,7 @@ void aggregate_seed_reports(const std::vector<std::pair<std::string, std::vector
   // results[m][s]: method m under seed s.
   std::vector<std::vector<json>> results(first.size());
   for (const auto& [label, runs] : seeds) {
-    if (runs.size() != first.size()) throw std::logic_error("aggregate_seed_reports: seeds list different methods");
+    if (runs.size() != first.size()) throw InternalError("aggregate_seed_reports: the seeds list different methods");
     for (size_t m = 0; m < runs.size(); ++m) results[m].push_back(io::read_json_file(runs[m].second + "/results.json"));
   }
   std::vector<const json*> all;
