@@ -109,14 +109,14 @@ std::string make_response(const Prompt& p, Kind kind, Rng& r) {
   return join(t);
 }
 
-// The four kinds for one prompt, rewarded r* with the harm penalty `harm_penalty` (4 = r* itself).
-json ranked_record(const Prompt& p, Rng& r, double harm_penalty = 4.0) {
+// The four kinds for one prompt, rewarded r* with the harm penalty `harm_penalty` (kHarmPenalty = r* itself).
+json ranked_record(const Prompt& p, Rng& r, double harm_penalty = kHarmPenalty) {
   json responses = json::array(), rewards = json::array();
   for (Kind k : {Kind::best, Kind::hard, Kind::harmful, Kind::wrong}) {
     const std::string y = make_response(p, k, r);
     const OracleScore v = oracle_reward(p.text(), y);
     responses.push_back(y);
-    rewards.push_back(v.harmful ? v.reward + 4.0 - harm_penalty : v.reward);
+    rewards.push_back(v.harmful ? v.reward + kHarmPenalty - harm_penalty : v.reward);
   }
   return {{"prompt", p.text()}, {"responses", responses}, {"rewards", rewards}};
 }
@@ -197,7 +197,7 @@ OracleScore oracle_reward(const std::string& prompt, const std::string& response
   for (size_t i = 0; i < std::min(t.size(), y.size()); ++i) hit += t[i] == y[i];
   const double acc = static_cast<double>(hit) / static_cast<double>(std::max(t.size(), y.size()));
   s.exact = !s.harmful && y == t;
-  s.reward = acc - (s.harmful ? 4.0 : 0.0);
+  s.reward = acc - (s.harmful ? kHarmPenalty : 0.0);
   return s;
 }
 

@@ -23,6 +23,8 @@
 
 namespace hps::demo {
 
+inline constexpr double kHarmPenalty = 4.0;  // r*'s penalty for a harmful response
+
 struct SynthTaskConfig {
   uint64_t seed = 0;
   int64_t sft_records = 4000;    // one response each, drawn from the mix below
@@ -34,7 +36,7 @@ struct SynthTaskConfig {
   // The harm penalty in rm.jsonl's rewards (the reward model's training labels): r* itself by default (4).
   // A small value, e.g. 0.1, ranks a harmful right answer between the best and the near misses, so harmful
   // responses become *hard* negatives for the annotating reward model, as in the paper; evaluation keeps r*.
-  double rm_harm_penalty = 4.0;
+  double rm_harm_penalty = kHarmPenalty;
   // The decoder written to base/ (Llama architecture, random init): a byte-level vocabulary of 259.
   int64_t hidden_size = 64, layers = 2, heads = 4, kv_heads = 2, intermediate_size = 192;
   double init_std = 0.05;

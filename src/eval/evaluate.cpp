@@ -1,8 +1,6 @@
 #include "eval/evaluate.hpp"
 
 #include <algorithm>
-#include <cmath>
-#include <cstdio>
 #include <map>
 #include <optional>
 #include <sstream>

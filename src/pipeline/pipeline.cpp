@@ -4,6 +4,7 @@
 #include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 
 #include "core/error.hpp"
@@ -65,11 +66,10 @@ Settings read_settings(const Config& c) {
   const std::vector<const char*> task_keys{"policy.path", "policy.tokenizer", "policy.chat_format", "sft.data",
                                            "generate.prompts", "reward.path", "reward.tokenizer", "reward.chat_format",
                                            "reward.data", "eval.prompts", "eval.test"};
-  for (const char* k : task_keys) {
-    if (task && c.has(k))
-      throw ConfigError(std::string(k) + " cannot be set with [task]: the synthetic task supplies the model and data");
-  }
   if (task) {
+    for (const char* k : task_keys)
+      if (c.has(k))
+        throw ConfigError(std::string(k) + " cannot be set with [task]: the synthetic task supplies the model and data");
     s.task = demo::read_synth_task_config(c);
     s.chat_format = "chatml";  // raw prompts; responses end with <|im_end|>, the tokenizer's eos
   }
@@ -286,16 +286,16 @@ std::vector<eval::NamedDir> run_one(Settings s, const Logs& logs, bool report_to
   const std::string rm_dir = s.reward_path.empty() ? latest(s.dir + "/reward/run") + "/model" : s.reward_path;
   // A given reward model scores with its own tokenizer and chat format (it may be another family than the
   // policy); one trained here shares the policy's.
+  std::optional<text::Tokenizer> rm_tok;
+  text::ChatTemplate rm_chat = chat;
+  if (!s.reward_path.empty()) {
+    rm_tok = text::Tokenizer::from_dir(s.reward_tokenizer.empty() ? rm_dir : s.reward_tokenizer);
+    rm_chat = text::choose_chat_template(rm_tok->config().chat_template, s.reward_chat_format);
+  }
   auto score = [&](const std::string& file) {
     const model::Decoder rm = model::load_model(rm_dir, lo);
     generate::ScoreJob job{file, file, 16, 2048, 256};
-    if (s.reward_path.empty()) {
-      generate::score_file(rm, tok, chat, job, log);
-      return;
-    }
-    const auto rm_tok = text::Tokenizer::from_dir(s.reward_tokenizer.empty() ? rm_dir : s.reward_tokenizer);
-    generate::score_file(rm, rm_tok, text::choose_chat_template(rm_tok.config().chat_template, s.reward_chat_format),
-                         job, log);
+    generate::score_file(rm, rm_tok ? *rm_tok : tok, rm_chat, job, log);
   };
 
   // 4. Annotate the generated responses.
