@@ -5,6 +5,7 @@
 
 #include "cli/commands.hpp"
 #include "core/config.hpp"
+#include "core/error.hpp"
 #include "demo_toml.hpp"
 #include "pipeline/pipeline.hpp"
 #include "train/preference_trainer.hpp"
@@ -32,6 +33,11 @@ Command add_train_command(CLI::App& app, train::Task task) {
   return {cmd, [cmd, path, resume, task]() -> int {
     Config cfg = load_config(*path, cmd->remaining());
     const train::TrainConfig tc = train::read_train_config(cfg, task);
+    if (const auto unused = train::ineffective_settings(cfg, tc); !unused.empty()) {
+      std::string msg = "settings that would have no effect (remove them or change the method):";
+      for (const auto& u : unused) msg += "\n  " + u;
+      throw ConfigError(msg);
+    }
     std::cout << "# hps " << cmd->get_name() << " — effective config (" << cfg.source() << ")\n" << cfg.dump() << "\n\n";
     train::PreferenceTrainer trainer(tc, cfg.dump());
     std::signal(SIGINT, on_sigint);  // Ctrl-C: save a checkpoint after this step, then exit

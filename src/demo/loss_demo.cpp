@@ -84,7 +84,7 @@ std::vector<DemoRow> run_loss_demo(const DemoConfig& c, const std::vector<prefs:
       const auto t0 = std::chrono::steady_clock::now();
       for (int64_t step = 0; step < c.steps; ++step) {
         lc.gamma = prefs::gamma_at(c.gamma, step, c.steps);
-        prefs::PrefBatch batch{at::log_softmax(theta, 1), ref, task.length, task.reward, {}};
+        prefs::PrefBatch batch{at::log_softmax(theta, 1), ref, task.length, task.reward, {}, {}};
         auto res = prefs::preference_loss(batch, lc, gen);
         adam.zero_grad();
         res.loss.backward();

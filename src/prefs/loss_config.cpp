@@ -41,6 +41,7 @@ constexpr std::array<std::pair<std::string_view, PairRule>, 4> kPairRules{{{"max
                                                                           {"max_max", PairRule::max_max},
                                                                           {"random", PairRule::random}}};
 constexpr std::array<std::pair<std::string_view, NFactor>, 2> kNFactors{{{"n", NFactor::n}, {"one", NFactor::one}}};
+constexpr std::array<std::pair<std::string_view, Ties>, 2> kTies{{{"exclude", Ties::exclude}, {"by_slot", Ties::by_slot}}};
 
 void require(bool ok, const char* field, const std::string& rule, double actual) {
   if (!ok) throw ConfigError(std::string("'") + field + "' must be " + rule + ", got " + std::to_string(actual));
@@ -52,10 +53,12 @@ std::string_view to_string(Preference v) { return name_of(v, kPreferences); }
 std::string_view to_string(Objective v) { return name_of(v, kObjectives); }
 std::string_view to_string(PairRule v) { return name_of(v, kPairRules); }
 std::string_view to_string(NFactor v) { return name_of(v, kNFactors); }
+std::string_view to_string(Ties v) { return name_of(v, kTies); }
 Preference parse_preference(std::string_view s, std::string_view f) { return parse_enum(s, f, kPreferences); }
 Objective parse_objective(std::string_view s, std::string_view f) { return parse_enum(s, f, kObjectives); }
 PairRule parse_pair_rule(std::string_view s, std::string_view f) { return parse_enum(s, f, kPairRules); }
 NFactor parse_n_factor(std::string_view s, std::string_view f) { return parse_enum(s, f, kNFactors); }
+Ties parse_ties(std::string_view s, std::string_view f) { return parse_enum(s, f, kTies); }
 
 void validate(const LossConfig& c) {
   require(std::isfinite(c.beta) && c.beta > 0, "beta", "finite and > 0", c.beta);

@@ -31,6 +31,12 @@ enum class PairRule {
 // the authors' released code trains with (TRL's sigmoid loss on the sampled pair).
 enum class NFactor { n, one };
 
+// Responses with equal reward. `exclude` (default): ties carry no preference — a response tied with a
+// preferred one is never its negative, tied preferred responses share the anchor (uniform weights), PL uses
+// Efron's tie correction, and a prompt whose responses all tie trains nothing (counted, see LossResult).
+// `by_slot`: the earlier behaviour, kept to compare with old runs — ties broken by slot order (lower first).
+enum class Ties { exclude, by_slot };
+
 struct LossConfig {
   Preference preference = Preference::hps;
   Objective objective = Objective::dpo;
@@ -45,6 +51,7 @@ struct LossConfig {
   double rdpo_alpha = 0.01;        // R-DPO length penalty α (the paper's RM_R-DPO uses 0.01)
   bool multi_preferred = false;    // Appendix E: L1 + λ·L2 with the two best responses preferred
   double multi_lambda = 1.0;       // λ of Appendix E
+  Ties ties = Ties::exclude;
 };
 
 // Throws ConfigError naming the field when a value is out of its domain.
@@ -55,10 +62,12 @@ std::string_view to_string(Preference v);
 std::string_view to_string(Objective v);
 std::string_view to_string(PairRule v);
 std::string_view to_string(NFactor v);
+std::string_view to_string(Ties v);
 // Parse a name; throw ConfigError listing the accepted names. `field` names the key for the message.
 Preference parse_preference(std::string_view s, std::string_view field = "preference");
 Objective parse_objective(std::string_view s, std::string_view field = "objective");
 PairRule parse_pair_rule(std::string_view s, std::string_view field = "pair_rule");
 NFactor parse_n_factor(std::string_view s, std::string_view field = "n_factor");
+Ties parse_ties(std::string_view s, std::string_view field = "ties");
 
 }  // namespace hps::prefs

@@ -20,7 +20,9 @@ at::Tensor implicit_score(const LossConfig& c, const Responses& r) {
     case Objective::dpo:
     case Objective::exo:
     case Objective::nca: return c.beta * (r.logp - r.ref);
-    case Objective::rdpo: return c.beta * (r.logp - r.ref) - c.rdpo_alpha * r.length;
+    // R-DPO (Park et al. 2024, eq. 4): −log σ(β(d_w − d_l) + α(|y_w| − |y_l|)). The length term enters
+    // with a plus: a longer chosen response already has the larger margin and is pushed less.
+    case Objective::rdpo: return c.beta * (r.logp - r.ref) + c.rdpo_alpha * r.length;
     case Objective::simpo: return c.beta * r.logp / r.length;
     case Objective::ipo:
     case Objective::sppo: break;
@@ -41,7 +43,7 @@ at::Tensor pair_loss(const LossConfig& c, const Responses& w, const Responses& l
   switch (c.objective) {
     case Objective::dpo:
     case Objective::rdpo:
-      // TRL sigmoid / robust; R-DPO: σ(β·h − α(|y_w| − |y_l|)) with the α term folded into the score.
+      // TRL sigmoid / robust; R-DPO: σ(β·h + α(|y_w| − |y_l|)) with the α term folded into the score.
       return sigmoid_link(c, implicit_score(c, w) - implicit_score(c, l));
     case Objective::simpo:
       // TRL CPOTrainer loss_type="simpo": −log σ(β(log π_w/|y_w| − log π_l/|y_l|) − γ_SimPO).

@@ -23,7 +23,8 @@ Responses unsqueeze(const Responses& r, int64_t dim);
 
 // The per-response score u of the DPO family, the quantity inside softmax / sigmoid:
 //   dpo, exo, nca:  u = β·(log π_θ − log π_ref)                          eq. (3) without log Z
-//   rdpo:           u = β·(log π_θ − log π_ref) − α·|y|                  (R-DPO's length term, per response)
+//   rdpo:           u = β·(log π_θ − log π_ref) + α·|y|                  (R-DPO, Park et al. 2024 eq. 4:
+//                   −log σ(β(d_w − d_l) + α(|y_w| − |y_l|)); per response)
 //   simpo:          u = (β / |y|)·log π_θ                                 (SimPO reward, §3)
 // Throws for ipo / sppo, which are not of this form.
 at::Tensor implicit_score(const LossConfig& c, const Responses& r);

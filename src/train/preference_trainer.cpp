@@ -46,21 +46,14 @@ std::vector<int64_t> select_best(const data::PreferenceRecord& r) {
   return {best};
 }
 
-bool needs_all(const prefs::LossConfig& c) {
-  return c.preference == prefs::Preference::pl || c.preference == prefs::Preference::hps_full || c.multi_preferred;
-}
 
 }  // namespace
 
-std::vector<int64_t> slots_for(const data::PreferenceRecord& r, const prefs::LossConfig& lc, const at::Tensor& u) {
-  if (needs_all(lc)) return data::select_all(r);
-  if (r.responses.size() == 1) return {0};  // SFT data
+prefs::Selection select_record(const data::PreferenceRecord& r, const prefs::LossConfig& lc, const at::Tensor& u) {
   const auto K = static_cast<int64_t>(r.responses.size());
-  const auto opts = at::TensorOptions().dtype(at::kDouble);
-  at::Tensor reward = at::tensor(data::rewards_or_rank(r), opts).view({1, K});
-  prefs::PrefBatch probe{at::zeros({1, K}, opts), at::zeros({1, K}, opts), at::ones({1, K}, opts), reward, {}};
-  auto res = prefs::preference_loss(probe, lc, u);
-  return {res.chosen.item<int64_t>(), res.rejected.item<int64_t>()};
+  // float64, as annotated: the loss reuses this selection and never re-ranks (float32 would merge rewards).
+  at::Tensor reward = at::tensor(data::rewards_or_rank(r), at::kDouble).view({1, K});
+  return prefs::select_slots(reward, at::Tensor(), lc, u);
 }
 
 namespace {
@@ -102,7 +95,7 @@ struct PreferenceTrainer::Impl {
   // Forward of one batch: the PrefBatch over all K slots (unforwarded ones hold zeros) and its draws.
   struct Forwarded {
     prefs::PrefBatch batch;
-    at::Tensor draws;
+    prefs::Selection sel;  // chosen once, before the forward: the loss reads exactly what was forwarded
     data::Batch rows;
     int64_t tokens = 0;
   };
@@ -118,6 +111,7 @@ struct PreferenceTrainer::Impl {
   struct Micro {
     at::Tensor loss;
     double accuracy = 0, rm_dpo = 0, rm_rdpo = 0, chosen = 0, rejected = 0;
+    int64_t no_preference = 0;  // prompts whose responses all tie: no loss term
     data::Batch rows;
     int64_t tokens = 0;
   };
@@ -266,16 +260,36 @@ at::Tensor PreferenceTrainer::Impl::ref_logprobs(const data::Batch& b) {
   return out;
 }
 
+namespace {
+
+// Per-row values [B·k] (the batch's row order) placed at their response slots of a [B, K] tensor; zeros at
+// slots that were not forwarded.
+at::Tensor place_rows(const data::Batch& rows, const at::Tensor& per_row, int64_t K) {
+  std::vector<int64_t> ri, ci, fi;
+  for (int64_t i = 0; i < rows.prompts; ++i)
+    for (int64_t j = 0; j < rows.k; ++j) {
+      const int64_t slot = rows.response_index[static_cast<size_t>(i)][static_cast<size_t>(j)];
+      if (slot < 0) continue;  // a prompt-only row of a ragged batch
+      ri.push_back(i), ci.push_back(slot), fi.push_back(i * rows.k + j);
+    }
+  const auto lopt = at::TensorOptions().dtype(at::kLong).device(per_row.device());
+  const at::Tensor r = at::tensor(ri, lopt), c = at::tensor(ci, lopt), f = at::tensor(fi, lopt);
+  return at::zeros({rows.prompts, K}, per_row.options()).index_put({r, c}, per_row.index_select(0, f));
+}
+
+}  // namespace
+
 PreferenceTrainer::Impl::Forwarded PreferenceTrainer::Impl::forward(data::PreferenceLoader& ld, bool grad,
                                                                    at::Generator& gen, const prefs::LossConfig& lc,
                                                                    bool& exhausted) {
-  std::vector<at::Tensor> draws;
+  std::vector<prefs::Selection> sels;
   std::vector<std::vector<double>> rewards;
   auto select = [&](const data::PreferenceRecord& r) {
     at::Tensor u = prefs::draw_uniforms(1, gen);  // [1, 2], drawn for every prompt whatever the method
-    draws.push_back(u);
     rewards.push_back(data::rewards_or_rank(r));
-    return slots_for(r, lc, u);
+    if (r.responses.size() == 1) throw InputError("line " + std::to_string(r.line) + ": a preference record needs at least 2 responses");
+    sels.push_back(select_record(r, lc, u));
+    return prefs::read_slots(sels.back(), 0);
   };
   auto b = ld.next(select);
   exhausted = !b;
@@ -296,11 +310,11 @@ PreferenceTrainer::Impl::Forwarded PreferenceTrainer::Impl::forward(data::Prefer
   }
   at::Tensor refl = ref_logprobs(f.rows);                         // [B·k]
   // Place the forwarded responses at their slots of a [B, K] batch; the rest are finite placeholders the
-  // loss does not read (it uses exactly the slots `select` found), still valid so q and N see all K.
+  // loss does not read (the selection reads exactly the forwarded slots; `forwarded` lets it assert so).
   const auto fopt = at::TensorOptions().dtype(at::kFloat).device(device);
-  std::vector<int64_t> rows_idx, cols_idx, flat_idx;
   at::Tensor length = at::ones({B, K}, fopt.dtype(at::kDouble).device(at::kCPU));
   at::Tensor reward = at::zeros({B, K}, at::kDouble), valid = at::zeros({B, K}, at::kBool);
+  at::Tensor forwarded = at::zeros({B, K}, at::kBool);
   const at::Tensor counts = f.rows.response_mask.sum(1).to(at::kDouble);
   for (int64_t i = 0; i < B; ++i) {
     for (size_t j = 0; j < rewards[static_cast<size_t>(i)].size(); ++j) {
@@ -310,17 +324,13 @@ PreferenceTrainer::Impl::Forwarded PreferenceTrainer::Impl::forward(data::Prefer
     for (int64_t j = 0; j < k; ++j) {
       const int64_t slot = f.rows.response_index[static_cast<size_t>(i)][static_cast<size_t>(j)];
       if (slot < 0) continue;  // a prompt-only row of a ragged batch
-      rows_idx.push_back(i), cols_idx.push_back(slot);
-      flat_idx.push_back(i * k + j);
+      forwarded[i][slot] = true;
       length[i][slot] = std::max(1.0, counts[i * k + j].item<double>());
     }
   }
-  const auto lopt = at::TensorOptions().dtype(at::kLong).device(device);
-  const at::Tensor ri = at::tensor(rows_idx, lopt), ci = at::tensor(cols_idx, lopt), fi = at::tensor(flat_idx, lopt);
-  at::Tensor pol_full = at::zeros({B, K}, fopt).index_put({ri, ci}, pol.index_select(0, fi));
-  at::Tensor ref_full = at::zeros({B, K}, fopt).index_put({ri, ci}, refl.index_select(0, fi));
-  f.batch = {pol_full, ref_full, length.to(fopt), reward.to(fopt), valid.to(device)};
-  f.draws = at::cat(draws, 0);  // [B, 2] CPU double
+  f.batch = {place_rows(f.rows, pol, K), place_rows(f.rows, refl, K), length.to(fopt), reward.to(fopt),
+             valid.to(device), forwarded};
+  f.sel = prefs::stack_selections(sels);
   return f;
 }
 
@@ -339,19 +349,29 @@ PreferenceTrainer::Impl::Micro PreferenceTrainer::Impl::micro_step(data::Prefere
       m.loss = at::full({}, NAN, f.batch.policy_logp.options());
       return m;
     }
-    auto res = prefs::preference_loss(f.batch, lc, f.draws);
+    auto res = prefs::preference_loss(f.batch, lc, f.sel);
     m.loss = res.loss;
-    m.accuracy = res.margins.accuracy.mean().item<double>();
-    m.rm_dpo = res.margins.rm_dpo.mean().item<double>();
-    m.rm_rdpo = res.margins.rm_rdpo.mean().item<double>();
-    m.chosen = res.margins.chosen_reward.mean().item<double>();
-    m.rejected = res.margins.rejected_reward.mean().item<double>();
+    m.no_preference = res.no_preference;
+    m.accuracy = prefs::mean_over_preferences(res, res.margins.accuracy);
+    m.rm_dpo = prefs::mean_over_preferences(res, res.margins.rm_dpo);
+    m.rm_rdpo = prefs::mean_over_preferences(res, res.margins.rm_rdpo);
+    m.chosen = prefs::mean_over_preferences(res, res.margins.chosen_reward);
+    m.rejected = prefs::mean_over_preferences(res, res.margins.rejected_reward);
     return m;
   }
-  // SFT: the best response; reward model: BT's best/worst pair or the whole list for PL.
+  // SFT: the best response; reward model: BT's best/worst groups or the whole list for PL, selected with the
+  // preference losses' tie rule (one selection for the forward and the loss, as above).
+  prefs::LossConfig rm_lc;
+  rm_lc.preference = cfg.loss.preference == prefs::Preference::pl ? prefs::Preference::pl : prefs::Preference::bt;
+  rm_lc.pair_rule = prefs::PairRule::max_min;
+  rm_lc.ties = cfg.loss.ties;
+  std::vector<prefs::Selection> sels;
+  int64_t K = 0;
   auto select = [&](const data::PreferenceRecord& r) {
     if (cfg.task == Task::sft) return select_best(r);
-    return cfg.loss.preference == prefs::Preference::pl ? data::select_all(r) : data::select_best_worst(r);
+    sels.push_back(select_record(r, rm_lc, at::Tensor()));
+    K = std::max<int64_t>(K, static_cast<int64_t>(r.responses.size()));
+    return prefs::read_slots(sels.back(), 0);
   };
   auto b = ld.next(select);
   exhausted = !b;
@@ -368,13 +388,18 @@ PreferenceTrainer::Impl::Micro PreferenceTrainer::Impl::micro_step(data::Prefere
     m.loss = -lp.sum.sum() / lp.count.sum().clamp_min(1).to(lp.sum.scalar_type());
     return m;
   }
-  at::Tensor scores = policy.scores(ids, mask).select(1, 0).to(at::kFloat).view({m.rows.prompts, m.rows.k});  // [B, k]
-  m.loss = cfg.loss.preference == prefs::Preference::pl ? rm_loss_pl(scores, m.rows.rewards)
-                                                        : rm_loss_bt(scores, cfg.rm_margin);
+  at::Tensor rows = policy.scores(ids, mask).select(1, 0).to(at::kFloat);              // [B·k]
+  at::Tensor scores = rows.view({m.rows.prompts, m.rows.k});                               // [B, k] row order
+  const prefs::Selection sel = prefs::stack_selections(sels);
+  at::Tensor ranked = place_rows(m.rows, rows, K).gather(1, sel.order.to(device));        // [B, K] rank order
+  m.loss = rm_lc.preference == prefs::Preference::pl ? rm_loss_pl(ranked, sel) : rm_loss_bt(ranked, sel, cfg.rm_margin);
+  m.no_preference = sel.has_pref.numel() - sel.has_pref.sum().item<int64_t>();
   m.accuracy = pairwise_accuracy(scores, m.rows.rewards);
-  if (cfg.loss.preference == prefs::Preference::bt) {
-    m.chosen = scores.select(1, 0).mean().item<double>();
-    m.rejected = scores.select(1, 1).mean().item<double>();
+  if (rm_lc.preference == prefs::Preference::bt) {  // the reported pair's scores, over prompts with a preference
+    const at::Tensor keep = sel.has_pref.to(device).to(at::kFloat);
+    const double n = std::max(1.0, keep.sum().item<double>());
+    m.chosen = (prefs::at_rank(ranked, sel.chosen.to(device)) * keep).sum().item<double>() / n;
+    m.rejected = (prefs::at_rank(ranked, sel.rejected.to(device)) * keep).sum().item<double>() / n;
   }
   return m;
 }
@@ -388,7 +413,7 @@ StepLog PreferenceTrainer::Impl::train_step() {
   s.gamma = lc.gamma;
   s.lr = lr_at(cfg.train.schedule, cfg.train.lr, step, warmup, total);
   bool finite = true;
-  int64_t tokens = 0, n = 0;
+  int64_t tokens = 0, n = 0, prompts = 0;
   for (int64_t a = 0; a < cfg.train.grad_accum; ++a) {
     bool exhausted = false;
     Micro f = micro_step(*loader, true, sampler, lc, exhausted);
@@ -409,14 +434,21 @@ StepLog PreferenceTrainer::Impl::train_step() {
     s.lines.insert(s.lines.end(), f.rows.lines.begin(), f.rows.lines.end());
     s.responses.insert(s.responses.end(), f.rows.response_index.begin(), f.rows.response_index.end());
     tokens += f.tokens;
+    s.no_preference += f.no_preference;
+    prompts += f.rows.prompts;
     ++n;
   }
   for (double* v : {&s.accuracy, &s.rm_dpo, &s.rm_rdpo, &s.chosen_reward, &s.rejected_reward}) *v /= static_cast<double>(n);
   s.epoch = loader->epoch();
-  // Never apply a non-finite step: parameters and optimizer state stay as they were.
-  const UpdateOutcome u = guarded_update(*opt, s.lr, cfg.train.max_grad_norm, finite);
+  // A step whose prompts all tie carries no preference: no AdamW step (momentum and weight decay would
+  // still move the weights). Never apply a non-finite step: parameters and optimizer state stay as they were.
+  s.no_update = cfg.task != Task::sft && s.no_preference == prompts;
+  const UpdateOutcome u = s.no_update ? UpdateOutcome{0.0, false}
+                                      : guarded_update(*opt, s.lr, cfg.train.max_grad_norm, finite);
+  if (s.no_update)
+    for (auto p : opt->params()) p.mutable_grad() = at::Tensor();
   s.grad_norm = u.grad_norm;
-  s.skipped = !u.applied;
+  s.skipped = !u.applied && !s.no_update;
   bad_steps = s.skipped ? bad_steps + 1 : 0;
   ++step;
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -452,15 +484,41 @@ EvalLog PreferenceTrainer::Impl::evaluate() {
 
 namespace {
 
+// Settings a resumed run must share with its checkpoint: everything that shapes the model, the data a step
+// sees, or the loss. What may change on resume: train.lr, schedule, warmup, AdamW betas/eps/decay, max_grad_norm,
+// save_every, keep_last, eval_every, stop_after, max_bad_steps, ref_cache, model.device, dtype/autocast,
+// grad_checkpointing (docs/training.md).
 json compat_fields(const TrainConfig& c) {
+  const auto& l = c.loss;
   return {{"task", to_string(c.task)},
           {"model.path", c.model.path},
           {"lora.enabled", c.use_lora},
           {"lora.rank", c.lora.rank},
+          {"lora.alpha", c.lora.alpha},
+          {"lora.dropout", c.lora.dropout},
+          {"lora.rslora", c.lora.rslora},
           {"lora.targets", c.lora.targets},
           {"data.path", c.data.path},
-          {"loss.preference", std::string(prefs::to_string(c.loss.preference))},
-          {"loss.objective", std::string(prefs::to_string(c.loss.objective))},
+          {"data.max_prompt_length", c.data.max_prompt_length},
+          {"data.max_length", c.data.max_length},
+          {"loss.preference", std::string(prefs::to_string(l.preference))},
+          {"loss.objective", std::string(prefs::to_string(l.objective))},
+          {"loss.beta", l.beta},
+          {"loss.ties", std::string(prefs::to_string(l.ties))},
+          {"loss.pair_rule", std::string(prefs::to_string(l.pair_rule))},
+          {"loss.n_factor", std::string(prefs::to_string(l.n_factor))},
+          {"loss.label_smoothing", l.label_smoothing},
+          {"loss.robust", l.robust},
+          {"loss.exo_epsilon", l.exo_epsilon},
+          {"loss.simpo_margin", l.simpo_margin},
+          {"loss.rdpo_alpha", l.rdpo_alpha},
+          {"loss.multi_preferred", l.multi_preferred},
+          {"loss.multi_lambda", l.multi_lambda},
+          {"gamma.schedule", std::string(prefs::to_string(c.gamma.kind))},
+          {"gamma.start", c.gamma.start},
+          {"gamma.end", c.gamma.end},
+          {"gamma.interval", c.gamma.interval},
+          {"rm.margin", c.rm_margin},
           {"train.batch_prompts", c.train.batch_prompts},
           {"train.grad_accum", c.train.grad_accum},
           {"train.seed", c.train.seed},
@@ -500,7 +558,8 @@ void PreferenceTrainer::Impl::restore(const std::string& dir) {
   const json state = io::read_json_file(dir + "/trainer_state.json");
   const json now = compat_fields(cfg);
   for (auto it = now.begin(); it != now.end(); ++it) {
-    const json& was = state.at("compat").value(it.key(), json());
+    if (!state.at("compat").contains(it.key())) continue;  // a checkpoint of an older hps did not record it
+    const json& was = state.at("compat").at(it.key());
     if (was != it.value())
       throw ConfigError("cannot resume from " + dir + ": " + it.key() + " was " + was.dump() + ", now " +
                         it.value().dump() + " (use another train.out_dir for a different run)");
@@ -581,7 +640,13 @@ std::vector<StepLog> PreferenceTrainer::run(bool resume, std::ostream& log) {
       log << "  line " << m.skipped[i].line << ": " << m.skipped[i].reason << "\n";
   }
   std::vector<StepLog> out;
-  int64_t ran = 0;
+  int64_t ran = 0, no_preference = 0;
+  // Never silently: prompts whose responses all tie train nothing (loss.ties = exclude); the total is printed.
+  auto report_ties = [&] {
+    if (no_preference > 0)
+      log << no_preference << " prompt(s) in this run's steps had responses of one reward only (loss.ties = exclude): "
+          << "no preference, no loss term (per step: 'no_preference' in " << metrics_path << ")\n";
+  };
   const bool eval_on = !m.eval_set.records.empty();
   const auto started = std::chrono::steady_clock::now();
   // On a terminal one line is redrawn (a progress bar with ETA); otherwise plain lines for logs.
@@ -594,6 +659,7 @@ std::vector<StepLog> PreferenceTrainer::run(bool resume, std::ostream& log) {
               {"chosen_reward", s.chosen_reward}, {"rejected_reward", s.rejected_reward},
               {"lr", s.lr},               {"gamma", s.gamma},         {"grad_norm", std::isfinite(s.grad_norm) ? json(s.grad_norm) : json(nullptr)},
               {"tokens_per_s", s.tokens_per_s}, {"peak_gib", s.peak_gib}, {"skipped", s.skipped},
+              {"no_preference", s.no_preference}, {"no_update", s.no_update},
               {"lines", s.lines},         {"responses", s.responses}};
     metrics << j.dump() << "\n" << std::flush;
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
@@ -607,8 +673,10 @@ std::vector<StepLog> PreferenceTrainer::run(bool resume, std::ostream& log) {
     if (m.cfg.task != Task::sft) log << "  acc " << s.accuracy;
     log << "  lr " << s.lr;
     if (m.cfg.task == Task::preference) log << "  gamma " << s.gamma;
+    no_preference += s.no_preference;
+    if (s.no_preference > 0) log << "  tied " << s.no_preference;
     log << "  ETA " << eta / 60 << "m" << (eta % 60 < 10 ? "0" : "") << eta % 60 << "s"
-        << (s.skipped ? "  SKIPPED (non-finite)" : "");
+        << (s.skipped ? "  SKIPPED (non-finite)" : "") << (s.no_update ? "  NO UPDATE (every prompt tied)" : "");
     log << (tty && !s.skipped && m.step < m.total ? "   " : "\n") << std::flush;
     out.push_back(std::move(s));
     if (m.bad_steps >= m.cfg.train.max_bad_steps)
@@ -621,10 +689,12 @@ std::vector<StepLog> PreferenceTrainer::run(bool resume, std::ostream& log) {
     const bool stop = stop_requested().load() || (m.cfg.train.stop_after > 0 && ran >= m.cfg.train.stop_after);
     if (stop || m.step == m.total || (m.cfg.train.save_every > 0 && m.step % m.cfg.train.save_every == 0)) m.save(log);
     if (stop) {
+      report_ties();
       log << "stopped at step " << m.step << " (resume with --resume)\n";
       return out;
     }
   }
+  report_ties();
   if (eval_on) {
     m.evals.push_back(m.evaluate());
     log << "eval step " << m.step << "  loss " << m.evals.back().loss << "  acc " << m.evals.back().accuracy << "\n";

@@ -2,8 +2,9 @@
 // full, as one explicit recipe (no Trainer base class): select → tokenize → forward → loss → step.
 //
 // Per step only the responses the method needs are tokenized and forwarded: BT and sampled HPS 2 per
-// prompt (the slots are found by running the loss core on the rewards alone with the step's draws, so the
-// real loss picks the same ones), PL and HPS-full all K. The used slots and the draws are logged.
+// prompt (more only when the best responses tie: a tie group shares the preferred weight), PL and HPS-full
+// all K. The slots come from one prefs::Selection per prompt, made from the float64 rewards and the step's
+// draws before the forward and handed to the loss, which asserts it reads only forwarded slots.
 #pragma once
 
 #include <atomic>
@@ -16,19 +17,22 @@
 #include <ATen/ATen.h>
 
 #include "data/dataset.hpp"
+#include "prefs/selection.hpp"
 #include "train/train_config.hpp"
 
 namespace hps::train {
 
-// The response slots the loss will read for this record under draws u [1, 2]: all K for PL, HPS-full and
-// Appendix E; otherwise the pair the loss core picks from the rewards alone (BT's pair rule, HPS's sample).
-std::vector<int64_t> slots_for(const data::PreferenceRecord& r, const prefs::LossConfig& lc, const at::Tensor& u);
+// The selection of one record under draws u [1, 2] (its rewards in float64; rank order without rewards):
+// prefs::read_slots(sel, 0) are the responses to forward, and the loss reads exactly those.
+prefs::Selection select_record(const data::PreferenceRecord& r, const prefs::LossConfig& lc, const at::Tensor& u);
 
 struct StepLog {
   int64_t step = 0, epoch = 0;
   double loss = 0, accuracy = 0, rm_dpo = 0, rm_rdpo = 0, chosen_reward = 0, rejected_reward = 0;
   double lr = 0, gamma = 0, grad_norm = 0, tokens_per_s = 0, peak_gib = 0;
   bool skipped = false;  // non-finite loss or gradient: no update applied
+  int64_t no_preference = 0;  // prompts of this step whose responses all tie (ties = exclude): no loss term
+  bool no_update = false;     // every prompt of the step had no preference: nothing to learn, no update
   std::vector<int64_t> lines;                       // source lines of the step's prompts
   std::vector<std::vector<int64_t>> responses;      // response slots forwarded per prompt
 };

@@ -1,29 +1,29 @@
 #include "train/rm_loss.hpp"
 
-#include <limits>
+#include <algorithm>
+
+#include "prefs/losses.hpp"
 
 namespace hps::train {
 
-at::Tensor rm_loss_bt(const at::Tensor& scores, double margin) {
-  return -at::log_sigmoid(scores.select(1, 0) - scores.select(1, 1) - margin).mean();
+namespace {
+
+at::Tensor mean_with_preference(const at::Tensor& per_prompt, const prefs::Selection& sel) {
+  const at::Tensor keep = sel.has_pref.to(per_prompt.device());
+  const double n = std::max<double>(1.0, static_cast<double>(sel.has_pref.sum().item<int64_t>()));
+  return at::where(keep, per_prompt, at::zeros_like(per_prompt)).sum() / n;
 }
 
-at::Tensor rm_loss_pl(const at::Tensor& scores, const at::Tensor& rewards) {
-  const auto r = rewards.to(scores.device());
-  const at::Tensor valid = r.isnan().logical_not();                                   // [B, k]
-  const at::Tensor key = at::where(valid, r, at::full({}, -std::numeric_limits<double>::infinity(), r.options()));
-  const at::Tensor order = key.argsort(int64_t{1}, /*descending=*/true);              // best first; invalid last
-  const at::Tensor s = scores.gather(1, order);                                       // [B, k] in rank order
-  const at::Tensor v = valid.gather(1, order);
-  const at::Tensor neg = at::full({}, -std::numeric_limits<double>::infinity(), s.options());
-  at::Tensor masked = at::where(v, s, neg);
-  // logsumexp over the suffix k ≥ j, via a reversed cumulative logsumexp.
-  at::Tensor suffix = masked.flip({1}).logcumsumexp(1).flip({1});                      // [B, k]
-  // Terms for positions with at least one valid response after them.
-  const at::Tensor remaining = v.flip({1}).to(at::kLong).cumsum(1).flip({1});          // valid count from j on
-  const at::Tensor use = v.logical_and(remaining >= 2);
-  at::Tensor terms = at::where(use, suffix - masked, at::zeros({}, s.options()));
-  return terms.sum(1).mean();
+}  // namespace
+
+at::Tensor rm_loss_bt(const at::Tensor& scores, const prefs::Selection& sel, double margin) {
+  // ℓ_ij = −log σ(r_i − r_j − m) for every (anchor i, negative j) in rank order: [B, K, K].
+  at::Tensor l = -at::log_sigmoid(scores.unsqueeze(2) - scores.unsqueeze(1) - margin);
+  return mean_with_preference(prefs::weighted_pairs(sel.terms.at(0), l), sel);
+}
+
+at::Tensor rm_loss_pl(const at::Tensor& scores, const prefs::Selection& sel) {
+  return mean_with_preference(prefs::plackett_luce_nll(scores, sel), sel);
 }
 
 double pairwise_accuracy(const at::Tensor& scores, const at::Tensor& rewards) {

@@ -114,4 +114,34 @@ TrainConfig read_train_config(const Config& c, Task task) {
   return t;
 }
 
+std::vector<std::string> ineffective_settings(const Config& c, const TrainConfig& t) {
+  static constexpr const char* kLossKeys[] = {"preference", "objective", "beta", "pair_rule", "n_factor",
+                                              "label_smoothing", "robust", "exo_epsilon", "simpo_margin",
+                                              "rdpo_alpha", "multi_preferred", "multi_lambda", "ties"};
+  static constexpr const char* kGammaKeys[] = {"schedule", "start", "end", "interval"};
+  std::vector<std::string> out;
+  auto given = [&](const std::string& table, const auto& keys, const std::string& why, const char* except = "") {
+    for (const char* k : keys)
+      if (std::string(k) != except && c.has(table + "." + k)) out.push_back(table + "." + k + ": " + why);
+  };
+  switch (t.task) {
+    case Task::preference:
+      out = prefs::ineffective_loss_keys(c, t.loss);
+      if (c.has("rm.margin")) out.push_back("rm.margin: only hps train-rm reads it");
+      break;
+    case Task::sft:
+      given("loss", kLossKeys, "hps sft trains on the best response of each prompt, with no preference loss");
+      given("gamma", kGammaKeys, "hps sft has no preference loss");
+      if (c.has("rm.margin")) out.push_back("rm.margin: only hps train-rm reads it");
+      break;
+    case Task::reward:
+      given("loss", kLossKeys, "hps train-rm reads only loss.preference (bt pairs or pl lists of scores)", "preference");
+      given("gamma", kGammaKeys, "hps train-rm has no hard-negative weighting");
+      if (c.has("rm.margin") && t.loss.preference == prefs::Preference::pl)
+        out.push_back("rm.margin: the PL reward-model loss has no margin (bt only)");
+      break;
+  }
+  return out;
+}
+
 }  // namespace hps::train

@@ -70,4 +70,9 @@ struct TrainConfig {
 // Reads [model], [lora], [data], [train], [loss], [gamma], [rm]; unknown keys and bad values throw ConfigError.
 TrainConfig read_train_config(const Config& cfg, Task task = Task::preference);
 
+// Settings given explicitly in `cfg` that change nothing for this task, objective and preference model, each
+// as "key: why" ([loss] / [gamma] keys the cell ignores, a loss for SFT, rm.margin outside train-rm with bt).
+// `hps train | sft | train-rm` refuse them; the pipeline warns.
+std::vector<std::string> ineffective_settings(const Config& cfg, const TrainConfig& t);
+
 }  // namespace hps::train

@@ -34,7 +34,7 @@ inline at::Tensor to_tensor(const nlohmann::json& rows, at::ScalarType dtype) {
 
 inline prefs::PrefBatch batch_from(const nlohmann::json& set, at::ScalarType dtype = at::kDouble) {
   return {to_tensor(set["policy_logp"], dtype), to_tensor(set["ref_logp"], dtype), to_tensor(set["length"], dtype),
-          to_tensor(set["reward"], dtype), to_tensor(set["valid"], at::kBool)};
+          to_tensor(set["reward"], dtype), to_tensor(set["valid"], at::kBool), {}};
 }
 
 inline prefs::LossConfig config_from(const nlohmann::json& j) {
@@ -52,6 +52,7 @@ inline prefs::LossConfig config_from(const nlohmann::json& j) {
   c.rdpo_alpha = j["rdpo_alpha"];
   c.multi_preferred = j["multi_preferred"];
   c.multi_lambda = j["multi_lambda"];
+  c.ties = prefs::parse_ties(j.value("ties", std::string("exclude")));
   return c;
 }
 
@@ -76,6 +77,7 @@ inline std::string describe(const prefs::LossConfig& c) {
   if (c.label_smoothing > 0) s += c.robust ? "/robust" : "/cdpo";
   if (c.n_factor == prefs::NFactor::one) s += "/n_one";
   if (c.multi_preferred) s += "/multi";
+  if (c.ties == prefs::Ties::by_slot) s += "/by_slot";
   return s + " gamma=" + std::to_string(c.gamma);
 }
 

@@ -10,7 +10,7 @@ TEST(LossDevice, CudaMatchesCpuForEveryFixtureCell) {
   for_each_fixture_case([](const nlohmann::json& set, const prefs::LossConfig& c, const nlohmann::json&) {
     auto cpu = batch_from(set);
     prefs::PrefBatch gpu{cpu.policy_logp.cuda().set_requires_grad(true), cpu.ref_logp.cuda(), cpu.length.cuda(),
-                         cpu.reward.cuda(), cpu.valid.cuda()};
+                         cpu.reward.cuda(), cpu.valid.cuda(), {}};
     at::Tensor draws = to_tensor(set["draws"], at::kDouble);
     auto want = prefs::preference_loss(cpu, c, draws);
     auto got = prefs::preference_loss(gpu, c, draws);

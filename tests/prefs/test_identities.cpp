@@ -15,7 +15,7 @@ prefs::PrefBatch random_batch(int64_t B, int64_t K, uint64_t seed) {
   at::Tensor ref = lp + at::randn({B, K}, gen, opt) * 2;
   at::Tensor len = at::randint(3, 40, {B, K}, gen, opt);
   at::Tensor reward = at::randn({B, K}, gen, opt);
-  return {lp, ref, len, reward, {}};
+  return {lp, ref, len, reward, {}, {}};
 }
 
 std::vector<prefs::LossConfig> cells_with_smoothing() {
@@ -125,10 +125,12 @@ TEST(LossIdentities, RaggedBatchEqualsPerPromptComputation) {
     for (int64_t b = 0; b < batch.valid.size(0); ++b) {
       at::Tensor idx = batch.valid[b].nonzero().squeeze(1);
       auto row = [&](const at::Tensor& x) { return x[b].index_select(0, idx).unsqueeze(0); };
-      prefs::PrefBatch one{row(batch.policy_logp), row(batch.ref_logp), row(batch.length), row(batch.reward), {}};
+      prefs::PrefBatch one{row(batch.policy_logp), row(batch.ref_logp), row(batch.length), row(batch.reward), {}, {}};
       auto single = prefs::preference_loss(one, c, draws.narrow(0, b, 1));
       EXPECT_NEAR(single.per_prompt[0].item<double>(), res.per_prompt[b].item<double>(), 1e-12) << "prompt " << b;
-      EXPECT_EQ(idx[single.rejected[0].item<int64_t>()].item<int64_t>(), res.rejected[b].item<int64_t>());
+      const int64_t rej = single.rejected[0].item<int64_t>();  // -1: no preference (all tied)
+      EXPECT_EQ(rej < 0 ? -1 : idx[rej].item<int64_t>(), res.rejected[b].item<int64_t>());
+      EXPECT_EQ(single.has_pref[0].item<bool>(), res.has_pref[b].item<bool>());
     }
   }
 }

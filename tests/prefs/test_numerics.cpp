@@ -13,7 +13,7 @@ auto dbl = at::TensorOptions().dtype(at::kDouble);
 prefs::PrefBatch simple(int64_t B, int64_t K) {
   auto gen = at::make_generator<at::CPUGeneratorImpl>(5);
   return {-at::rand({B, K}, gen, dbl) * 30, -at::rand({B, K}, gen, dbl) * 30, at::randint(1, 20, {B, K}, gen, dbl),
-          at::randn({B, K}, gen, dbl), {}};
+          at::randn({B, K}, gen, dbl), {}, {}};
 }
 
 // Runs the cell with gradients on policy_logp; expects a finite loss and finite gradients.
@@ -42,14 +42,21 @@ TEST(LossNumerics, FiniteAtExtremeLogProbs) {
   }
 }
 
-TEST(LossNumerics, AllTiedRewardsKeepEveryResponse) {
-  // The first slot is preferred; the other tied responses stay dispreferred (none is excluded).
+TEST(LossNumerics, AllTiedRewardsCarryNoPreference) {
+  // ties = exclude: no prompt has a preference; the loss is 0 with zero (finite) gradients, every prompt counted.
   auto b = simple(3, 4);
   b.reward = at::full({3, 4}, 0.7, dbl);
   at::Tensor draws = at::rand({3, 2}, dbl);
   for (auto c : all_cells()) {
     SCOPED_TRACE(describe(c));
     auto res = run_finite(b, c, draws);
+    EXPECT_EQ(res.no_preference, 3);
+    EXPECT_EQ(res.loss.item<double>(), 0.0);
+    EXPECT_TRUE((res.rejected == -1).all().item<bool>());
+    // ties = by_slot (the earlier rule): the first slot is preferred, the other tied responses dispreferred.
+    c.ties = prefs::Ties::by_slot;
+    res = run_finite(b, c, draws);
+    EXPECT_EQ(res.no_preference, 0);
     if (c.preference != prefs::Preference::bt || c.pair_rule != prefs::PairRule::random)
       EXPECT_TRUE((res.chosen == 0).all().item<bool>());
     EXPECT_TRUE((res.rejected != res.chosen).all().item<bool>());
@@ -57,8 +64,9 @@ TEST(LossNumerics, AllTiedRewardsKeepEveryResponse) {
   prefs::LossConfig c;
   c.preference = prefs::Preference::hps_full;
   c.gamma = 5.0;
+  c.ties = prefs::Ties::by_slot;
   auto res = prefs::preference_loss(b, c, at::Tensor());
-  EXPECT_TRUE((res.per_prompt > 0).all().item<bool>());  // three tied negatives all count
+  EXPECT_TRUE((res.per_prompt > 0).all().item<bool>());  // by_slot: three tied negatives all count
 }
 
 TEST(LossNumerics, SingleResponseIsAClearError) {
@@ -159,7 +167,7 @@ TEST(LossMetrics, Table1MarginsOnTheReportedPair) {
   at::Tensor len = at::tensor({20.0, 8.0}, dbl).unsqueeze(0), rw = at::tensor({1.0, 0.0}, dbl).unsqueeze(0);
   prefs::LossConfig c;
   c.preference = prefs::Preference::bt;
-  auto res = prefs::preference_loss({lp, ref, len, rw, {}}, c, at::Tensor());
+  auto res = prefs::preference_loss({lp, ref, len, rw, {}, {}}, c, at::Tensor());
   EXPECT_NEAR(res.margins.rm_dpo.item<double>(), 2.0 - (-1.0), 1e-12);
   EXPECT_NEAR(res.margins.rm_rdpo.item<double>(), 3.0 - 0.01 * 12, 1e-12);
   EXPECT_NEAR(res.margins.chosen_reward.item<double>(), 0.2, 1e-12);

@@ -11,18 +11,21 @@ TEST(HardNegativeSampler, FrequenciesMatchQChiSquare) {
   auto opt = at::TensorOptions().dtype(at::kDouble);
   at::Tensor reward = at::tensor({0.3, 2.0, -1.0, 0.9, 5.0, 0.8, -0.2}, opt).unsqueeze(0);
   at::Tensor valid = at::tensor({1, 1, 1, 1, 0, 1, 1}, opt).to(at::kBool).unsqueeze(0);
-  prefs::PrefBatch b{at::zeros({1, 7}, opt), at::zeros({1, 7}, opt), at::ones({1, 7}, opt), reward, valid};
-  auto r = prefs::rank_responses(b);
-  at::Tensor log_q = prefs::hard_negative_log_q(r, 1.5);
-  at::Tensor q = log_q.exp()[0];
+  prefs::LossConfig full;
+  full.preference = prefs::Preference::hps_full;
+  full.gamma = 1.5;
+  at::Tensor q = prefs::select_slots(reward, valid, full, {}).terms[0].negative[0];  // rank order
   EXPECT_NEAR(q.sum().item<double>(), 1.0, 1e-12);
   EXPECT_EQ(q[0].item<double>(), 0.0);  // never the preferred response
   EXPECT_EQ(q[6].item<double>(), 0.0);  // never an invalid slot
 
+  // The single-sample selection draws its negative from the same q.
   const int64_t n = 20000;
   auto gen = at::make_generator<at::CPUGeneratorImpl>(123);
-  at::Tensor draws = at::rand({n}, gen, opt);
-  at::Tensor idx = prefs::sample_categorical(log_q.expand({n, 7}), draws);
+  prefs::LossConfig one = full;
+  one.preference = prefs::Preference::hps;
+  auto sel = prefs::select_slots(reward.expand({n, 7}), valid.expand({n, 7}), one, prefs::draw_uniforms(n, gen));
+  at::Tensor idx = sel.terms[0].negative.argmax(1);
   at::Tensor counts = at::bincount(idx, {}, 7).to(at::kDouble);
   EXPECT_EQ(counts[0].item<double>(), 0.0);
   EXPECT_EQ(counts[6].item<double>(), 0.0);
@@ -47,17 +50,22 @@ TEST(HardNegativeSampler, UnderflowedWeightsAreNeverSampled) {
   // With a huge γ every q but the top negative underflows to 0; any draw must land on it.
   auto opt = at::TensorOptions().dtype(at::kDouble);
   at::Tensor reward = at::tensor({3.0, 1.0, 0.0, -1.0}, opt).unsqueeze(0);
-  prefs::PrefBatch b{at::zeros({1, 4}, opt), at::zeros({1, 4}, opt), at::ones({1, 4}, opt), reward, {}};
-  at::Tensor log_q = prefs::hard_negative_log_q(prefs::rank_responses(b), 1e6);
-  for (double u : {0.0, 0.5, 0.999999999999, 1.0})
-    EXPECT_EQ(prefs::sample_categorical(log_q, at::tensor({u}, opt)).item<int64_t>(), 1) << u;
+  prefs::LossConfig c;
+  c.gamma = 1e6;
+  for (double u : {0.0, 0.5, 0.999999999999}) {
+    auto sel = prefs::select_slots(reward, {}, c, at::tensor({u, 0.0}, opt).view({1, 2}));
+    EXPECT_EQ(sel.terms[0].negative[0].argmax().item<int64_t>(), 1) << u;
+  }
 }
 
 TEST(HardNegativeSampler, AppendixEDistributionExcludesTheTwoBest) {
   auto opt = at::TensorOptions().dtype(at::kDouble);
   at::Tensor reward = at::tensor({1.0, 4.0, 2.0, 3.0}, opt).unsqueeze(0);
-  prefs::PrefBatch b{at::zeros({1, 4}, opt), at::zeros({1, 4}, opt), at::ones({1, 4}, opt), reward, {}};
-  at::Tensor q2 = prefs::hard_negative_log_q(prefs::rank_responses(b), 1.0, 1).exp()[0];
+  prefs::LossConfig c;
+  c.preference = prefs::Preference::hps_full;
+  c.multi_preferred = true;
+  c.gamma = 1.0;
+  at::Tensor q2 = prefs::select_slots(reward, {}, c, {}).terms[1].negative[0];
   EXPECT_EQ(q2[0].item<double>(), 0.0);
   EXPECT_EQ(q2[1].item<double>(), 0.0);
   EXPECT_NEAR(q2[2].item<double>(), std::exp(2.0) / (std::exp(2.0) + std::exp(1.0)), 1e-12);

@@ -13,6 +13,7 @@
 #include "model/load.hpp"
 #include "test_util.hpp"
 #include "train/preference_trainer.hpp"
+#include "prefs/selection.hpp"
 #include "train/rm_loss.hpp"
 #include "train/run_checkpoint.hpp"
 
@@ -22,14 +23,22 @@ namespace {
 using test::message_of;
 
 TEST(RewardModelLoss, BradleyTerryWithMarginAndPlackettLuceByHand) {
-  at::Tensor s = at::tensor({2.0, 0.5, -1.0, 1.0}, at::kDouble).view({2, 2});
-  const double bt = rm_loss_bt(s, 0.3).item<double>();
+  prefs::LossConfig bt_cfg;
+  bt_cfg.preference = prefs::Preference::bt;
+  // Three prompts: chosen slot 0 in the first two; the third ties (no preference: left out of the mean).
+  at::Tensor s = at::tensor({2.0, 0.5, -1.0, 1.0, 4.0, -4.0}, at::kDouble).view({3, 2});
+  const auto bt_sel = prefs::select_slots(at::tensor({1.0, 0.0, 1.0, 0.0, 0.5, 0.5}, at::kDouble).view({3, 2}), {},
+                                          bt_cfg, {});
+  const double bt = rm_loss_bt(s.gather(1, bt_sel.order), bt_sel, 0.3).item<double>();
   auto nls = [](double x) { return std::log1p(std::exp(-x)); };  // −log σ(x)
   EXPECT_NEAR(bt, (nls(2.0 - 0.5 - 0.3) + nls(-1.0 - 1.0 - 0.3)) / 2, 1e-12);
   // PL on one ranked row of 3 (rewards out of order) and one ragged row of 2 (third response missing).
   at::Tensor sc = at::tensor({0.1, 1.2, -0.4, 0.7, -0.2, 0.0}, at::kDouble).view({2, 3});
   at::Tensor rw = at::tensor({1.0, 3.0, 2.0, 5.0, 4.0, NAN}, at::kDouble).view({2, 3});
-  const double pl = rm_loss_pl(sc, rw).item<double>();
+  prefs::LossConfig pl_cfg;
+  pl_cfg.preference = prefs::Preference::pl;
+  const auto pl_sel = prefs::select_slots(at::nan_to_num(rw, 0.0), rw.isnan().logical_not(), pl_cfg, {});
+  const double pl = rm_loss_pl(sc.gather(1, pl_sel.order), pl_sel).item<double>();
   auto lse = [](std::vector<double> v) {
     double m = v[0];
     for (double x : v) m = std::max(m, x);
@@ -41,6 +50,12 @@ TEST(RewardModelLoss, BradleyTerryWithMarginAndPlackettLuceByHand) {
   const double row0 = (lse({1.2, -0.4, 0.1}) - 1.2) + (lse({-0.4, 0.1}) + 0.4);
   const double row1 = lse({0.7, -0.2}) - 0.7;
   EXPECT_NEAR(pl, (row0 + row1) / 2, 1e-12);
+  // Ties (Efron): rewards [2, 2, 0] with scores [a, b, c]: log(S) + log(S − (e^a + e^b)/2) − a − b, S the sum.
+  const auto tie_sel = prefs::select_slots(at::tensor({2.0, 2.0, 0.0}, at::kDouble).view({1, 3}), {}, pl_cfg, {});
+  const double a = 0.3, b = -0.5, c = 0.9;
+  const double S = std::exp(a) + std::exp(b) + std::exp(c);
+  EXPECT_NEAR(rm_loss_pl(at::tensor({a, b, c}, at::kDouble).view({1, 3}).gather(1, tie_sel.order), tie_sel).item<double>(),
+              std::log(S) + std::log(S - (std::exp(a) + std::exp(b)) / 2) - a - b, 1e-12);
   // Pairwise accuracy: row 0 orders 2 of its 3 pairs right (1.2 > -0.4 and 1.2 > 0.1; -0.4 < 0.1 wrong),
   // row 1 its one pair.
   EXPECT_NEAR(pairwise_accuracy(sc, rw), 3.0 / 4.0, 1e-12);

@@ -92,14 +92,14 @@ TEST(SlotSelection, TheLossReadsOnlyTheSelectedSlots) {
         prefs::LossConfig lc;
         lc.preference = pref, lc.objective = obj, lc.pair_rule = rule, lc.gamma = 1.5;
         at::Tensor u = prefs::draw_uniforms(1, gen);
-        const auto slots = slots_for(r, lc, u);
+        const auto slots = prefs::read_slots(select_record(r, lc, u), 0);
         ASSERT_EQ(slots.size(), 2u);
         at::Tensor logp = at::randn({1, 5}, opts) - 20, ref = at::randn({1, 5}, opts) - 20;
         at::Tensor len = at::randint(1, 9, {1, 5}, opts), reward = at::tensor(r.rewards, opts).view({1, 5});
         at::Tensor keep = at::zeros({1, 5}, opts);
         for (int64_t s : slots) keep[0][s] = 1;
-        const double full = prefs::preference_loss({logp, ref, len, reward, {}}, lc, u).loss.item<double>();
-        const double masked = prefs::preference_loss({logp * keep, ref * keep, len, reward, {}}, lc, u).loss.item<double>();
+        const double full = prefs::preference_loss({logp, ref, len, reward, {}, {}}, lc, u).loss.item<double>();
+        const double masked = prefs::preference_loss({logp * keep, ref * keep, len, reward, {}, {}}, lc, u).loss.item<double>();
         EXPECT_NEAR(full, masked, 1e-12) << prefs::to_string(pref) << " " << prefs::to_string(obj) << " " << prefs::to_string(rule);
         ++checked;
       }
@@ -262,6 +262,118 @@ TEST(Trainer, IncompatibleResumeNamesTheField) {
   train(w, w.config(out.str(), {"train.stop_after=1"}));
   EXPECT_THAT(message_of<ConfigError>([&] { train(w, w.config(out.str(), {"lora.rank=4"}), true); }),
               ::testing::HasSubstr("lora.rank was 8, now 4"));
+}
+
+TEST(Trainer, ResumeChecksLossLoraGammaAndLengthSettings) {
+  World w;
+  test::TempDir out;
+  train(w, w.config(out.str(), {"train.stop_after=1"}));
+  for (auto [kv, want] : {std::pair{"lora.alpha=8", "lora.alpha was 16"}, {"lora.dropout=0.1", "lora.dropout was 0.05"},
+                          {"lora.rslora=true", "lora.rslora was false"}, {"loss.beta=0.2", "loss.beta was 0.1"},
+                          {"loss.ties=by_slot", "loss.ties was \"exclude\""}, {"gamma.start=-3.0", "gamma.start was -5"},
+                          {"gamma.schedule=linear", "gamma.schedule was \"stepwise\""},
+                          {"data.max_length=600", "data.max_length was 1024"},
+                          {"data.max_prompt_length=64", "data.max_prompt_length was 512"}})
+    EXPECT_THAT(message_of<ConfigError>([&] { train(w, w.config(out.str(), {kv}), true); }), ::testing::HasSubstr(want))
+        << kv;
+  // What may change: the learning rate.
+  EXPECT_NO_THROW(train(w, w.config(out.str(), {"train.lr=0.02"}), true));
+}
+
+// A dataset of three prompts: rewards distinct in float64 but equal in float32, all tied, and ordinary.
+std::string tie_data(const test::TempDir& dir, bool only_ties = false) {
+  const std::string path = dir.str("ties.jsonl");
+  std::ofstream out(path);
+  const std::vector<std::vector<double>> rewards =
+      only_ties ? std::vector<std::vector<double>>{{0.5, 0.5, 0.5, 0.5}, {1.0, 1.0, 1.0, 1.0}, {-2.0, -2.0, -2.0, -2.0}}
+                : std::vector<std::vector<double>>{{1.0, 1.0 + 1e-9, -1.0, -2.0}, {0.5, 0.5, 0.5, 0.5}, {3.0, 2.0, -1.0, -2.0}};
+  for (int p = 0; p < 3; ++p)
+    out << nlohmann::json{{"prompt", "Question number " + std::to_string(p) + "?"},
+                          {"responses", {"Sure, here is a careful answer.", "Happy to help, step by step.", "No.",
+                                         "Whatever."}},
+                          {"rewards", rewards[static_cast<size_t>(p)]}}
+               .dump()
+        << "\n";
+  return path;
+}
+
+TEST(Trainer, TiedPromptsTrainNothingAndNearTiesUseOneSelection) {
+  World w;
+  test::TempDir dir;
+  const std::string data = tie_data(dir);
+  for (const char* pref : {"bt", "hps", "pl", "hps_full"}) {
+    SCOPED_TRACE(pref);
+    test::TempDir out;
+    Config c = w.config(out.str(), {"train.max_steps=2", "train.batch_prompts=3", std::string("loss.preference=") + pref});
+    c.set_override("data.path=" + data);
+    std::ostringstream log;
+    const auto steps = PreferenceTrainer(read_train_config(c), c.dump()).run(false, log);
+    ASSERT_EQ(steps.size(), 2u);
+    for (const auto& s : steps) {
+      EXPECT_EQ(s.no_preference, 1) << "the all-tied prompt, counted in every step";
+      EXPECT_FALSE(s.no_update);
+      EXPECT_FALSE(s.skipped);
+      EXPECT_TRUE(std::isfinite(s.loss));
+      for (size_t i = 0; i < s.lines.size(); ++i)
+        if (s.lines[i] == 1 && std::string(pref) == "bt")  // float64 picks slot 1 alone as the best
+          EXPECT_EQ(s.responses[i], (std::vector<int64_t>{1, 3}));
+    }
+    EXPECT_THAT(log.str(), ::testing::HasSubstr("tied 1"));
+    EXPECT_THAT(log.str(), ::testing::HasSubstr("2 prompt(s) in this run's steps had responses of one reward only"));
+  }
+}
+
+TEST(Trainer, StepsWhosePromptsAllTieApplyNoUpdate) {
+  World w;
+  test::TempDir dir, out;
+  Config c = w.config(out.str(), {"train.max_steps=2", "train.batch_prompts=3", "lora.dropout=0.0"});
+  c.set_override("data.path=" + tie_data(dir, true));
+  const auto steps = train(w, std::move(c));
+  for (const auto& s : steps) {
+    EXPECT_TRUE(s.no_update);
+    EXPECT_FALSE(s.skipped);
+    EXPECT_EQ(s.no_preference, 3);
+  }
+  auto f = io::SafetensorsFile::open(checkpoint_path(out.str(), 2) + "/adapter/adapter_model.safetensors");
+  for (const auto& t : f.tensors())
+    if (t.name.find("lora_B") != std::string::npos) EXPECT_EQ(f.get(t.name).abs().sum().item<double>(), 0.0) << t.name;
+}
+
+TEST(TrainConfig, SettingsWithoutEffectAreNamed) {
+  World w;
+  test::TempDir out;
+  auto unused = [&](Task task, std::initializer_list<std::string> kv) {
+    Config c = w.config(out.str(), kv);
+    if (task == Task::reward) c.set_override("lora.enabled=false");
+    return ineffective_settings(c, read_train_config(c, task));
+  };
+  using ::testing::ElementsAre;
+  using ::testing::HasSubstr;
+  EXPECT_THAT(unused(Task::preference, {"loss.objective=ipo", "loss.label_smoothing=0.1"}),
+              ElementsAre(HasSubstr("loss.label_smoothing: objective 'ipo' has no sigmoid link")));
+  EXPECT_THAT(unused(Task::preference, {"loss.objective=nca", "loss.robust=true"}), ElementsAre(HasSubstr("loss.robust")));
+  EXPECT_THAT(unused(Task::preference, {"loss.robust=true"}), ElementsAre(HasSubstr("without label_smoothing > 0")));
+  EXPECT_THAT(unused(Task::preference, {"loss.preference=bt", "loss.n_factor=one"}), ElementsAre(HasSubstr("loss.n_factor")));
+  EXPECT_THAT(unused(Task::preference, {"loss.objective=exo", "loss.n_factor=one"}),
+              ElementsAre(HasSubstr("only in HPS's softmax (dpo) form")));
+  EXPECT_THAT(unused(Task::preference, {"loss.preference=pl", "gamma.start=-2.0", "gamma.schedule=linear"}),
+              ElementsAre(HasSubstr("gamma.schedule"), HasSubstr("gamma.start")));
+  EXPECT_THAT(unused(Task::preference, {"loss.pair_rule=max_max"}), ElementsAre(HasSubstr("preference is 'hps'")));
+  EXPECT_THAT(unused(Task::preference, {"loss.simpo_margin=1.0", "loss.rdpo_alpha=0.1", "loss.exo_epsilon=0.1"}),
+              ElementsAre(HasSubstr("loss.exo_epsilon"), HasSubstr("loss.simpo_margin"), HasSubstr("loss.rdpo_alpha")));
+  EXPECT_THAT(unused(Task::preference, {"loss.multi_lambda=0.5"}), ElementsAre(HasSubstr("multi_preferred")));
+  EXPECT_THAT(unused(Task::preference, {"rm.margin=0.5"}), ElementsAre(HasSubstr("rm.margin")));
+  EXPECT_THAT(unused(Task::sft, {"loss.beta=0.2"}), ElementsAre(HasSubstr("hps sft")));
+  EXPECT_THAT(unused(Task::reward, {"loss.preference=pl", "loss.objective=ipo", "rm.margin=0.5"}),
+              ElementsAre(HasSubstr("loss.objective"), HasSubstr("rm.margin")));
+  // Effective settings are not named.
+  EXPECT_THAT(unused(Task::preference, {"loss.objective=rdpo", "loss.rdpo_alpha=0.02", "loss.label_smoothing=0.1",
+                                        "loss.robust=true", "gamma.start=-2.0", "loss.ties=by_slot"}),
+              ::testing::IsEmpty());
+  EXPECT_THAT(unused(Task::preference, {"loss.preference=bt", "loss.pair_rule=max_max", "loss.beta=0.3"}),
+              ::testing::IsEmpty());
+  EXPECT_THAT(unused(Task::preference, {"loss.n_factor=one", "loss.multi_preferred=true", "loss.multi_lambda=0.5"}),
+              ::testing::IsEmpty());
 }
 
 TEST(GuardedUpdate, NonFiniteStepLeavesParametersAndOptimizerUntouched) {
