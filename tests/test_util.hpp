@@ -3,6 +3,8 @@
 
 #include <unistd.h>
 
+#include <gtest/gtest.h>
+
 #include <functional>
 #include <string>
 
@@ -33,6 +35,19 @@ inline std::string fixtures_dir() {
   return dir ? dir : "tests/fixtures";
 }
 
+// A file of the data folder next to the repository (`../shared`, e.g. "data/hh-rlhf-….jsonl.gz"). Not
+// every checkout has it: locally a test that needs it skips; under CI=true (or 1) a missing file fails,
+// so a CI job that lost the folder cannot pass by skipping. Use HPS_SHARED_FILE_OR_SKIP(path) in a test.
+inline std::string shared_file(const std::string& relative) {
+  return fixtures_dir() + "/../../../shared/" + relative;
+}
+enum class MissingShared { skip, fail };
+// What a test does when its shared file is missing, given the value of $CI (nullptr when unset).
+inline MissingShared on_missing_shared(const char* ci) {
+  const std::string v = ci ? ci : "";
+  return v == "true" || v == "1" ? MissingShared::fail : MissingShared::skip;
+}
+
 // A fresh empty folder under the system temp dir, removed when the object dies.
 struct TempDir {
   std::string path;
@@ -48,3 +63,14 @@ struct TempDir {
 };
 
 }  // namespace hps::test
+
+// Continues when `path` exists; otherwise skips the test, or fails it under CI=true (see on_missing_shared).
+#define HPS_SHARED_FILE_OR_SKIP(path)                                                                  \
+  do {                                                                                                 \
+    const std::string hps_shared_path_ = (path);                                                       \
+    if (!::hps::io::file_exists(hps_shared_path_)) {                                                   \
+      if (::hps::test::on_missing_shared(std::getenv("CI")) == ::hps::test::MissingShared::fail)       \
+        FAIL() << "no " << hps_shared_path_ << " (../shared absent) and CI=true: a CI run must have it"; \
+      GTEST_SKIP() << "no " << hps_shared_path_ << " (../shared absent)";                              \
+    }                                                                                                  \
+  } while (0)

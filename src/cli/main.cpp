@@ -7,6 +7,33 @@
 #include "cli/commands.hpp"
 #include "core/error.hpp"
 
+namespace {
+
+// The message of a CLI11 parse error, with the command to ask for help. CLI11 checks required options and
+// subcommands before it reports arguments it did not expect, but a mistyped option or command is the likelier
+// cause of both, so arguments left over by a command that takes no extras are named first.
+std::string usage_message(const CLI::App& app, const CLI::ParseError& e) {
+  const CLI::App* cmd = &app;
+  std::string where = "hps";
+  while (!cmd->get_subcommands().empty()) {
+    cmd = cmd->get_subcommands().front();
+    where += " " + cmd->get_name();
+  }
+  std::string msg = e.what();
+  const std::vector<std::string> extra = cmd->remaining();
+  if (!extra.empty() && !cmd->get_allow_extras()) {
+    if (extra[0][0] != '-' && cmd->get_require_subcommand_min() > 0) {
+      msg = "unknown command '" + where + " " + extra[0] + "'";
+    } else {
+      msg = "unexpected argument" + std::string(extra.size() > 1 ? "s" : "");
+      for (size_t i = 0; i < extra.size(); ++i) msg += (i ? ", '" : " '") + extra[i] + "'";
+    }
+  }
+  return msg + "\n  (see " + where + " --help)";
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   CLI::App app{"hps — align language models with human preferences using Hard Preference Sampling (HPS)"};
   app.set_version_flag("--version", std::string("hps ") + HPS_VERSION);
@@ -30,7 +57,12 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // --help and --version arrive as parse "errors" with exit code 0: CLI11 prints them. Every other parse
+    // error (unknown option or subcommand, missing value or required option, bad value) is a usage error,
+    // printed and coded like the UsageErrors thrown below: `hps: usage: <message>`, exit 2.
+    if (e.get_exit_code() == static_cast<int>(CLI::ExitCodes::Success)) return app.exit(e);
+    std::cerr << "hps: " << hps::to_string(hps::ErrorKind::usage) << ": " << usage_message(app, e) << "\n";
+    return 2;
   }
   try {
     for (auto& c : commands)

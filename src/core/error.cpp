@@ -6,7 +6,7 @@ const char* to_string(ErrorKind kind) {
   switch (kind) {
     case ErrorKind::input: return "input error";
     case ErrorKind::config: return "config error";
-    case ErrorKind::usage: return "usage error";
+    case ErrorKind::usage: return "usage";
     case ErrorKind::numeric: return "numeric error";
     case ErrorKind::internal: return "internal error";
   }

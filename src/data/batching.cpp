@@ -8,6 +8,15 @@
 
 namespace hps::data {
 
+std::vector<int64_t> prompt_ids(const PreferenceRecord& r, const text::Tokenizer& tok, const text::ChatTemplate& chat,
+                                int64_t max_prompt_length, bool* truncated) {
+  auto ids = tok.encode(prompt_text(r, chat), true);
+  const bool cut = max_prompt_length > 0 && static_cast<int64_t>(ids.size()) > max_prompt_length;
+  if (cut) ids.erase(ids.begin(), ids.end() - max_prompt_length);  // keep the end
+  if (truncated) *truncated = cut;
+  return ids;
+}
+
 Encoder::Encoder(const text::Tokenizer& tok, text::ChatTemplate chat, EncodeOptions opts)
     : tok_(&tok), chat_(std::move(chat)), opts_(opts) {
   if (opts_.max_prompt_length <= 0 || opts_.max_length <= opts_.max_prompt_length)
@@ -22,11 +31,7 @@ Encoder::Encoder(const text::Tokenizer& tok, text::ChatTemplate chat, EncodeOpti
 EncodedExample Encoder::encode(const PreferenceRecord& r, const std::vector<int64_t>& which) const {
   EncodedExample ex;
   ex.line = r.line;
-  ex.prompt = tok_->encode(prompt_text(r, chat_), true);
-  if (static_cast<int64_t>(ex.prompt.size()) > opts_.max_prompt_length) {
-    ex.prompt.erase(ex.prompt.begin(), ex.prompt.end() - opts_.max_prompt_length);  // keep the end
-    ex.truncated = true;
-  }
+  ex.prompt = prompt_ids(r, *tok_, chat_, opts_.max_prompt_length, &ex.truncated);
   const int64_t room = opts_.max_length - static_cast<int64_t>(ex.prompt.size());
   const auto K = static_cast<int64_t>(r.responses.size());
   const auto rewards = rewards_or_rank(r);
@@ -113,10 +118,13 @@ std::vector<int64_t> select_best_worst(const PreferenceRecord& r) {
 std::vector<int64_t> select_best_hardest(const PreferenceRecord& r) {
   const auto K = static_cast<int64_t>(r.responses.size());
   if (r.rewards.empty()) return {0, 1};
-  const int64_t best = select_best_worst(r)[0];
-  int64_t hard = best == 0 ? 1 : 0;
-  for (int64_t k = 0; k < K; ++k)
-    if (k != best && r.rewards[static_cast<size_t>(k)] > r.rewards[static_cast<size_t>(hard)]) hard = k;
+  const auto [best, worst] = std::pair{select_best_worst(r)[0], select_best_worst(r)[1]};
+  // The hardest negative: the highest reward strictly below the best (a tie carries no preference).
+  int64_t hard = worst;
+  for (int64_t k = 0; k < K; ++k) {
+    const double v = r.rewards[static_cast<size_t>(k)];
+    if (v < r.rewards[static_cast<size_t>(best)] && v > r.rewards[static_cast<size_t>(hard)]) hard = k;
+  }
   return {best, hard};
 }
 

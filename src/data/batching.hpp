@@ -20,6 +20,13 @@
 
 namespace hps::data {
 
+// The prompt's token ids, the one path every stage takes (generate, score, train through Encoder, eval,
+// logprobs, data inspect): prompt_text(r, chat) — the messages rendered with the chat format, or the raw
+// prompt verbatim — encoded with special tokens (BOS when the tokenizer adds one); with max_prompt_length > 0
+// cut to its last max_prompt_length tokens (`truncated`, when given, says whether it was).
+std::vector<int64_t> prompt_ids(const PreferenceRecord& r, const text::Tokenizer& tok, const text::ChatTemplate& chat,
+                                int64_t max_prompt_length = 0, bool* truncated = nullptr);
+
 struct EncodeOptions {
   int64_t max_prompt_length = 512;
   int64_t max_length = 1024;
@@ -70,9 +77,11 @@ Batch collate(const std::vector<EncodedExample>& examples, int64_t pad_id, PadSi
 // Which responses of a record a step needs (indices into record.responses).
 using Select = std::function<std::vector<int64_t>(const PreferenceRecord&)>;
 std::vector<int64_t> select_all(const PreferenceRecord& r);
-// BT's max-min pair: the highest- and lowest-rewarded responses (first and last without rewards).
+// BT's max-min pair: the highest- and lowest-rewarded responses (first and last without rewards; equal rewards
+// when every response ties: no preference).
 std::vector<int64_t> select_best_worst(const PreferenceRecord& r);
-// The best response and the hardest negative: the highest-rewarded of the others (first two without rewards).
+// The best response and the hardest negative: the highest reward strictly below the best (first two without
+// rewards). When every response ties, both slots have the same reward: no preference (callers skip it).
 std::vector<int64_t> select_best_hardest(const PreferenceRecord& r);
 
 // The order of epoch `epoch`: a Fisher–Yates shuffle driven by std::mt19937_64(seed, epoch) with unbiased

@@ -83,7 +83,21 @@ std::vector<Message> messages_of(const json& v, const std::string& key) {
 
 void set_prompt(PreferenceRecord& rec, const json& r) {
   const json& p = field(r, "prompt");
-  if (p.is_string()) {
+  // "prompt_format": "raw" marks a text prompt that is already the model's input (an HH transcript written by
+  // `hps generate`); "user" (the default) wraps the text in one user turn.
+  bool raw = false;
+  if (r.contains("prompt_format")) {
+    const json& f = r["prompt_format"];
+    if (!f.is_string() || (f != "raw" && f != "user"))
+      throw BadRecord("field 'prompt_format': expected \"raw\" (the prompt text is used verbatim) or \"user\" (one "
+                      "user message), found " + f.dump());
+    if (!p.is_string()) throw BadRecord("field 'prompt_format': only a text prompt has one (messages are rendered with the chat format)");
+    raw = f == "raw";
+  }
+  if (p.is_string() && raw) {
+    rec.prompt_text = p.get<std::string>();
+    if (rec.prompt_text.empty()) throw BadRecord("field 'prompt': empty raw prompt");
+  } else if (p.is_string()) {
     rec.prompt_messages = {{"user", p.get<std::string>()}};
   } else {
     rec.prompt_messages = messages_of(p, "prompt");
@@ -200,6 +214,18 @@ std::vector<double> rewards_or_rank(const PreferenceRecord& r) {
   std::vector<double> v(r.responses.size());
   for (size_t k = 0; k < v.size(); ++k) v[k] = static_cast<double>(v.size() - 1 - k);
   return v;
+}
+
+void write_prompt(const PreferenceRecord& r, json& out) {
+  if (r.prompt_messages.empty()) {
+    out["prompt"] = r.prompt_text;
+    out["prompt_format"] = "raw";
+    return;
+  }
+  json m = json::array();
+  for (const auto& x : r.prompt_messages) m.push_back({{"role", x.role}, {"content", x.content}});
+  out["prompt"] = std::move(m);
+  out.erase("prompt_format");
 }
 
 HhSplit split_hh_pair(const std::string& chosen, const std::string& rejected) {

@@ -7,11 +7,15 @@
 //   pku       PKU-SafeRLHF {"prompt", "response_0", "response_1", "better_response_id", "safer_response_id", …};
 //             ranking by helpfulness (better_response_id) or safety (safer_response_id).
 //   ranked    {"prompt": text | messages, "responses": [...], "rewards": [...]} (the paper's augmented data).
+//             A text prompt is one user message, or — with "prompt_format": "raw" — the exact prompt text
+//             (an HH transcript, as `hps generate` writes it for hh_rlhf data), used verbatim like hh_rlhf's.
 //   messages  {"prompt"?: text | messages, "chosen": [messages], "rejected": [messages]} (HF conversational), or
 //             {"messages": [...]} (one response: the last assistant turn; SFT data).
 // Bad records: an InputError naming file, line, field and rule; with on_bad_record = skip, each is counted and
 // kept in `skipped` (never dropped silently).
 #pragma once
+
+#include <nlohmann/json_fwd.hpp>
 
 #include <cstdint>
 #include <string>
@@ -29,7 +33,10 @@ enum class PkuRanking { helpful, safe };
 
 struct PreferenceRecord {
   int64_t line = 0;                   // 1-based line in the file
-  std::string prompt_text;            // raw prompt (hh_rlhf), when prompt_messages is empty
+  // The prompt: a conversation rendered with the chat format (prompt_messages), or — when that is empty — raw
+  // text used verbatim whatever the format (an hh_rlhf transcript, or a ranked "prompt_format": "raw" prompt).
+  // Every stage turns it into ids through data::prompt_ids (batching.hpp).
+  std::string prompt_text;
   std::vector<Message> prompt_messages;
   std::vector<std::string> responses; // [K]
   std::vector<double> rewards;        // [K], higher is better; empty when the format has none
@@ -69,6 +76,11 @@ const char* to_string(Format f);
 Format parse_format(const std::string& s);  // auto | hh_rlhf | pku | ranked | messages
 OnBadRecord parse_on_bad_record(const std::string& s);
 PkuRanking parse_pku_ranking(const std::string& s);
+
+// The record's prompt as ranked-list fields of `out` (what `hps generate` writes): "prompt" as a list of
+// {role, content} messages, or a raw prompt as its text with "prompt_format": "raw". The ranked reader reads
+// them back as the same prompt_text / prompt_messages, so the record renders to the same ids in every stage.
+void write_prompt(const PreferenceRecord& r, nlohmann::json& out);
 
 // The HH-RLHF split of one pair (exposed for tests): prompt, chosen response, rejected response, and a note
 // when the record needed the fallback (the last "\n\nAssistant:" inside the longest common prefix).

@@ -4,6 +4,8 @@
 #include <iomanip>
 #include <sstream>
 
+#include "data/batching.hpp"
+
 namespace hps::data {
 
 std::string prompt_text(const PreferenceRecord& r, const text::ChatTemplate& chat) {
@@ -45,7 +47,7 @@ DatasetReport inspect_dataset(const Dataset& d, const text::Tokenizer* tok, cons
       }
     }
     if (tok) {
-      plen.push_back(static_cast<int64_t>(tok->encode(prompt_text(rec, chat), true).size()));
+      plen.push_back(static_cast<int64_t>(prompt_ids(rec, *tok, chat).size()));
       for (const auto& resp : rec.responses) rlen.push_back(static_cast<int64_t>(tok->encode(resp, false).size()));
     }
   }

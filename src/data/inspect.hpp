@@ -31,7 +31,7 @@ struct DatasetReport {
   std::vector<std::pair<int64_t, std::string>> notes;  // line → how it was read
 };
 
-// The prompt as the model sees it: raw text (HH) or messages rendered with `chat`.
+// The prompt as the model sees it: raw text (HH) or messages rendered with `chat` (its ids: data::prompt_ids).
 std::string prompt_text(const PreferenceRecord& r, const text::ChatTemplate& chat);
 
 DatasetReport inspect_dataset(const Dataset& d, const text::Tokenizer* tok, const text::ChatTemplate& chat);

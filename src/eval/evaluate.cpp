@@ -52,6 +52,10 @@ size_t best_of(const std::vector<double>& r) { return static_cast<size_t>(std::m
 
 }  // namespace
 
+data::Encoder eval_encoder(const text::Tokenizer& tok, const text::ChatTemplate& chat) {
+  return data::Encoder(tok, chat, {1024, 2048, true});
+}
+
 json run_eval(const EvalJob& job, std::ostream& log) {
   json res;
   const auto gens = read_scored(job.generations);
@@ -144,14 +148,18 @@ json run_eval(const EvalJob& job, std::ostream& log) {
       const model::Decoder ref = model::load_model(job.reference, lo);
       const auto tok = text::Tokenizer::from_dir(job.tokenizer.empty() ? job.policy : job.tokenizer);
       const text::ChatTemplate chat = text::choose_chat_template(tok.config().chat_template, job.chat_format);
-      const data::Encoder enc(tok, chat, {1024, 2048, true});
+      const data::Encoder enc = eval_encoder(tok, chat);
       // Table 1's margins on two pairs per test prompt: best vs worst, and best vs the hardest negative (the
       // highest-rewarded dispreferred response: Theorem 3's quantity).
       auto margins_on = [&](const data::Select& select) -> std::optional<json> {
         std::vector<data::TokenizedRecord> pairs;
         for (const auto& r : test.records) {
           if (r.responses.size() < 2) continue;
-          auto ex = enc.encode(r, select(r));
+          const auto pair = select(r);
+          // Equal rewards carry no preference (issue 12's tie rule): such a record has no margin to measure.
+          if (!r.rewards.empty() && r.rewards[static_cast<size_t>(pair[0])] == r.rewards[static_cast<size_t>(pair[1])])
+            continue;
+          auto ex = enc.encode(r, pair);
           pairs.push_back({r.line, std::move(ex.prompt), std::move(ex.responses)});
         }
         if (pairs.empty()) return std::nullopt;

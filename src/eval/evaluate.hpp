@@ -9,6 +9,7 @@
 #include <functional>
 #include <string>
 
+#include "data/batching.hpp"
 #include "eval/report.hpp"
 
 namespace hps::eval {
@@ -31,6 +32,10 @@ struct EvalJob {
   std::function<OracleVerdict(const nlohmann::json& prompt, const std::string& response)> oracle;
   nlohmann::json extra;     // merged into results.json as is (e.g. the pipeline's "training" cost)
 };
+
+// How evaluation tokenizes a test record for the model-based metrics (margins, KL on the winning samples):
+// the prompt through data::prompt_ids, as generation sampled it (cut to its last 1024 tokens).
+data::Encoder eval_encoder(const text::Tokenizer& tok, const text::ChatTemplate& chat);
 
 nlohmann::json run_eval(const EvalJob& job, std::ostream& log);
 

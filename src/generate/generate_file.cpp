@@ -6,7 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.hpp"
-#include "data/inspect.hpp"
+#include "data/batching.hpp"
 #include "generate/engine.hpp"
 #include "io/atomic_file.hpp"
 
@@ -38,6 +38,11 @@ std::string cut_at_stop(std::string s, const std::vector<std::string>& stop) {
 
 }  // namespace
 
+std::vector<int64_t> generation_prompt_ids(const data::PreferenceRecord& r, const text::Tokenizer& tok,
+                                           const text::ChatTemplate& chat, const GenerateJob& job) {
+  return data::prompt_ids(r, tok, chat, job.max_prompt_length);
+}
+
 int64_t generate_file(const model::Decoder& d, const text::Tokenizer& tok, const text::ChatTemplate& chat,
                       const GenerateJob& job, std::ostream& log) {
   data::DatasetOptions opt = job.data_options;
@@ -61,26 +66,19 @@ int64_t generate_file(const model::Decoder& d, const text::Tokenizer& tok, const
   for (int64_t s = done; s < total; s += job.batch_prompts) {
     const int64_t e = std::min(total, s + job.batch_prompts);
     std::vector<std::vector<int64_t>> prompts;
-    for (int64_t i = s; i < e; ++i) {
-      auto ids = tok.encode(data::prompt_text(ds.records[static_cast<size_t>(i)], chat), true);
-      if (static_cast<int64_t>(ids.size()) > job.max_prompt_length) ids.erase(ids.begin(), ids.end() - job.max_prompt_length);
-      prompts.push_back(std::move(ids));
-    }
+    for (int64_t i = s; i < e; ++i) prompts.push_back(generation_prompt_ids(ds.records[static_cast<size_t>(i)], tok, chat, job));
     const uint64_t seed = job.sampling.seed * 1000003ULL + static_cast<uint64_t>(s / job.batch_prompts);
     const auto gen = generate_ids(d, prompts, job.sampling, eos, pad, seed, tok.vocab_size());
     std::string lines;
     for (int64_t i = s; i < e; ++i) {
       const auto& rec = ds.records[static_cast<size_t>(i)];
-      nlohmann::json prompt;
-      if (rec.prompt_messages.empty()) {
-        prompt = rec.prompt_text;
-      } else {
-        prompt = nlohmann::json::array();
-        for (const auto& m : rec.prompt_messages) prompt.push_back({{"role", m.role}, {"content", m.content}});
-      }
+      nlohmann::json line = nlohmann::json::object();
+      data::write_prompt(rec, line);  // reads back as this very prompt (a raw HH transcript stays raw)
       nlohmann::json responses = nlohmann::json::array();
       for (const auto& ids : gen[static_cast<size_t>(i - s)]) responses.push_back(cut_at_stop(tok.decode(ids, true), job.sampling.stop));
-      lines += nlohmann::json{{"prompt", prompt}, {"responses", responses}, {"source_line", rec.line}}.dump() + "\n";
+      line["responses"] = std::move(responses);
+      line["source_line"] = rec.line;
+      lines += line.dump() + "\n";
     }
     out << lines << std::flush;  // whole batches only: a crash loses at most the batch in flight
     written += e - s;

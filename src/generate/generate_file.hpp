@@ -1,5 +1,7 @@
 // `hps generate`: n samples for every prompt of a dataset, written as ranked-list JSONL
-// ({"prompt": …, "responses": [...]}), append-only and resumable.
+// ({"prompt": …, "responses": [...], "source_line": …}), append-only and resumable. The prompt is written as
+// data::write_prompt does (messages, or a raw HH transcript marked "prompt_format": "raw"), so every later
+// stage reads back exactly the prompt the samples were drawn from.
 #pragma once
 
 #include <cstdint>
@@ -22,6 +24,10 @@ struct GenerateJob {
   int64_t max_prompt_length = 1024;  // prompts are cut to their last N tokens
   int64_t stop_after_prompts = 0;    // > 0: stop after this many new prompts (tests, staged runs)
 };
+
+// The ids a record's prompt is sampled from: data::prompt_ids cut to job.max_prompt_length.
+std::vector<int64_t> generation_prompt_ids(const data::PreferenceRecord& r, const text::Tokenizer& tok,
+                                           const text::ChatTemplate& chat, const GenerateJob& job);
 
 // Prompts already in `out` (complete lines) are skipped; a trailing partial line from a crash is removed.
 // Batch b draws with seed (sampling.seed, b), so a resumed run writes what an uninterrupted one would.

@@ -7,13 +7,15 @@
 #include "core/error.hpp"
 #include "data/dataset.hpp"
 #include "data/batching.hpp"
-#include "data/inspect.hpp"
 #include "io/atomic_file.hpp"
 #include "io/jsonl.hpp"
 #include "model/score_records.hpp"
 
 namespace hps::generate {
 
+data::Encoder score_encoder(const text::Tokenizer& tok, const text::ChatTemplate& chat, const ScoreJob& job) {
+  return data::Encoder(tok, chat, {job.max_length / 2, job.max_length, true});
+}
 
 int64_t score_file(const model::Decoder& rm, const text::Tokenizer& tok, const text::ChatTemplate& chat,
                    const ScoreJob& job, std::ostream& log) {
@@ -41,7 +43,7 @@ int64_t score_file(const model::Decoder& rm, const text::Tokenizer& tok, const t
     done = std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(keep), '\n');
     log << "resuming: " << done << " of " << raw.size() << " prompts already scored in " << partial << "\n";
   }
-  const data::Encoder enc(tok, chat, {job.max_length / 2, job.max_length, true});
+  const data::Encoder enc = score_encoder(tok, chat, job);
   std::ofstream out(partial, std::ios::app);
   const auto total = static_cast<int64_t>(raw.size());
   int64_t scored = 0;

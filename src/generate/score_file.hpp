@@ -6,6 +6,7 @@
 #include <ostream>
 #include <string>
 
+#include "data/batching.hpp"
 #include "model/decoder.hpp"
 #include "text/chat.hpp"
 #include "text/tokenizer.hpp"
@@ -18,6 +19,10 @@ struct ScoreJob {
   int64_t max_length = 2048;      // prompt + response tokens (the prompt keeps its last max_length/2)
   int64_t chunk_prompts = 256;    // prompts scored between progress saves (resume granularity)
 };
+
+// How scoring tokenizes a record: as `hps train-rm` encodes its training data (data::prompt_ids for the
+// prompt, the chat format's end-of-turn after each response), the prompt cut to its last max_length/2 tokens.
+data::Encoder score_encoder(const text::Tokenizer& tok, const text::ChatTemplate& chat, const ScoreJob& job);
 
 // Scores every response; records already scored in an earlier, interrupted run (OUT.partial) are kept.
 // Returns the number of prompts scored in this call.

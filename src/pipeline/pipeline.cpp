@@ -172,10 +172,20 @@ void stage(const std::string& dir, const std::string& name, const Logs& logs, co
 }
 
 // A training run through the same recipe as `hps train | sft | train-rm`.
+// Every stage cuts a prompt to the same last kPromptTokens tokens, so a record trains and scores on the prompt
+// its responses were sampled from: generate (GenerateJob's default), score (ScoreJob max_length / 2), eval
+// and the training stages (data.max_prompt_length, below).
+const int64_t kPromptTokens = generate::GenerateJob{}.max_prompt_length;
+
 void train(const std::vector<std::string>& overrides, train::Task task, std::ostream& log) {
   Config c = Config::from_string("", "pipeline");
+  c.set_override("data.max_prompt_length=" + std::to_string(kPromptTokens));
+  c.set_override("data.max_length=" + std::to_string(2 * kPromptTokens));
   for (const auto& kv : overrides) c.set_override(kv);
-  train::PreferenceTrainer t(train::read_train_config(c, task), c.dump());
+  const train::TrainConfig tc = train::read_train_config(c, task);
+  // One config drives several methods: a setting one of them ignores is a warning here, not an error.
+  for (const auto& u : train::ineffective_settings(c, tc)) log << "warning: no effect on this stage: " << u << "\n";
+  train::PreferenceTrainer t(tc, c.dump());
   t.run(/*resume=*/true, log);
 }
 
@@ -294,7 +304,7 @@ std::vector<eval::NamedDir> run_one(Settings s, const Logs& logs, bool report_to
   }
   auto score = [&](const std::string& file) {
     const model::Decoder rm = model::load_model(rm_dir, lo);
-    generate::ScoreJob job{file, file, 16, 2048, 256};
+    generate::ScoreJob job{file, file, 16, 2 * kPromptTokens, 256};
     generate::score_file(rm, rm_tok ? *rm_tok : tok, rm_chat, job, log);
   };
 

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include "core/error.hpp"
@@ -46,6 +47,13 @@ void write_checkpoint(const std::string& out_dir, int64_t step, const std::funct
   io::remove_tree(tmp);
   io::make_dirs(tmp);
   write(tmp);
+  // Test hook (tests/train/kill_resume.sh): with HPS_TEST_PAUSE_IN_SAVE=<file> set, every save stops here,
+  // its files written into the .tmp folder but not yet renamed or marked, creates <file> and waits to be
+  // killed, so the test can SIGKILL a run exactly inside a save. No effect when the variable is unset.
+  if (const char* pause = std::getenv("HPS_TEST_PAUSE_IN_SAVE")) {
+    io::write_file_atomic(pause, [&](std::ostream& o) { o << tmp << "\n"; });
+    for (;;) ::pause();
+  }
   for (const auto& f : io::list_dir(tmp)) fsync_path(tmp + "/" + f);
   fsync_path(tmp);
   io::remove_tree(final_dir);  // a rerun of the same step replaces its checkpoint

@@ -23,6 +23,11 @@ TEST(Select, BestWorstAndBestHardest) {
   EXPECT_EQ(select_best_hardest(r), (std::vector<int64_t>{1, 3}));  // the highest-rewarded dispreferred one
   r.rewards = {3.0, 1.0, 2.0, 2.0};                                    // ties: the first slot
   EXPECT_EQ(select_best_hardest(r), (std::vector<int64_t>{0, 2}));
+  r.rewards = {2.0, 2.0, 1.0, 0.5};  // a response tied with the best is never its hardest negative
+  EXPECT_EQ(select_best_hardest(r), (std::vector<int64_t>{0, 2}));
+  r.rewards = {1.0, 1.0, 1.0, 1.0};  // all tied: a pair of equal rewards, which callers skip
+  const auto p = select_best_hardest(r);
+  EXPECT_EQ(r.rewards[static_cast<size_t>(p[0])], r.rewards[static_cast<size_t>(p[1])]);
   r.rewards.clear();                                                   // list order is the ranking
   EXPECT_EQ(select_best_hardest(r), (std::vector<int64_t>{0, 1}));
 }

@@ -31,8 +31,8 @@ std::string error_of(const std::string& content, DatasetOptions opt = {}) {
 }
 
 TEST(Dataset, SharedHhRlhfFileSplitsEveryRecordAndReportsTheIrregularOnes) {
-  const std::string path = test::fixtures_dir() + "/../../../shared/data/hh-rlhf-harmless-base-test-1800.jsonl.gz";
-  if (!io::file_exists(path)) GTEST_SKIP() << "no " << path << " (../shared absent)";
+  const std::string path = test::shared_file("data/hh-rlhf-harmless-base-test-1800.jsonl.gz");
+  HPS_SHARED_FILE_OR_SKIP(path);
   // Four pairs prefer an empty answer: bad records by default (an error names the first one)…
   EXPECT_THAT(message_of<InputError>([&] { read_dataset(path); }),
               ::testing::HasSubstr("hh-rlhf-harmless-base-test-1800.jsonl.gz:87: field 'chosen': empty response"));

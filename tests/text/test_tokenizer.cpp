@@ -62,8 +62,8 @@ TEST_P(Style, LongRunsCompleteAndRoundTrip) {
 }
 
 TEST_P(Style, WholeSharedHhRlhfFileMatchesHuggingFace) {
-  const std::string data = test::fixtures_dir() + "/../../../shared/data/hh-rlhf-harmless-base-test-1800.jsonl.gz";
-  if (!io::file_exists(data)) GTEST_SKIP() << "no " << data << " (../shared absent): fixture cases still cover parity";
+  const std::string data = test::shared_file("data/hh-rlhf-harmless-base-test-1800.jsonl.gz");
+  HPS_SHARED_FILE_OR_SKIP(data);  // when skipped, the fixture cases still cover parity
   const Tokenizer tok = Tokenizer::from_dir(dir(GetParam()));
   const auto& digest = cases()[GetParam()]["hh_digest"];
   size_t i = 0, mismatches = 0;

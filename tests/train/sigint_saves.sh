@@ -4,17 +4,31 @@
 set -euo pipefail
 HPS=$1 FIX=$2
 W=$(mktemp -d)
-trap 'rm -rf "$W"' EXIT
+pid=
+trap 'if [[ -n $pid ]]; then kill -9 "$pid" 2> /dev/null; fi; rm -rf "$W"' EXIT
 "$HPS" model init --config-json "$FIX/train/tiny_qwen2_config.json" --tokenizer "$FIX/tokenizers/qwen2" --std 0.1 \
   --out "$W/model" > /dev/null
 ARGS=(--model.path="$W/model" --data.path="$FIX/data/ranked_sample.jsonl" --data.on_bad_record=skip
       --train.max_steps=100000 --train.batch_prompts=2 --train.lr=0.001 --train.out_dir="$W/run")
+fail() { echo "FAIL: $*" >&2; exit 1; }
 "$HPS" train "${ARGS[@]}" > "$W/log" 2>&1 &
 pid=$!
-for _ in $(seq 100); do grep -q "^step " "$W/log" && break; sleep 0.1; done
+# SIGINT once the first step is logged (the handler is in place by then); waiting too long fails the test.
+deadline=$((SECONDS + 300))
+until grep -q "^step " "$W/log"; do
+  kill -0 "$pid" 2> /dev/null || fail "the run ended before its first step: $(cat "$W/log")"
+  ((SECONDS < deadline)) || { kill -9 "$pid"; fail "no step logged within 300 s"; }
+  sleep 0.05
+done
 kill -INT "$pid"
-wait "$pid"
+wait "$pid" || fail "the interrupted run exited with $?, expected 0: $(tail -3 "$W/log")"
+pid=
+n=$(sed -n 's/^stopped at step \([0-9]*\) (resume with --resume)$/\1/p' "$W/log")
+[[ -n $n ]] || fail "no 'stopped at step N' line: $(tail -3 "$W/log")"
 grep "stopped at step" "$W/log"
-ls -d "$W"/run/checkpoint-* > /dev/null
-"$HPS" train "${ARGS[@]}" --train.max_steps=100000 --train.stop_after=1 --resume | grep "resumed from"
+ckpt=$(printf '%s/run/checkpoint-%08d' "$W" "$n")
+[[ -f $ckpt/COMPLETE ]] || fail "no complete $ckpt after SIGINT at step $n"
+"$HPS" train "${ARGS[@]}" --train.max_steps=100000 --train.stop_after=1 --resume > "$W/resume.log"
+grep -xF "resumed from $ckpt at step $n/100000" "$W/resume.log" ||
+  fail "the resume did not start from $ckpt: $(grep -E 'resumed from|starting fresh' "$W/resume.log")"
 echo "SIGINT saved a checkpoint and the run resumed from it"
