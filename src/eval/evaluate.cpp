@@ -52,8 +52,8 @@ size_t best_of(const std::vector<double>& r) { return static_cast<size_t>(std::m
 
 }  // namespace
 
-data::Encoder eval_encoder(const text::Tokenizer& tok, const text::ChatTemplate& chat) {
-  return data::Encoder(tok, chat, {1024, 2048, true});
+data::Encoder eval_encoder(const text::Tokenizer& tok, const text::ChatTemplate& chat, int64_t max_prompt_length) {
+  return data::Encoder(tok, chat, {max_prompt_length, 2 * max_prompt_length, true});
 }
 
 json run_eval(const EvalJob& job, std::ostream& log) {
@@ -148,7 +148,7 @@ json run_eval(const EvalJob& job, std::ostream& log) {
       const model::Decoder ref = model::load_model(job.reference, lo);
       const auto tok = text::Tokenizer::from_dir(job.tokenizer.empty() ? job.policy : job.tokenizer);
       const text::ChatTemplate chat = text::choose_chat_template(tok.config().chat_template, job.chat_format);
-      const data::Encoder enc = eval_encoder(tok, chat);
+      const data::Encoder enc = eval_encoder(tok, chat, job.max_prompt_length);
       // Table 1's margins on two pairs per test prompt: best vs worst, and best vs the hardest negative (the
       // highest-rewarded dispreferred response: Theorem 3's quantity).
       auto margins_on = [&](const data::Select& select) -> std::optional<json> {

@@ -26,6 +26,7 @@ struct EvalJob {
   std::string policy, adapter, reference, tokenizer, chat_format, device = "cpu";  // optional: margins, KL
   std::string name = "policy", baseline_name = "baseline";
   double tie_band = 0.0;
+  int64_t max_prompt_length = 1024;  // margins and KL cut prompts to their last N tokens, as generation did
   std::string out;          // folder for results.json, report.md, rewards.svg
   // Optional exact reward of a response (a synthetic task's r*): adds "oracle" {mean, top1 (best of N by r*),
   // harmful_rate, exact_rate} and "oracle_samples" to the results.
@@ -34,8 +35,9 @@ struct EvalJob {
 };
 
 // How evaluation tokenizes a test record for the model-based metrics (margins, KL on the winning samples):
-// the prompt through data::prompt_ids, as generation sampled it (cut to its last 1024 tokens).
-data::Encoder eval_encoder(const text::Tokenizer& tok, const text::ChatTemplate& chat);
+// the prompt through data::prompt_ids, as generation sampled it (cut to its last max_prompt_length tokens;
+// prompt + response up to twice that).
+data::Encoder eval_encoder(const text::Tokenizer& tok, const text::ChatTemplate& chat, int64_t max_prompt_length = 1024);
 
 nlohmann::json run_eval(const EvalJob& job, std::ostream& log);
 

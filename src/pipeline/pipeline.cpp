@@ -1,5 +1,6 @@
 #include "pipeline/pipeline.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <functional>
@@ -15,6 +16,7 @@
 #include "io/atomic_file.hpp"
 #include "io/jsonl.hpp"
 #include "model/load.hpp"
+#include "model/model_config.hpp"
 #include "model/lora.hpp"
 #include "text/chat.hpp"
 #include "text/tokenizer.hpp"
@@ -172,21 +174,25 @@ void stage(const std::string& dir, const std::string& name, const Logs& logs, co
 }
 
 // A training run through the same recipe as `hps train | sft | train-rm`.
-// Every stage cuts a prompt to the same last kPromptTokens tokens, so a record trains and scores on the prompt
-// its responses were sampled from: generate (GenerateJob's default), score (ScoreJob max_length / 2), eval
-// and the training stages (data.max_prompt_length, below).
-const int64_t kPromptTokens = generate::GenerateJob{}.max_prompt_length;
+// The prompt budget every stage shares, so a record trains and scores on the prompt its responses were
+// sampled from: each stage keeps a prompt's last `prompt_budget` tokens (generate: max_prompt_length; score,
+// eval and training: max_length = twice that). 1024 tokens (GenerateJob's default), or half the policy's
+// positions when it has fewer than 2048.
+int64_t prompt_budget(const std::string& policy_dir) {
+  return std::min<int64_t>(generate::GenerateJob{}.max_prompt_length,
+                           model::read_model_config(policy_dir).max_position_embeddings / 2);
+}
 
-void train(const std::vector<std::string>& overrides, train::Task task, std::ostream& log) {
+void train(const std::vector<std::string>& overrides, train::Task task, const Logs& logs, int64_t prompt_tokens) {
   Config c = Config::from_string("", "pipeline");
-  c.set_override("data.max_prompt_length=" + std::to_string(kPromptTokens));
-  c.set_override("data.max_length=" + std::to_string(2 * kPromptTokens));
+  c.set_override("data.max_prompt_length=" + std::to_string(prompt_tokens));
+  c.set_override("data.max_length=" + std::to_string(2 * prompt_tokens));
   for (const auto& kv : overrides) c.set_override(kv);
   const train::TrainConfig tc = train::read_train_config(c, task);
   // One config drives several methods: a setting one of them ignores is a warning here, not an error.
-  for (const auto& u : train::ineffective_settings(c, tc)) log << "warning: no effect on this stage: " << u << "\n";
+  for (const auto& u : train::ineffective_settings(c, tc)) logs.say << "warning: no effect on this stage: " << u << "\n";
   train::PreferenceTrainer t(tc, c.dump());
-  t.run(/*resume=*/true, log);
+  t.run(/*resume=*/true, logs.detail);
 }
 
 // A number as an override value, exactly (std::to_string would print 5e-7 as 0.000000).
@@ -253,6 +259,7 @@ std::vector<eval::NamedDir> run_one(Settings s, const Logs& logs, bool report_to
     s.reward_data = t + "/rm.jsonl", s.test_prompts = t + "/test.jsonl", s.test_data = t + "/test.jsonl";
   }
   const auto tok = text::Tokenizer::from_dir(s.tokenizer);
+  const int64_t prompt_tokens = prompt_budget(s.policy);
   const text::ChatTemplate chat = text::choose_chat_template(tok.config().chat_template, s.chat_format);
   const std::string dev = "model.device=" + s.device, seed = "train.seed=" + std::to_string(s.seed);
   const std::string chat_kv = "data.chat_format=" + std::string(text::to_string(chat.format));
@@ -264,7 +271,7 @@ std::vector<eval::NamedDir> run_one(Settings s, const Logs& logs, bool report_to
            "train.out_dir=" + s.dir + "/sft/run", "train.max_steps=" + std::to_string(s.sft_steps),
            "train.lr=" + num(s.sft_lr), "train.batch_prompts=" + std::to_string(s.sft_batch),
            "data.on_bad_record=skip", "train.warmup_ratio=0.0"},
-          train::Task::sft, log);
+          train::Task::sft, logs, prompt_tokens);
   });
   const std::string sft_model = s.sft ? latest(s.dir + "/sft/run") + "/model" : s.policy;
   const model::LoadOptions lo{at::Device(s.device), std::nullopt};
@@ -274,7 +281,7 @@ std::vector<eval::NamedDir> run_one(Settings s, const Logs& logs, bool report_to
     model::Decoder m = model::load_model(model_dir, lo);
     if (!adapter.empty()) model::load_lora(m, adapter);
     generate::GenerateJob job;
-    job.data = prompts, job.out = out, job.batch_prompts = s.batch;
+    job.data = prompts, job.out = out, job.batch_prompts = s.batch, job.max_prompt_length = prompt_tokens;
     job.sampling.n = n, job.sampling.temperature = s.temperature, job.sampling.max_new_tokens = s.max_new;
     job.sampling.seed = sd;
     generate::generate_file(m, tok, chat, job, log);
@@ -291,7 +298,7 @@ std::vector<eval::NamedDir> run_one(Settings s, const Logs& logs, bool report_to
            "train.out_dir=" + s.dir + "/reward/run", "train.max_steps=" + std::to_string(s.rm_steps),
            "train.lr=" + num(s.rm_lr), "train.batch_prompts=" + std::to_string(s.rm_batch),
            "loss.preference=" + s.rm_preference, "data.on_bad_record=skip", "lora.enabled=false", "train.warmup_ratio=0.0"},
-          train::Task::reward, log);
+          train::Task::reward, logs, prompt_tokens);
   });
   const std::string rm_dir = s.reward_path.empty() ? latest(s.dir + "/reward/run") + "/model" : s.reward_path;
   // A given reward model scores with its own tokenizer and chat format (it may be another family than the
@@ -304,7 +311,7 @@ std::vector<eval::NamedDir> run_one(Settings s, const Logs& logs, bool report_to
   }
   auto score = [&](const std::string& file) {
     const model::Decoder rm = model::load_model(rm_dir, lo);
-    generate::ScoreJob job{file, file, 16, 2 * kPromptTokens, 256};
+    generate::ScoreJob job{file, file, 16, 2 * prompt_tokens, 256};
     generate::score_file(rm, rm_tok ? *rm_tok : tok, rm_chat, job, log);
   };
 
@@ -324,7 +331,7 @@ std::vector<eval::NamedDir> run_one(Settings s, const Logs& logs, bool report_to
              "train.batch_prompts=" + std::to_string(s.train_batch), "loss.preference=" + method,
              "loss.objective=" + s.objective, "loss.beta=" + num(s.beta),
              std::string("lora.enabled=") + (s.lora ? "true" : "false"), "data.on_bad_record=skip"},
-            train::Task::preference, log);
+            train::Task::preference, logs, prompt_tokens);
     });
 
   // 6. Generate on the test prompts with every model, score, evaluate against the SFT model.
@@ -340,7 +347,7 @@ std::vector<eval::NamedDir> run_one(Settings s, const Logs& logs, bool report_to
       job.test = s.test_data;
       job.policy = model_dir, job.adapter = adapter, job.reference = sft_model, job.tokenizer = s.tokenizer;
       job.chat_format = text::to_string(chat.format);
-      job.device = s.device, job.name = name, job.out = d;
+      job.device = s.device, job.name = name, job.out = d, job.max_prompt_length = prompt_tokens;
       if (name != "sft" || s.sft)  // a given policy (sft.enabled = false) has no training cost here
         job.extra = {{"training", training_cost(s.dir + "/" + (name == "sft" ? std::string("sft") : "train_" + name))}};
       if (s.task)
