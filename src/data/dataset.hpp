@@ -21,11 +21,11 @@
 #include <string>
 #include <vector>
 
+#include "text/chat.hpp"
+
 namespace hps::data {
 
-struct Message {
-  std::string role, content;
-};
+using Message = text::Message;  // a conversation turn is a text-layer notion (chat rendering)
 
 enum class Format { auto_detect, hh_rlhf, pku, ranked, messages };
 enum class OnBadRecord { error, skip };

@@ -40,6 +40,9 @@ DatasetReport inspect_dataset(const Dataset& d, const text::Tokenizer* tok, cons
     if (!rec.note.empty()) r.notes.emplace_back(rec.line, rec.note);
     if (!rec.rewards.empty()) {
       ++r.with_rewards;
+      const bool tied = rec.rewards.size() >= 2 &&
+                        std::all_of(rec.rewards.begin(), rec.rewards.end(), [&](double v) { return v == rec.rewards[0]; });
+      r.all_tied += tied ? 1 : 0;
       for (double v : rec.rewards) {
         r.reward_min = n ? std::min(r.reward_min, v) : v;
         r.reward_max = n ? std::max(r.reward_max, v) : v;
@@ -71,6 +74,9 @@ void print_report(const DatasetReport& r, std::ostream& out) {
   else
     rw << "none (order gives the preference)";
   row("rewards", rw.str());
+  if (r.all_tied)
+    row("all tied", std::to_string(r.all_tied) + " records give every response the same reward: no preference, "
+                                                 "no loss term in training (loss.ties = exclude)");
   auto pct = [](const Percentiles& p) {
     return "p50 " + std::to_string(p.p50) + ", p90 " + std::to_string(p.p90) + ", p99 " + std::to_string(p.p99) +
            ", max " + std::to_string(p.max);

@@ -26,6 +26,7 @@ struct DatasetReport {
   std::map<int64_t, int64_t> k_counts;  // K → records
   int64_t with_rewards = 0;
   double reward_min = 0, reward_mean = 0, reward_max = 0;
+  int64_t all_tied = 0;  // records of K ≥ 2 whose rewards are all equal: no preference (loss.ties = exclude)
   std::optional<Percentiles> prompt_tokens, response_tokens;  // with a tokenizer
   std::vector<SkippedRecord> skipped;
   std::vector<std::pair<int64_t, std::string>> notes;  // line → how it was read

@@ -1,33 +1,17 @@
 #include "generate/generate_file.hpp"
 
-#include <unistd.h>
-
-#include <fstream>
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "core/error.hpp"
 #include "data/batching.hpp"
 #include "generate/engine.hpp"
 #include "io/atomic_file.hpp"
+#include "io/jsonl.hpp"
 
 namespace hps::generate {
 
 namespace {
-
-// Complete lines already written; cuts a trailing partial line (a crash mid-write) off the file.
-int64_t completed_prompts(const std::string& path, std::ostream& log) {
-  if (!io::file_exists(path)) return 0;
-  const std::string text = io::read_file(path);
-  const size_t end = text.rfind('\n');
-  const size_t keep = end == std::string::npos ? 0 : end + 1;
-  if (keep < text.size()) {
-    log << path << ": removing a partial last line (" << text.size() - keep << " bytes) left by an interrupted run\n";
-    if (::truncate(path.c_str(), static_cast<off_t>(keep)) != 0) throw InputError("cannot truncate " + path);
-  }
-  int64_t n = 0;
-  for (size_t i = 0; i < keep; ++i) n += text[i] == '\n';
-  return n;
-}
 
 std::string cut_at_stop(std::string s, const std::vector<std::string>& stop) {
   size_t cut = s.size();
@@ -49,7 +33,8 @@ int64_t generate_file(const model::Decoder& d, const text::Tokenizer& tok, const
   opt.min_responses = 0;  // prompts only: responses are not needed
   opt.allow_empty_responses = true;
   const data::Dataset ds = data::read_dataset(job.data, opt);
-  const int64_t done = completed_prompts(job.out, log);
+  io::JsonlAppender out(job.out, log);  // keeps the complete lines of an interrupted run
+  const int64_t done = out.lines();
   const auto total = static_cast<int64_t>(ds.records.size());
   if (done % job.batch_prompts != 0 && done < total)
     throw InputError(job.out + ": holds " + std::to_string(done) + " prompts, not a multiple of batch_prompts " +
@@ -60,8 +45,6 @@ int64_t generate_file(const model::Decoder& d, const text::Tokenizer& tok, const
   for (int64_t e : d.config.eos_token_ids)
     if (std::find(eos.begin(), eos.end(), e) == eos.end()) eos.push_back(e);
   const int64_t pad = tok.pad_id().value_or(d.config.pad_token_id.value_or(0));
-  std::ofstream out(job.out, std::ios::app);
-  if (!out) throw InputError("cannot open " + job.out + " for appending");
   int64_t written = 0;
   for (int64_t s = done; s < total; s += job.batch_prompts) {
     const int64_t e = std::min(total, s + job.batch_prompts);
@@ -80,7 +63,7 @@ int64_t generate_file(const model::Decoder& d, const text::Tokenizer& tok, const
       line["source_line"] = rec.line;
       lines += line.dump() + "\n";
     }
-    out << lines << std::flush;  // whole batches only: a crash loses at most the batch in flight
+    out.append(lines);  // whole batches only: a crash loses at most the batch in flight
     written += e - s;
     log << "generated " << e << "/" << total << " prompts\n";
     if (job.stop_after_prompts > 0 && written >= job.stop_after_prompts) break;

@@ -1,7 +1,6 @@
 #include "generate/score_file.hpp"
 
 #include <algorithm>
-#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "core/error.hpp"
@@ -35,16 +34,10 @@ int64_t score_file(const model::Decoder& rm, const text::Tokenizer& tok, const t
   if (ds.records.size() != raw.size()) throw InternalError("score: record count changed while reading");
   // Progress of an interrupted run: OUT.partial holds the scored prefix, whole lines only.
   const std::string partial = job.out + ".partial";
-  int64_t done = 0;
-  if (io::file_exists(partial)) {
-    const std::string text = io::read_file(partial);
-    const size_t keep = text.rfind('\n') == std::string::npos ? 0 : text.rfind('\n') + 1;
-    io::write_file_atomic(partial, [&](std::ostream& o) { o.write(text.data(), static_cast<std::streamsize>(keep)); });
-    done = std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(keep), '\n');
-    log << "resuming: " << done << " of " << raw.size() << " prompts already scored in " << partial << "\n";
-  }
+  io::JsonlAppender out(partial, log);
+  const int64_t done = out.lines();
+  if (done > 0) log << "resuming: " << done << " of " << raw.size() << " prompts already scored in " << partial << "\n";
   const data::Encoder enc = score_encoder(tok, chat, job);
-  std::ofstream out(partial, std::ios::app);
   const auto total = static_cast<int64_t>(raw.size());
   int64_t scored = 0;
   for (int64_t s = done; s < total; s += job.chunk_prompts) {
@@ -63,7 +56,7 @@ int64_t score_file(const model::Decoder& rm, const text::Tokenizer& tok, const t
       j["rewards"] = scores[static_cast<size_t>(i - s)];
       lines += j.dump() + "\n";
     }
-    out << lines << std::flush;
+    out.append(lines);
     scored += e - s;
     log << "scored " << e << "/" << total << " prompts\n";
   }

@@ -2,6 +2,9 @@
 
 #include <zlib.h>
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <nlohmann/json.hpp>
@@ -74,5 +77,33 @@ std::optional<nlohmann::json> first_jsonl_record(const std::string& path) {
   }
   return std::nullopt;
 }
+
+JsonlAppender::JsonlAppender(const std::string& path, std::ostream& log) : path_(path) {
+  std::ifstream in(path, std::ios::binary);
+  if (in) {
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const size_t end = text.rfind('\n');
+    const size_t keep = end == std::string::npos ? 0 : end + 1;
+    if (keep < text.size()) {
+      log << path << ": removing a partial last line (" << text.size() - keep << " bytes) left by an interrupted run\n";
+      if (::truncate(path.c_str(), static_cast<off_t>(keep)) != 0)
+        throw InputError("cannot truncate " + path + ": " + std::strerror(errno));
+    }
+    lines_ = std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(keep), '\n');
+  }
+  out_ = std::make_unique<std::ofstream>(path, std::ios::app | std::ios::binary);
+  if (!*out_) throw InputError("cannot open " + path + " for appending: " + std::strerror(errno));
+}
+
+JsonlAppender::~JsonlAppender() = default;
+
+void JsonlAppender::append(const std::string& text) {
+  if (text.empty()) return;
+  if (text.back() != '\n') throw InternalError("JsonlAppender: " + path_ + ": text must end with a newline");
+  *out_ << text << std::flush;
+  if (!*out_) throw InputError("cannot write " + path_ + ": " + std::strerror(errno));
+}
+
+void JsonlAppender::close() { out_->close(); }
 
 }  // namespace hps::io

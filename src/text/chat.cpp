@@ -77,7 +77,7 @@ std::string trim(const std::string& s) {
   return s.substr(b, e - b);
 }
 
-void check_turns(ChatFormat f, const std::vector<data::Message>& m) {
+void check_turns(ChatFormat f, const std::vector<Message>& m) {
   if (m.empty()) throw InputError("chat prompt has no messages");
   size_t i = m[0].role == "system" ? 1 : 0;
   if (i == 1 && f == ChatFormat::hh) throw InputError("the hh format has no system turn");
@@ -97,7 +97,7 @@ void check_turns(ChatFormat f, const std::vector<data::Message>& m) {
 
 }  // namespace
 
-std::string render_prompt(const ChatTemplate& t, const std::vector<data::Message>& m) {
+std::string render_prompt(const ChatTemplate& t, const std::vector<Message>& m) {
   const ChatFormat f = t.format;
   check_turns(f, m);
   std::string out;

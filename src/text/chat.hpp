@@ -12,9 +12,12 @@
 #include <string>
 #include <vector>
 
-#include "data/dataset.hpp"
-
 namespace hps::text {
+
+// One turn of a conversation: role (system | user | assistant) and its text.
+struct Message {
+  std::string role, content;
+};
 
 enum class ChatFormat { llama3, chatml, mistral, hh };
 
@@ -39,7 +42,7 @@ ChatTemplate choose_chat_template(const std::string& tokenizer_chat_template, co
 // The prompt text up to the start of the assistant's reply. Messages alternate user/assistant after an
 // optional leading system message (InputError otherwise, or for a system message in hh / a trailing
 // assistant turn).
-std::string render_prompt(const ChatTemplate& t, const std::vector<data::Message>& messages);
+std::string render_prompt(const ChatTemplate& t, const std::vector<Message>& messages);
 // What closes a response in this format ("<|eot_id|>", "<|im_end|>", `eos` for mistral, nothing for hh).
 std::string response_suffix(ChatFormat f, const std::string& eos);
 

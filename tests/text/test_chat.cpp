@@ -15,8 +15,8 @@ namespace {
 
 using test::message_of;
 
-std::vector<data::Message> messages(const nlohmann::json& j) {
-  std::vector<data::Message> out;
+std::vector<text::Message> messages(const nlohmann::json& j) {
+  std::vector<text::Message> out;
   for (const auto& m : j) out.push_back({m["role"], m["content"]});
   return out;
 }
