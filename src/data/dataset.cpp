@@ -3,6 +3,7 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 
+#include "core/enum_names.hpp"
 #include "core/error.hpp"
 #include "io/jsonl.hpp"
 
@@ -10,34 +11,20 @@ namespace hps::data {
 
 using nlohmann::json;
 
-const char* to_string(Format f) {
-  switch (f) {
-    case Format::auto_detect: return "auto";
-    case Format::hh_rlhf: return "hh_rlhf";
-    case Format::pku: return "pku";
-    case Format::ranked: return "ranked";
-    case Format::messages: return "messages";
-  }
-  return "?";
-}
+namespace {
+constexpr EnumNames<Format, 5> kFormats{{{"auto", Format::auto_detect},
+                                         {"hh_rlhf", Format::hh_rlhf},
+                                         {"pku", Format::pku},
+                                         {"ranked", Format::ranked},
+                                         {"messages", Format::messages}}};
+constexpr EnumNames<OnBadRecord, 2> kOnBadRecord{{{"error", OnBadRecord::error}, {"skip", OnBadRecord::skip}}};
+constexpr EnumNames<PkuRanking, 2> kPkuRankings{{{"helpful", PkuRanking::helpful}, {"safe", PkuRanking::safe}}};
+}  // namespace
 
-Format parse_format(const std::string& s) {
-  for (Format f : {Format::auto_detect, Format::hh_rlhf, Format::pku, Format::ranked, Format::messages})
-    if (s == to_string(f)) return f;
-  throw ConfigError("data format '" + s + "': expected one of: auto, hh_rlhf, pku, ranked, messages");
-}
-
-OnBadRecord parse_on_bad_record(const std::string& s) {
-  if (s == "error") return OnBadRecord::error;
-  if (s == "skip") return OnBadRecord::skip;
-  throw ConfigError("on_bad_record '" + s + "': expected one of: error, skip");
-}
-
-PkuRanking parse_pku_ranking(const std::string& s) {
-  if (s == "helpful") return PkuRanking::helpful;
-  if (s == "safe") return PkuRanking::safe;
-  throw ConfigError("pku ranking '" + s + "': expected one of: helpful, safe");
-}
+const char* to_string(Format f) { return enum_name(f, kFormats).data(); }  // the table's names are literals
+Format parse_format(const std::string& s, std::string_view field) { return parse_enum(s, field, kFormats); }
+OnBadRecord parse_on_bad_record(const std::string& s, std::string_view field) { return parse_enum(s, field, kOnBadRecord); }
+PkuRanking parse_pku_ranking(const std::string& s, std::string_view field) { return parse_enum(s, field, kPkuRankings); }
 
 namespace {
 

@@ -19,6 +19,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "text/chat.hpp"
@@ -73,9 +74,10 @@ struct Dataset {
 Dataset read_dataset(const std::string& path, const DatasetOptions& options = {});
 
 const char* to_string(Format f);
-Format parse_format(const std::string& s);  // auto | hh_rlhf | pku | ranked | messages
-OnBadRecord parse_on_bad_record(const std::string& s);
-PkuRanking parse_pku_ranking(const std::string& s);
+// ConfigError naming `field` and the accepted names on an unknown value.
+Format parse_format(const std::string& s, std::string_view field = "data.format");  // auto | hh_rlhf | pku | ranked | messages
+OnBadRecord parse_on_bad_record(const std::string& s, std::string_view field = "data.on_bad_record");  // error | skip
+PkuRanking parse_pku_ranking(const std::string& s, std::string_view field = "data.pku_ranking");  // helpful | safe
 
 // The record's prompt as ranked-list fields of `out` (what `hps generate` writes): "prompt" as a list of
 // {role, content} messages, or a raw prompt as its text with "prompt_format": "raw". The ranked reader reads

@@ -5,26 +5,26 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "core/enum_names.hpp"
 #include "core/error.hpp"
 #include "io/atomic_file.hpp"
 #include "io/checkpoint.hpp"
 
 namespace hps::model {
 
-at::ScalarType parse_dtype(const std::string& name) {
-  if (name == "float32" || name == "fp32" || name == "f32") return at::kFloat;
-  if (name == "bfloat16" || name == "bf16") return at::kBFloat16;
-  if (name == "float16" || name == "fp16" || name == "f16") return at::kHalf;
-  throw ConfigError("unknown dtype '" + name + "' (expected float32, bfloat16 or float16)");
-}
+namespace {
+// transformers' torch_dtype names first (what dtype_to_hf writes), then the accepted short forms.
+constexpr EnumNames<at::ScalarType, 8> kDtypes{{{"float32", at::kFloat}, {"bfloat16", at::kBFloat16},
+                                                {"float16", at::kHalf}, {"fp32", at::kFloat}, {"f32", at::kFloat},
+                                                {"bf16", at::kBFloat16}, {"fp16", at::kHalf}, {"f16", at::kHalf}}};
+}  // namespace
+
+at::ScalarType parse_dtype(const std::string& name) { return parse_enum(name, "dtype", kDtypes); }
 
 std::string dtype_to_hf(at::ScalarType t) {
-  switch (t) {
-    case at::kFloat: return "float32";
-    case at::kBFloat16: return "bfloat16";
-    case at::kHalf: return "float16";
-    default: throw InputError(std::string("no transformers dtype name for ") + c10::toString(t));
-  }
+  const std::string_view name = enum_name(t, kDtypes);
+  if (name == "?") throw InputError(std::string("no transformers dtype name for ") + c10::toString(t));
+  return std::string(name);
 }
 
 Decoder load_model(const std::string& dir, const LoadOptions& opts) {

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <string>
 
+#include "core/enum_names.hpp"
 #include "core/error.hpp"
 
 namespace hps::prefs {
@@ -33,21 +34,13 @@ double gamma_at(const GammaSchedule& s, int64_t step, int64_t total_steps) {
   return s.start;
 }
 
-std::string_view to_string(GammaScheduleKind k) {
-  switch (k) {
-    case GammaScheduleKind::constant: return "constant";
-    case GammaScheduleKind::stepwise: return "stepwise";
-    case GammaScheduleKind::linear: return "linear";
-  }
-  return "?";
-}
+namespace {
+constexpr EnumNames<GammaScheduleKind, 3> kSchedules{{{"constant", GammaScheduleKind::constant},
+                                                     {"stepwise", GammaScheduleKind::stepwise},
+                                                     {"linear", GammaScheduleKind::linear}}};
+}  // namespace
 
-GammaScheduleKind parse_gamma_schedule(std::string_view s, std::string_view field) {
-  if (s == "constant") return GammaScheduleKind::constant;
-  if (s == "stepwise") return GammaScheduleKind::stepwise;
-  if (s == "linear") return GammaScheduleKind::linear;
-  throw ConfigError("'" + std::string(field) + "': unknown value '" + std::string(s) +
-                    "' (expected one of: constant, stepwise, linear)");
-}
+std::string_view to_string(GammaScheduleKind k) { return enum_name(k, kSchedules); }
+GammaScheduleKind parse_gamma_schedule(std::string_view s, std::string_view field) { return parse_enum(s, field, kSchedules); }
 
 }  // namespace hps::prefs

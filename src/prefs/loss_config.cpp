@@ -4,44 +4,27 @@
 #include <cmath>
 #include <utility>
 
+#include "core/enum_names.hpp"
 #include "core/error.hpp"
 
 namespace hps::prefs {
 namespace {
 
-template <typename E, size_t N>
-E parse_enum(std::string_view s, std::string_view field, const std::array<std::pair<std::string_view, E>, N>& names) {
-  std::string accepted;
-  for (const auto& [name, value] : names) {
-    if (s == name) return value;
-    accepted += (accepted.empty() ? "" : ", ") + std::string(name);
-  }
-  throw ConfigError("'" + std::string(field) + "': unknown value '" + std::string(s) + "' (expected one of: " +
-                    accepted + ")");
-}
-
-template <typename E, size_t N>
-std::string_view name_of(E v, const std::array<std::pair<std::string_view, E>, N>& names) {
-  for (const auto& [name, value] : names)
-    if (value == v) return name;
-  return "?";
-}
-
-constexpr std::array<std::pair<std::string_view, Preference>, 4> kPreferences{{
+constexpr EnumNames<Preference, 4> kPreferences{{
     {"bt", Preference::bt}, {"pl", Preference::pl}, {"hps", Preference::hps}, {"hps_full", Preference::hps_full}}};
-constexpr std::array<std::pair<std::string_view, Objective>, 7> kObjectives{{{"dpo", Objective::dpo},
+constexpr EnumNames<Objective, 7> kObjectives{{{"dpo", Objective::dpo},
                                                                              {"ipo", Objective::ipo},
                                                                              {"exo", Objective::exo},
                                                                              {"sppo", Objective::sppo},
                                                                              {"nca", Objective::nca},
                                                                              {"simpo", Objective::simpo},
                                                                              {"rdpo", Objective::rdpo}}};
-constexpr std::array<std::pair<std::string_view, PairRule>, 4> kPairRules{{{"max_min", PairRule::max_min},
+constexpr EnumNames<PairRule, 4> kPairRules{{{"max_min", PairRule::max_min},
                                                                           {"max_random", PairRule::max_random},
                                                                           {"max_max", PairRule::max_max},
                                                                           {"random", PairRule::random}}};
-constexpr std::array<std::pair<std::string_view, NFactor>, 2> kNFactors{{{"n", NFactor::n}, {"one", NFactor::one}}};
-constexpr std::array<std::pair<std::string_view, Ties>, 2> kTies{{{"exclude", Ties::exclude}, {"by_slot", Ties::by_slot}}};
+constexpr EnumNames<NFactor, 2> kNFactors{{{"n", NFactor::n}, {"one", NFactor::one}}};
+constexpr EnumNames<Ties, 2> kTies{{{"exclude", Ties::exclude}, {"by_slot", Ties::by_slot}}};
 
 void require(bool ok, const char* field, const std::string& rule, double actual) {
   if (!ok) throw ConfigError(std::string("'") + field + "' must be " + rule + ", got " + std::to_string(actual));
@@ -49,11 +32,11 @@ void require(bool ok, const char* field, const std::string& rule, double actual)
 
 }  // namespace
 
-std::string_view to_string(Preference v) { return name_of(v, kPreferences); }
-std::string_view to_string(Objective v) { return name_of(v, kObjectives); }
-std::string_view to_string(PairRule v) { return name_of(v, kPairRules); }
-std::string_view to_string(NFactor v) { return name_of(v, kNFactors); }
-std::string_view to_string(Ties v) { return name_of(v, kTies); }
+std::string_view to_string(Preference v) { return enum_name(v, kPreferences); }
+std::string_view to_string(Objective v) { return enum_name(v, kObjectives); }
+std::string_view to_string(PairRule v) { return enum_name(v, kPairRules); }
+std::string_view to_string(NFactor v) { return enum_name(v, kNFactors); }
+std::string_view to_string(Ties v) { return enum_name(v, kTies); }
 Preference parse_preference(std::string_view s, std::string_view f) { return parse_enum(s, f, kPreferences); }
 Objective parse_objective(std::string_view s, std::string_view f) { return parse_enum(s, f, kObjectives); }
 PairRule parse_pair_rule(std::string_view s, std::string_view f) { return parse_enum(s, f, kPairRules); }

@@ -1,25 +1,20 @@
 #include "text/chat.hpp"
 
+#include "core/enum_names.hpp"
 #include "core/error.hpp"
 #include "text/utf8.hpp"
 
 namespace hps::text {
 
-const char* to_string(ChatFormat f) {
-  switch (f) {
-    case ChatFormat::llama3: return "llama3";
-    case ChatFormat::chatml: return "chatml";
-    case ChatFormat::mistral: return "mistral";
-    case ChatFormat::hh: return "hh";
-  }
-  return "?";
-}
+namespace {
+constexpr EnumNames<ChatFormat, 4> kChatFormats{{{"llama3", ChatFormat::llama3},
+                                                 {"chatml", ChatFormat::chatml},
+                                                 {"mistral", ChatFormat::mistral},
+                                                 {"hh", ChatFormat::hh}}};
+}  // namespace
 
-ChatFormat parse_chat_format(const std::string& s) {
-  for (ChatFormat f : {ChatFormat::llama3, ChatFormat::chatml, ChatFormat::mistral, ChatFormat::hh})
-    if (s == to_string(f)) return f;
-  throw ConfigError("chat format '" + s + "': expected one of: llama3, chatml, mistral, hh");
-}
+const char* to_string(ChatFormat f) { return enum_name(f, kChatFormats).data(); }  // the table's names are literals
+ChatFormat parse_chat_format(const std::string& s, std::string_view field) { return parse_enum(s, field, kChatFormats); }
 
 ChatTemplate detect_chat_template(const std::string& t) {
   const std::string fix = " (choose a renderer with data.chat_format / --chat-format = llama3 | chatml | mistral | hh)";

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace hps::text {
@@ -29,7 +30,7 @@ struct ChatTemplate {
 };
 
 const char* to_string(ChatFormat f);
-ChatFormat parse_chat_format(const std::string& s);  // ConfigError listing the choices
+ChatFormat parse_chat_format(const std::string& s, std::string_view field = "data.chat_format");  // ConfigError listing the choices
 
 // Recognizes a Jinja chat_template by its markers (and a ChatML default system message); throws ConfigError
 // naming the `data.chat_format` override when the template is empty or unknown.

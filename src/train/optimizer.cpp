@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "core/enum_names.hpp"
 #include "core/error.hpp"
 
 namespace hps::train {
@@ -92,21 +93,14 @@ UpdateOutcome guarded_update(AdamW& opt, double lr, double max_grad_norm, bool l
   return o;
 }
 
-ScheduleKind parse_schedule(const std::string& s) {
-  if (s == "constant") return ScheduleKind::constant;
-  if (s == "linear") return ScheduleKind::linear;
-  if (s == "cosine") return ScheduleKind::cosine;
-  throw ConfigError("lr schedule '" + s + "': expected one of: constant, linear, cosine");
-}
+namespace {
+constexpr EnumNames<ScheduleKind, 3> kSchedules{{{"constant", ScheduleKind::constant},
+                                                 {"linear", ScheduleKind::linear},
+                                                 {"cosine", ScheduleKind::cosine}}};
+}  // namespace
 
-const char* to_string(ScheduleKind k) {
-  switch (k) {
-    case ScheduleKind::constant: return "constant";
-    case ScheduleKind::linear: return "linear";
-    case ScheduleKind::cosine: return "cosine";
-  }
-  return "?";
-}
+ScheduleKind parse_schedule(const std::string& s) { return parse_enum(s, "train.schedule", kSchedules); }
+const char* to_string(ScheduleKind k) { return enum_name(k, kSchedules).data(); }  // the table's names are literals
 
 double lr_at(ScheduleKind kind, double base, int64_t step, int64_t warmup, int64_t total) {
   if (step < warmup) return base * static_cast<double>(step) / static_cast<double>(std::max<int64_t>(1, warmup));
