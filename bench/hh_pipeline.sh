@@ -13,6 +13,7 @@ OUT=${1:-runs/hh-tiny}
 HH=${HH:-../shared/data/hh-rlhf-harmless-base-test-1800.jsonl.gz}
 [ -f "$HH" ] || { echo "skipped: $HH not found (the shared data folder is not beside this checkout)"; exit 0; }
 mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)  # absolute: relative paths in a pipeline TOML would resolve against its own folder
 zcat "$HH" > "$OUT/all.jsonl"
 head -n 1500 "$OUT/all.jsonl" > "$OUT/train.jsonl"
 tail -n 300 "$OUT/all.jsonl" > "$OUT/test.jsonl"
@@ -31,9 +32,10 @@ seed = 0
 [policy]
 path = "$OUT/base"
 chat_format = "hh"
-[sft]
-data = "$OUT/train.jsonl"
-steps = 400
+[sft.data]
+path = "$OUT/train.jsonl"
+[sft.train]
+max_steps = 400
 lr = 3e-3
 batch_prompts = 16
 [generate]
@@ -43,21 +45,25 @@ temperature = 1.0
 max_new_tokens = 32
 batch_prompts = 64
 [reward]
-data = "$OUT/train.jsonl"
 init = "sft"
-steps = 200
+[reward.data]
+path = "$OUT/train.jsonl"
+[reward.train]
+max_steps = 200
 lr = 1e-3
 batch_prompts = 16
 [train]
 methods = "bt,pl,hps"
-objective = "dpo"
-steps = 100
+max_steps = 100
 lr = 1e-4
 batch_prompts = 8
-lora = false
+[loss]
+objective = "dpo"
 beta = 0.1
+[lora]
+enabled = false
 [eval]
 prompts = "$OUT/test.jsonl"
 n = 4
 TOML
-time "$HPS" pipeline "$OUT/pipeline.toml"
+time "$HPS" pipeline --config "$OUT/pipeline.toml"

@@ -5,35 +5,9 @@ set -euo pipefail
 HPS=$1 FIX=$2
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
-"$HPS" model init --config-json "$FIX/train/tiny_qwen2_config.json" --tokenizer "$FIX/tokenizers/qwen2" --std 0.1 \
-  --out "$W/base" > /dev/null
-head -3 "$FIX/data/ranked_sample.jsonl" > "$W/data.jsonl"
-cat > "$W/p.toml" <<TOML
-[run]
-dir = "$W/run"
-[policy]
-path = "$W/base"
-[sft]
-data = "$FIX/data/ranked_sample.jsonl"
-steps = 3
-lr = 0.01
-[generate]
-prompts = "$W/data.jsonl"
-n = 4
-max_new_tokens = 8
-[reward]
-steps = 3
-lr = 0.01
-[train]
-methods = "bt,pl,hps"
-steps = 3
-lr = 5e-7
-batch_prompts = 3
-[eval]
-prompts = "$W/data.jsonl"
-n = 3
-TOML
-"$HPS" pipeline "$W/p.toml" > "$W/log1"
+source "$(dirname "$0")/tiny_pipeline.sh"
+tiny_pipeline
+"$HPS" pipeline --config "$W/p.toml" > "$W/log1"
 for f in report/report.md report/rewards.svg report/margins.svg eval_hps/results.json annotate/ranked.jsonl; do
   test -s "$W/run/$f" || { echo "missing $f"; exit 1; }
 done
@@ -44,12 +18,12 @@ grep -q '"line":4' "$W/run/sft/run/skipped_records.jsonl"
 # Learning rates reach the trainer exactly (a fixed-point rendering would turn 5e-7 into 0).
 grep -q "lr = [45][.0-9]*e-07" "$W"/run/train_hps/run/checkpoint-*/trainer_state.json || { echo "train.lr lost"; exit 1; }
 "$HPS" pipeline "$W/p.toml" > "$W/log2"
-[ "$(grep -c 'done earlier, skipped' "$W/log2")" -ge 9 ] || { cat "$W/log2"; exit 1; }
+[ "$(grep -c 'done earlier, skipped' "$W/log2")" -eq 11 ] || { cat "$W/log2"; exit 1; }
 # Without SFT the given policy is the starting point (and the sft row has no training cost); a given reward
 # model (here the one the first run trained) scores with the tokenizer and chat format of its own folder.
 RM=$(ls -d "$W"/run/reward/run/checkpoint-*/model | tail -n 1)
-sed -e 's|^\[sft\]|[sft]\nenabled = false|' -e "s|dir = \"$W/run\"|dir = \"$W/run-nosft\"|" \
-  -e "s|^\[reward\]|[reward]\npath = \"$RM\"\nchat_format = \"chatml\"|" "$W/p.toml" > "$W/nosft.toml"
+sed -e 's|^\[sft.data\]|[sft]\nenabled = false\n[sft.data]|' -e "s|dir = \"$W/run\"|dir = \"$W/run-nosft\"|" \
+  -e "s|^\[reward.train\]|[reward]\npath = \"$RM\"\nchat_format = \"chatml\"\n[reward.train]|" "$W/p.toml" > "$W/nosft.toml"
 "$HPS" pipeline "$W/nosft.toml" > "$W/log3"
 grep -q "| hps |" "$W/run-nosft/report/report.md"
 echo "pipeline ran every stage, wrote the report, and skipped finished stages on rerun"

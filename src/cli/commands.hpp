@@ -34,7 +34,7 @@ Command add_logprobs_command(CLI::App& app);
 Command add_tokenize_command(CLI::App& app);
 // `hps train | sft | train-rm --config FILE [--resume] [--key=value ...]`.
 Command add_train_command(CLI::App& app, train::Task task);
-// `hps pipeline CONFIG.toml [--key=value ...]`.
+// `hps pipeline --config FILE [--key=value ...]` (or `hps pipeline FILE ...`).
 Command add_pipeline_command(CLI::App& app);
 // `hps generate --model DIR --data FILE --out FILE [--n K] [--temperature T] …`.
 Command add_generate_command(CLI::App& app);

@@ -6,6 +6,7 @@
 #include "cli/commands.hpp"
 #include "core/config.hpp"
 #include "core/error.hpp"
+#include "demo/task_kinds.hpp"
 #include "demo_toml.hpp"
 #include "pipeline/pipeline.hpp"
 #include "train/preference_trainer.hpp"
@@ -48,14 +49,19 @@ Command add_train_command(CLI::App& app, train::Task task) {
 
 Command add_pipeline_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("pipeline", "SFT → generate → reward model → annotate → train methods → evaluate → report");
-  auto path = std::make_shared<std::string>();
+  auto file = std::make_shared<std::string>(), path = std::make_shared<std::string>();
   auto verbose = std::make_shared<bool>(false);
-  cmd->add_option("config", *path, "TOML: [run] [task] [policy] [sft] [generate] [reward] [train] [eval]")->required();
+  cmd->add_option("file", *file, "the pipeline TOML (or --config FILE)");
+  cmd->add_option("--config", *path, "TOML: [run] [task] [policy] [data] [model] [sft] [generate] [reward] [train] [loss] "
+                                     "[gamma] [lora] [methods] [eval] (see docs/pipeline.md)");
   cmd->add_flag("--verbose", *verbose, "also print every stage's progress (always in RUN/log.txt)");
   cmd->allow_extras();
-  return {cmd, [cmd, path, verbose]() -> int {
-    Config cfg = load_config(*path, cmd->remaining());
-    pipeline::run_pipeline(cfg, std::cout, *verbose);
+  cmd->footer("Any --section.key=value overrides the config, e.g. --loss.beta=0.2 --methods.hps.gamma.end=3");
+  return {cmd, [cmd, file, path, verbose]() -> int {
+    if (file->empty() == path->empty())
+      throw UsageError("pipeline: give the config once, as --config FILE (or as FILE)");
+    Config cfg = load_config(path->empty() ? *file : *path, cmd->remaining());
+    pipeline::run_pipeline(cfg, demo::task_kinds(), std::cout, *verbose);
     return 0;
   }};
 }
@@ -69,17 +75,17 @@ Command add_demo_command(CLI::App& app) {
   cmd->add_flag("--quick", *quick, "the ~1 minute profile: one seed, smaller task, fewer steps (runs/demo-quick)");
   cmd->add_flag("--verbose", *verbose, "also print every stage's progress (always in RUN/log.txt)");
   cmd->allow_extras();
-  cmd->footer("Any --section.key=value overrides the config, e.g. --run.seeds=5 --train.steps=400");
+  cmd->footer("Any --section.key=value overrides the config, e.g. --run.seeds=5 --train.max_steps=400 --gamma.end=3");
   return {cmd, [cmd, path, quick, verbose]() -> int {
     Config cfg = path->empty() ? Config::from_string(demo::kDemoToml, "examples/demo.toml (embedded)")
                                : Config::from_file(*path);
     if (*quick)
       for (const char* kv : {"run.dir=runs/demo-quick", "run.seeds=1", "task.sft_records=8000", "task.rm_records=1000",
-                             "task.train_prompts=256", "task.test_prompts=100", "sft.steps=800", "reward.steps=100",
-                             "train.steps=40", "generate.n=4", "eval.n=4"})
+                             "task.train_prompts=256", "task.test_prompts=100", "sft.train.max_steps=800",
+                             "reward.train.max_steps=100", "train.max_steps=40", "generate.n=4", "eval.n=4"})
         cfg.set_override(kv);
     for (const auto& kv : collect_overrides(cmd->remaining())) cfg.set_override(kv);
-    pipeline::run_pipeline(cfg, std::cout, *verbose);
+    pipeline::run_pipeline(cfg, demo::task_kinds(), std::cout, *verbose);
     return 0;
   }};
 }

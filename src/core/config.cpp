@@ -1,5 +1,6 @@
 #include "core/config.hpp"
 
+#include <charconv>
 #include <sstream>
 #include <toml++/toml.h>
 
@@ -15,6 +16,12 @@ Config::Config() : impl_(std::make_unique<Impl>()) {}
 Config::~Config() = default;
 Config::Config(Config&&) noexcept = default;
 Config& Config::operator=(Config&&) noexcept = default;
+Config::Config(const Config& o)
+    : impl_(std::make_unique<Impl>(*o.impl_)), source_(o.source_), base_dir_(o.base_dir_), overridden_(o.overridden_) {}
+Config& Config::operator=(const Config& o) {
+  if (this != &o) *this = Config(o);
+  return *this;
+}
 
 namespace {
 
@@ -48,6 +55,63 @@ T get_as(const toml::table& root, const std::string& source, std::string_view ke
                     type_name(node.type()));
 }
 
+// The table at `dotted` under `root` ("" = root itself), created segment by segment when `create`; nullptr when
+// absent (and not created). A segment that is empty or names a value, not a table: UsageError when creating
+// (an override's key), ConfigError otherwise (the file's layout).
+toml::table* table_at(toml::table& root, std::string_view dotted, bool create) {
+  toml::table* t = &root;
+  if (dotted.empty()) return t;
+  for (std::string_view rest = dotted;;) {
+    const auto dot = rest.find('.');
+    const std::string seg(rest.substr(0, dot));
+    if (seg.empty()) throw UsageError("key '" + std::string(dotted) + "' has an empty segment");
+    if (!t->contains(seg)) {
+      if (!create) return nullptr;
+      t->insert(seg, toml::table{});
+    }
+    t = t->get(seg)->as_table();
+    if (!t && create) throw UsageError("key '" + std::string(dotted) + "': '" + seg + "' is not a table");
+    if (!t) throw ConfigError("'" + std::string(dotted.substr(0, dotted.size() - rest.size() + seg.size())) + "' must be a table");
+    if (dot == std::string_view::npos) return t;
+    rest = rest.substr(dot + 1);
+  }
+}
+
+void merge_into(toml::table& dst, const toml::table& src) {
+  for (const auto& [k, v] : src) {
+    toml::table* sub = dst.get_as<toml::table>(k.str());
+    if (sub && v.is_table()) merge_into(*sub, *v.as_table());
+    else dst.insert_or_assign(k.str(), v);
+  }
+}
+
+void flatten_into(const toml::table& t, const std::string& prefix, std::map<std::string, std::string>& out) {
+  for (const auto& [k, v] : t) {
+    const std::string key = prefix + std::string(k.str());
+    if (const auto* sub = v.as_table()) {
+      flatten_into(*sub, key + ".", out);
+      continue;
+    }
+    if (const auto d = v.value_exact<double>()) {
+      // The shortest text that reads back as the same double ("0.1", not toml++'s "0.10000000000000001").
+      char buf[64];
+      std::string text(buf, std::to_chars(buf, buf + sizeof buf, *d).ptr);
+      if (text.find_first_of(".eEn") == std::string::npos) text += ".0";  // still a float: 3.0, not 3
+      out[key] = text;
+      continue;
+    }
+    std::ostringstream os;
+    v.visit([&](const auto& value) { os << value; });
+    out[key] = os.str();
+  }
+}
+
+std::pair<std::string_view, std::string_view> split_last(std::string_view dotted) {
+  const auto dot = dotted.rfind('.');
+  if (dot == std::string_view::npos) return {{}, dotted};
+  return {dotted.substr(0, dot), dotted.substr(dot + 1)};
+}
+
 }  // namespace
 
 Config Config::from_string(std::string_view text, std::string source) {
@@ -64,6 +128,8 @@ Config Config::from_string(std::string_view text, std::string source) {
 Config Config::from_file(const std::string& path) {
   Config c;
   c.source_ = path;
+  const auto slash = path.rfind('/');
+  c.base_dir_ = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
   try {
     c.impl_->root = toml::parse_file(path);
   } catch (const toml::parse_error& e) {
@@ -86,24 +152,14 @@ void Config::set_override(std::string_view assignment) {
     value_node = parsed.get("v");
   } catch (const toml::parse_error&) {
   }
-  toml::table* t = &impl_->root;
-  std::string_view rest = key;
-  while (true) {
-    const auto dot = rest.find('.');
-    std::string seg(rest.substr(0, dot));
-    if (seg.empty()) throw UsageError("override key '" + key + "' has an empty segment");
-    if (dot == std::string_view::npos) {
-      if (value_node)
-        t->insert_or_assign(seg, *value_node);
-      else
-        t->insert_or_assign(seg, text);
-      break;
-    }
-    if (!t->contains(seg)) t->insert(seg, toml::table{});
-    t = t->get(seg)->as_table();
-    if (!t) throw UsageError("override key '" + key + "': '" + seg + "' is not a table");
-    rest = rest.substr(dot + 1);
-  }
+  const auto [table, leaf] = split_last(key);
+  if (leaf.empty()) throw UsageError("override key '" + key + "' has an empty segment");
+  toml::table* t = table_at(impl_->root, table, /*create=*/true);
+  if (value_node)
+    t->insert_or_assign(leaf, *value_node);
+  else
+    t->insert_or_assign(leaf, text);
+  overridden_.insert(key);
   source_ += " + --" + std::string(assignment);
 }
 
@@ -122,7 +178,19 @@ std::string Config::get_string(std::string_view key, std::string fallback) const
   return get_as<std::string>(impl_->root, source_, key, std::move(fallback), "a string");
 }
 
+std::string Config::get_path(std::string_view key, std::string fallback) const {
+  if (!has(key)) return fallback;
+  const std::string v = get_string(key, "");
+  // String operations, not std::filesystem (see io/atomic_file.hpp: LibTorch's copies of its symbols).
+  if (base_dir_.empty() || base_dir_ == "." || overridden_.contains(key) || v.empty() || v[0] == '/') return v;
+  return (base_dir_ == "/" ? "" : base_dir_) + "/" + (v.rfind("./", 0) == 0 ? v.substr(2) : v);
+}
+
 void Config::check_known(std::string_view table, std::initializer_list<std::string_view> known) const {
+  check_known(table, std::span<const std::string_view>(known.begin(), known.size()));
+}
+
+void Config::check_known(std::string_view table, std::span<const std::string_view> known) const {
   const toml::table* t = &impl_->root;
   if (!table.empty()) {
     auto node = impl_->root.at_path(table);
@@ -140,6 +208,36 @@ void Config::check_known(std::string_view table, std::initializer_list<std::stri
       throw ConfigError("unknown key '" + full + "' in " + source_ + " (known: " + list + ")");
     }
   }
+}
+
+void Config::merge_table(const Config& src, std::string_view from, std::string_view to) {
+  const toml::table* s = &src.impl_->root;
+  if (!from.empty()) {
+    auto node = src.impl_->root.at_path(from);
+    if (!node) return;
+    s = node.as_table();
+    if (!s) throw ConfigError("'" + std::string(from) + "' in " + src.source_ + " must be a table");
+  }
+  merge_into(*table_at(impl_->root, to, /*create=*/true), *s);
+}
+
+void Config::erase(std::string_view key) {
+  const auto [table, leaf] = split_last(key);
+  if (toml::table* t = table_at(impl_->root, table, /*create=*/false)) t->erase(leaf);
+}
+
+std::vector<std::string> Config::keys(std::string_view table) const {
+  std::vector<std::string> out;
+  const toml::table* t = table_at(impl_->root, table, /*create=*/false);
+  if (t)
+    for (const auto& [k, v] : *t) out.emplace_back(k.str());
+  return out;
+}
+
+std::map<std::string, std::string> Config::flatten(std::string_view table) const {
+  std::map<std::string, std::string> out;
+  if (const toml::table* t = table_at(impl_->root, table, /*create=*/false)) flatten_into(*t, "", out);
+  return out;
 }
 
 std::string Config::dump() const {

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "core/error.hpp"
+#include "demo/task_kinds.hpp"
 #include "io/atomic_file.hpp"
 #include "model/load.hpp"
 #include "model/model_config.hpp"
@@ -260,6 +261,29 @@ void write_synth_task(const SynthTaskConfig& c, const std::string& dir) {
   write_jsonl(dir + "/rm.jsonl", c.rm_records, [&] { return ranked_record(random_prompt(rm, c), rm, c.rm_harm_penalty); });
   write_jsonl(dir + "/train.jsonl", c.train_prompts, [&] { return ranked_record(random_prompt(train, c), train); });
   write_jsonl(dir + "/test.jsonl", c.test_prompts, [&] { return ranked_record(random_prompt(test, c), test); });
+}
+
+pipeline::TaskKinds task_kinds() {
+  return {{"synthetic", [](const Config& cfg) {
+             const SynthTaskConfig base = read_synth_task_config(cfg);
+             pipeline::TaskRecipe t;
+             t.write = [base](uint64_t seed, const std::string& dir) {
+               SynthTaskConfig c = base;
+               c.seed = seed;
+               write_synth_task(c, dir);
+             };
+             // Prompts are raw text rendered as ChatML user turns; responses end with <|im_end|>, the eos.
+             t.files = [](const std::string& dir) {
+               return pipeline::TaskFiles{dir + "/base",      dir + "/tokenizer", "chatml",        dir + "/sft.jsonl",
+                                          dir + "/train.jsonl", dir + "/rm.jsonl", dir + "/test.jsonl"};
+             };
+             t.oracle = [](const json& prompt, const std::string& y) {
+               // The ranked reader keeps a text prompt as one user message.
+               const auto v = oracle_reward(prompt.is_array() ? prompt.back().value("content", "") : prompt.get<std::string>(), y);
+               return eval::OracleVerdict{v.reward, v.harmful, v.exact};
+             };
+             return t;
+           }}};
 }
 
 }  // namespace hps::demo

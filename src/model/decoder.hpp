@@ -147,6 +147,21 @@ class AutocastGuard {
   at::ScalarType was_dtype_ = at::kFloat;
 };
 
+// Saves a decoder's ForwardState and restores it when it goes out of scope, also when an exception leaves
+// the scope: switch LoRA or dropout off for one forward (the reference policy of LoRA training) without
+// leaving the model in that state. The decoder must outlive the guard.
+class StateGuard {
+ public:
+  explicit StateGuard(Decoder& d) : d_(d), saved_(d.state) {}
+  ~StateGuard() { d_.state = saved_; }
+  StateGuard(const StateGuard&) = delete;
+  StateGuard& operator=(const StateGuard&) = delete;
+
+ private:
+  Decoder& d_;
+  ForwardState saved_;
+};
+
 // A decoder whose weights are meta tensors of the right shapes (no memory): the template that loading
 // and random initialization fill in.
 Decoder make_skeleton(const ModelConfig& c);

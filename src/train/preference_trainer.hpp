@@ -1,5 +1,9 @@
-// `hps train`: preference fine-tuning with any preference model × parameterization of src/prefs, LoRA or
-// full, as one explicit recipe (no Trainer base class): select → tokenize → forward → loss → step.
+// `hps train`, `hps sft`, `hps train-rm`: preference fine-tuning with any preference model × parameterization
+// of src/prefs, SFT, or a reward model, LoRA or full, as one explicit loop (no Trainer base class):
+// select → tokenize → forward → loss → step. The loop composes typed parts, each in its own file: the step
+// of each recipe (steps.hpp), checkpoint contents and resume checks (trainer_state.hpp), metrics and
+// progress (train_log.hpp), the reference cache (ref_cache.hpp), the causal-LM → reward-model conversion
+// (reward_model.hpp), AdamW and schedules (optimizer.hpp).
 //
 // Per step only the responses the method needs are tokenized and forwarded: BT and sampled HPS 2 per
 // prompt (more only when the best responses tie: a tie group shares the preferred weight), PL and HPS-full
@@ -14,33 +18,11 @@
 #include <string>
 #include <vector>
 
-#include <ATen/ATen.h>
-
-#include "data/dataset.hpp"
-#include "prefs/selection.hpp"
+#include "train/steps.hpp"
 #include "train/train_config.hpp"
+#include "train/train_log.hpp"
 
 namespace hps::train {
-
-// The selection of one record under draws u [1, 2] (its rewards in float64; rank order without rewards):
-// prefs::read_slots(sel, 0) are the responses to forward, and the loss reads exactly those.
-prefs::Selection select_record(const data::PreferenceRecord& r, const prefs::LossConfig& lc, const at::Tensor& u);
-
-struct StepLog {
-  int64_t step = 0, epoch = 0;
-  double loss = 0, accuracy = 0, rm_dpo = 0, rm_rdpo = 0, chosen_reward = 0, rejected_reward = 0;
-  double lr = 0, gamma = 0, grad_norm = 0, tokens_per_s = 0, peak_gib = 0;
-  bool skipped = false;  // non-finite loss or gradient: no update applied
-  int64_t no_preference = 0;  // prompts of this step whose responses all tie (ties = exclude): no loss term
-  bool no_update = false;     // every prompt of the step had no preference: nothing to learn, no update
-  std::vector<int64_t> lines;                       // source lines of the step's prompts
-  std::vector<std::vector<int64_t>> responses;      // response slots forwarded per prompt
-};
-
-struct EvalLog {
-  int64_t step = 0;
-  double loss = 0, accuracy = 0, rm_dpo = 0, rm_rdpo = 0;
-};
 
 class PreferenceTrainer {
  public:

@@ -28,19 +28,46 @@ std::string file_fingerprint(const std::string& path) {
   return out;
 }
 
+namespace {
+
+// The records of a cache file whose key matched: lines [n] int64, offsets [n + 1] int64 (from 0, never
+// decreasing, to the number of values), logp [values] float64. Anything else is a damaged file (the file
+// is written atomically: not an interrupted write of ours): InputError, never values read past its end.
+std::map<int64_t, std::vector<double>> read_entries(const io::SafetensorsFile& f) {
+  const at::Tensor ln = f.get("lines"), off = f.get("offsets"), lp = f.get("logp");
+  if (ln.scalar_type() != at::kLong || off.scalar_type() != at::kLong || lp.scalar_type() != at::kDouble ||
+      ln.dim() != 1 || off.dim() != 1 || lp.dim() != 1)
+    throw InputError("lines and offsets must be 1-d int64, logp 1-d float64");
+  const int64_t n = ln.size(0);
+  const auto* l = ln.data_ptr<int64_t>();
+  const auto* o = off.data_ptr<int64_t>();
+  const auto* v = lp.data_ptr<double>();
+  bool fits = off.size(0) == n + 1 && o[0] == 0 && o[n] == lp.size(0);
+  for (int64_t i = 0; fits && i < n; ++i) fits = o[i] <= o[i + 1];
+  if (!fits)
+    throw InputError("offsets " + c10::str(off.sizes()) + " do not split the " + std::to_string(lp.size(0)) +
+                     " values among " + std::to_string(n) + " lines");
+  std::map<int64_t, std::vector<double>> out;
+  for (int64_t i = 0; i < n; ++i) out[l[i]] = std::vector<double>(v + o[i], v + o[i + 1]);
+  return out;
+}
+
+}  // namespace
+
 RefCache RefCache::load_or_build(const std::string& path, const std::string& key, const std::vector<int64_t>& lines,
                                  const std::function<std::vector<model::RecordLogprobs>()>& compute, std::ostream& log) {
   RefCache c;
   if (io::file_exists(path)) {
-    auto f = io::SafetensorsFile::open(path);
-    auto it = f.metadata().find("key");
-    if (it != f.metadata().end() && it->second == key) {
-      const at::Tensor ln = f.get("lines"), off = f.get("offsets"), lp = f.get("logp");
-      const auto* l = ln.data_ptr<int64_t>();
-      const auto* o = off.data_ptr<int64_t>();
-      const auto* v = lp.data_ptr<double>();
-      for (int64_t i = 0; i < ln.size(0); ++i) c.by_line_[l[i]] = std::vector<double>(v + o[i], v + o[i + 1]);
-      c.hit_ = true;
+    try {
+      auto f = io::SafetensorsFile::open(path);
+      auto it = f.metadata().find("key");
+      c.hit_ = it != f.metadata().end() && it->second == key;
+      if (c.hit_) c.by_line_ = read_entries(f);
+    } catch (InputError& e) {
+      e.add_context("while reading the reference log-prob cache " + path + " (damaged: delete it to rebuild)");
+      throw;
+    }
+    if (c.hit_) {
       log << "reference log-prob cache: hit (" << c.by_line_.size() << " records) " << path << "\n";
       return c;
     }

@@ -21,7 +21,8 @@ std::string file_fingerprint(const std::string& path);
 class RefCache {
  public:
   // Reads `path` when its stored key equals `key`; otherwise calls `compute` (one score per record, in
-  // `lines` order) and writes the cache atomically.
+  // `lines` order) and writes the cache atomically. A file that is not a readable cache (damaged: the
+  // writes are atomic, so not an interrupted one of ours) is an InputError naming it, never a rebuild.
   static RefCache load_or_build(const std::string& path, const std::string& key, const std::vector<int64_t>& lines,
                                 const std::function<std::vector<model::RecordLogprobs>()>& compute, std::ostream& log);
   // log π_ref of response `slot` of the record at source line `line`; InputError if absent.

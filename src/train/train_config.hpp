@@ -2,8 +2,10 @@
 // them (β 0.1, lr 5e-7, cosine schedule, 2 epochs, LoRA r 8 / α 16, γ −5 → 5) and TRL's otherwise.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/config.hpp"
@@ -67,7 +69,27 @@ struct TrainConfig {
   prefs::GammaSchedule gamma;
 };
 
-// Reads [model], [lora], [data], [train], [loss], [gamma], [rm]; unknown keys and bad values throw ConfigError.
+// The tables `hps train | sft | train-rm` read; the pipeline composes a stage's view of its file from them.
+inline constexpr std::array<std::string_view, 7> kTrainTables{"model", "lora", "data", "train", "loss", "gamma", "rm"};
+
+// Keys that change when a run saves or stops, not what it computes: the pipeline neither reruns a finished stage
+// nor restarts an interrupted one for them (a killed stage may be resumed with another save_every).
+inline constexpr std::array<std::string_view, 3> kRunControlKeys{"train.save_every", "train.keep_last",
+                                                                 "train.stop_after"};
+
+// Every key of those tables, as "table.key" (what the pipeline must let through to the trainer).
+std::vector<std::string> train_config_keys();
+
+// What `hps train | sft | train-rm` trains with when a key is not given: the structs' defaults; LoRA for
+// preference training only (TRL's SFT and reward trainers fine-tune fully); BT pairs for a reward model.
+TrainConfig train_defaults(Task task);
+
+// Reads [model], [lora], [data], [train], [loss], [gamma], [rm] of `cfg` over `base` (base.task says what is
+// trained): a key `cfg` does not set keeps base's value. [loss] and [gamma] are read by prefs' readers over
+// LossConfig's and GammaSchedule's defaults, except loss.preference, which keeps base's. Unknown keys, bad
+// values and an empty model.path or data.path throw ConfigError.
+TrainConfig read_train_config(const Config& cfg, const TrainConfig& base);
+// `hps train | sft | train-rm`: over train_defaults(task).
 TrainConfig read_train_config(const Config& cfg, Task task = Task::preference);
 
 // Settings given explicitly in `cfg` that change nothing for this task, objective and preference model, each

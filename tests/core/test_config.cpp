@@ -61,5 +61,47 @@ TEST(Config, CheckKnownRejectsTyposAndListsKnownKeys) {
   EXPECT_NO_THROW(c.check_known("absent", {"x"}));
 }
 
+TEST(Config, MergeTableEraseKeysAndFlattenComposeAView) {
+  Config file = Config::from_string("[loss]\nbeta = 0.1\nties = \"exclude\"\n[methods.hps.loss]\nbeta = 0.5\n"
+                                    "[methods.hps.loss.extra]\nx = [1, 2]\n[train]\nmethods = \"hps\"\nlr = 3\n", "p.toml");
+  Config copy = file;  // a deep copy: the view below leaves `file` as it was
+  Config v = Config::from_string("", "view");
+  v.merge_table(file, "loss", "loss");
+  v.merge_table(file, "methods.hps.loss", "loss");  // over the shared table, key by key
+  v.merge_table(file, "absent", "gamma");           // nothing to copy: nothing happens
+  v.merge_table(file, "train", "train");
+  v.erase("train.methods");
+  v.erase("no.such.key");
+  EXPECT_EQ(v.get_double("loss.beta", 0), 0.5);
+  EXPECT_EQ(v.get_string("loss.ties", ""), "exclude");
+  EXPECT_FALSE(v.has("train.methods"));
+  EXPECT_EQ(v.keys(""), (std::vector<std::string>{"loss", "train"}));
+  EXPECT_EQ(file.keys("methods"), (std::vector<std::string>{"hps"}));
+  EXPECT_TRUE(file.keys("absent").empty());
+  // Values as TOML text, floats in their shortest form (0.1, not 0.10000000000000001), sorted by key.
+  const std::map<std::string, std::string> flat{
+      {"loss.beta", "0.5"}, {"loss.extra.x", "[ 1, 2 ]"}, {"loss.ties", "'exclude'"}, {"train.lr", "3"}};
+  EXPECT_EQ(v.flatten(), flat);
+  EXPECT_EQ(copy.flatten("loss"), (std::map<std::string, std::string>{{"beta", "0.1"}, {"ties", "'exclude'"}}));
+  EXPECT_EQ(file.dump(), copy.dump());
+  EXPECT_THROW(v.merge_table(file, "train.lr", "x"), ConfigError);  // a value, not a table
+}
+
+TEST(Config, PathsInAFileResolveAgainstItsFolderOverridesAgainstTheCurrentOne) {
+  const std::string dir = ::testing::TempDir() + "hps_config_paths";
+  std::ofstream(dir + ".toml") << "[a]\nrel = \"m/x\"\ndot = \"./y\"\nabs = \"/z\"\n";
+  Config c = Config::from_file(dir + ".toml");
+  const std::string folder = dir.substr(0, dir.rfind('/'));
+  EXPECT_EQ(c.base_dir(), folder);
+  EXPECT_EQ(c.get_path("a.rel", ""), folder + "/m/x");
+  EXPECT_EQ(c.get_path("a.dot", ""), folder + "/y");
+  EXPECT_EQ(c.get_path("a.abs", ""), "/z");
+  EXPECT_EQ(c.get_path("a.none", "fallback"), "fallback");
+  c.set_override("a.rel=typed/in/a/shell");
+  EXPECT_EQ(c.get_path("a.rel", ""), "typed/in/a/shell");
+  EXPECT_EQ(Config::from_string("[a]\nrel = \"m\"\n", "s").get_path("a.rel", ""), "m");  // no file: as is
+  std::remove((dir + ".toml").c_str());
+}
+
 }  // namespace
 }  // namespace hps

@@ -11,6 +11,7 @@
 #include "io/atomic_file.hpp"
 #include "io/jsonl.hpp"
 #include "model/load.hpp"
+#include "demo/task_kinds.hpp"
 #include "pipeline/pipeline.hpp"
 #include "test_util.hpp"
 #include "text/tokenizer.hpp"
@@ -125,9 +126,17 @@ TEST(SynthTask, ConfigErrors) {
   // The pipeline refuses a model or data path beside [task] (they would be silently replaced).
   std::ostringstream log;
   EXPECT_THAT(test::message_of<ConfigError>([&] {
-                pipeline::run_pipeline(Config::from_string("[run]\ndir = \"x\"\n[task]\n[policy]\npath = \"m\"\n", "p.toml"), log);
+                pipeline::run_pipeline(
+                    Config::from_string("[run]\ndir = \"x\"\n[task]\nkind = \"synthetic\"\n[policy]\npath = \"m\"\n", "p.toml"),
+                    task_kinds(), log);
               }),
               ::testing::HasSubstr("policy.path cannot be set with [task]"));
+  // A kind nobody registered is named, with the kinds there are.
+  EXPECT_THAT(test::message_of<ConfigError>([&] {
+                pipeline::run_pipeline(Config::from_string("[run]\ndir = \"x\"\n[task]\nkind = \"maze\"\n", "p.toml"),
+                                       task_kinds(), log);
+              }),
+              ::testing::HasSubstr("task.kind \"maze\" is not a task this command knows (known: synthetic)"));
 }
 
 }  // namespace

@@ -23,6 +23,23 @@ using test::model_dir;
 
 // Prefill a left-padded prompt, then decode one token at a time: every step's last hidden state must
 // equal the full forward over the whole (left-padded) sequence.
+TEST(StateGuard, RestoresTheStateFlagsOnScopeExitAndOnException) {
+  Decoder d;
+  d.state = {true, true, true};
+  {
+    StateGuard g(d);
+    d.state.lora_enabled = false, d.state.training = false;
+  }
+  EXPECT_TRUE(d.state.lora_enabled && d.state.training && d.state.grad_checkpointing);
+  try {
+    StateGuard g(d);
+    d.state.lora_enabled = false;
+    throw std::runtime_error("a forward failed");
+  } catch (const std::runtime_error&) {
+  }
+  EXPECT_TRUE(d.state.lora_enabled) << "restored although the scope was left by an exception";
+}
+
 TEST(KVCache, PrefillPlusStepsEqualsFullForward) {
   for (const std::string arch : {"llama", "qwen2", "mistral"}) {  // mistral: sliding window 5 < length
     Decoder d = load_model(model_dir(arch));

@@ -1,0 +1,144 @@
+#include "pipeline/stage.hpp"
+
+#include <sys/stat.h>
+
+#include <chrono>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "io/atomic_file.hpp"
+
+namespace hps::pipeline {
+
+using nlohmann::json;
+
+int TeeBuf::overflow(int c) {
+  if (c == EOF) return !EOF;
+  a_.put(static_cast<char>(c)), b_.put(static_cast<char>(c));
+  return c;
+}
+
+std::streamsize TeeBuf::xsputn(const char* s, std::streamsize n) {
+  a_.write(s, n), b_.write(s, n);
+  return n;
+}
+
+int TeeBuf::sync() {
+  a_.flush(), b_.flush();
+  return 0;
+}
+
+namespace {
+
+// FNV-1a, 64 bits, as hex: a digest that is the same on every platform and run.
+std::string fnv1a_hex(std::string_view s) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (const unsigned char c : s) h = (h ^ c) * 0x100000001b3ULL;
+  char out[17];
+  std::snprintf(out, sizeof out, "%016llx", static_cast<unsigned long long>(h));
+  return out;
+}
+
+// "relative/name size mtime" lines of every file under `path` (POSIX stat, not std::filesystem: see
+// io/atomic_file.hpp).
+void describe_files(const std::string& path, const std::string& rel, std::string& out) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return;
+  if (S_ISDIR(st.st_mode)) {
+    for (const auto& name : io::list_dir(path)) describe_files(path + "/" + name, rel + "/" + name, out);
+    return;
+  }
+  out += rel + " " + std::to_string(st.st_size) + " " + std::to_string(st.st_mtim.tv_sec) + "." +
+         std::to_string(st.st_mtim.tv_nsec) + "\n";
+}
+
+json to_json(const StageKey& k) { return {{"settings", k.settings}, {"inputs", k.inputs}}; }
+
+std::string text_or_unset(const json& m, const std::string& key) {
+  return m.contains(key) ? m.at(key).get<std::string>() : std::string("(unset)");
+}
+
+// What differs between a recorded key and `now`: "settings changed (loss.beta 0.1 → 0.5)", "inputs changed
+// (train_hps)", both, or "" when nothing does.
+std::string differences(const json& was, const StageKey& now) {
+  const json a = was.value("settings", json::object()), b = json(now.settings);
+  std::set<std::string> keys;  // sorted: the message reads the same every time
+  for (auto it = a.begin(); it != a.end(); ++it) keys.insert(it.key());
+  for (auto it = b.begin(); it != b.end(); ++it) keys.insert(it.key());
+  std::string settings, inputs;
+  for (const auto& k : keys)
+    if (!a.contains(k) || !b.contains(k) || a.at(k) != b.at(k))
+      settings += (settings.empty() ? "" : ", ") + k + " " + text_or_unset(a, k) + " → " + text_or_unset(b, k);
+  const json ia = was.value("inputs", json::object()), ib = json(now.inputs);
+  for (const auto& [k, v] : now.inputs)
+    if (!ia.contains(k) || ia.at(k) != v) inputs += (inputs.empty() ? "" : ", ") + k;
+  for (auto it = ia.begin(); it != ia.end(); ++it)
+    if (!ib.contains(it.key())) inputs += (inputs.empty() ? "" : ", ") + it.key();
+  std::string out;
+  if (!settings.empty()) out = "settings changed (" + settings + ")";
+  if (!inputs.empty()) out += (out.empty() ? "" : " and ") + std::string("inputs changed (") + inputs + ")";
+  return out;
+}
+
+std::string seconds_text(double s) {
+  char secs[32];
+  std::snprintf(secs, sizeof secs, "%.1f", s);
+  return secs;
+}
+
+}  // namespace
+
+std::string input_digest(const std::string& run_dir, const std::string& path) {
+  const std::string prefix = run_dir + "/";
+  if (path.rfind(prefix, 0) == 0) {
+    const std::string stage = path.substr(prefix.size(), path.find('/', prefix.size()) - prefix.size());
+    const std::string done = prefix + stage + "/DONE";
+    return io::file_exists(done) ? "stage " + stage + " " + fnv1a_hex(io::read_file(done)) : "stage " + stage + " unfinished";
+  }
+  std::string files;
+  describe_files(path, ".", files);
+  return files.empty() ? "missing" : fnv1a_hex(files);
+}
+
+void run_stage(const std::string& run_dir, const std::string& name, const StageKey& key, const Logs& logs,
+               const std::function<void()>& body) {
+  const std::string dir = run_dir + "/" + name, done = dir + "/DONE", started = dir + "/STARTED";
+  const json now = to_json(key);
+  std::string note;
+  if (io::file_exists(done)) {
+    const json was = io::read_json_file(done);
+    if (!was.contains("settings")) {
+      note = ": finished by an earlier hps that did not record its settings, rerunning";
+    } else if (const std::string d = differences(was, key); d.empty()) {
+      logs.say << "== " << name << ": done earlier, skipped\n" << std::flush;
+      return;
+    } else {
+      note = ": " + d + ", rerunning";
+    }
+    io::remove_tree(dir);
+  } else if (io::file_exists(started)) {
+    if (const std::string d = differences(io::read_json_file(started), key); d.empty()) {
+      note = " (resuming the interrupted run)";
+    } else {
+      note = ": " + d + " since the interrupted run, starting over";
+      io::remove_tree(dir);
+    }
+  }
+  logs.say << "== " << name << note << "\n" << std::flush;
+  const auto t0 = std::chrono::steady_clock::now();
+  io::make_dirs(dir);
+  io::write_json_file(started, now);
+  body();
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  json record = now;
+  record["seconds"] = s;
+  io::write_json_file(done, record);
+  logs.say << "== " << name << " finished in " << seconds_text(s) << " s\n" << std::flush;
+}
+
+double stage_seconds(const std::string& stage_dir) {
+  return io::read_json_file(stage_dir + "/DONE").value("seconds", 0.0);
+}
+
+}  // namespace hps::pipeline

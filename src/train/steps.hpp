@@ -1,0 +1,66 @@
+// One micro-batch of each training recipe, as a free function over explicit inputs: select → forward →
+// loss → metrics. `hps train` runs preference_step, `hps sft` sft_step, `hps train-rm` reward_step; the
+// trainer (preference_trainer.cpp) owns the loop, accumulation and the update.
+//
+// Selection happens once per prompt, before tokenizing, from the record's float64 rewards
+// (prefs::select_slots): only the selected responses are tokenized and forwarded, and the same selection is
+// handed to the loss, which reads exactly those slots.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <optional>
+
+#include "data/batching.hpp"
+#include "data/dataset.hpp"
+#include "model/decoder.hpp"
+#include "prefs/losses.hpp"
+#include "prefs/selection.hpp"
+#include "train/ref_cache.hpp"
+
+namespace hps::train {
+
+// The selection of one record under draws u [1, 2] (its rewards in float64; rank order without rewards):
+// prefs::read_slots(sel, 0) are the responses to forward, and the loss reads exactly those.
+prefs::Selection select_record(const data::PreferenceRecord& r, const prefs::LossConfig& lc, const at::Tensor& u);
+
+// What a step computes with, borrowed from the trainer for one call.
+struct StepModels {
+  model::Decoder& policy;                  // trained; its ForwardState is set per forward and restored after
+  const model::Decoder* ref = nullptr;     // full fine-tuning: the frozen reference; null: the policy, adapters off
+  const RefCache* cache = nullptr;         // train.ref_cache: reference values read instead of computed
+  at::Device device = at::kCPU;
+  std::optional<at::ScalarType> autocast;  // [model] autocast: low-precision matmuls over fp32 weights
+};
+
+// One micro-batch's loss and metrics (averaged over the prompts that carry a preference).
+struct MicroStep {
+  at::Tensor loss;  // []: differentiable when the step ran with grad; NaN when the log-probs were not finite
+  double accuracy = 0, rm_dpo = 0, rm_rdpo = 0, chosen = 0, rejected = 0;
+  int64_t no_preference = 0;  // prompts whose responses all tie: no loss term
+  data::Batch rows;           // what was forwarded (source lines, response slots)
+  int64_t tokens = 0;         // real tokens forwarded
+};
+
+// Each step takes the loader's next batch; nullopt when its epoch is exhausted (nothing is drawn then).
+//
+// Preference: two uniforms per prompt from `gen` (always, whatever the method, so the stream does not depend
+// on it), the selection, policy and reference log-probs at their slots of a [B, K] batch, and
+// prefs::preference_loss under `lc` (its γ is the step's).
+std::optional<MicroStep> preference_step(const StepModels& m, data::PreferenceLoader& ld, bool grad,
+                                         at::Generator& gen, const prefs::LossConfig& lc);
+// SFT: the best response of each prompt (highest reward, first on ties; the first without rewards);
+// token-level NLL over every response token of the batch (TRL's completion-only SFT loss).
+std::optional<MicroStep> sft_step(const StepModels& m, data::PreferenceLoader& ld, bool grad);
+// Reward model: BT on the best/worst groups (margin `margin`) or PL over the whole list
+// (`loss.preference`), selected with `loss.ties` as the preference losses select; pairwise accuracy.
+std::optional<MicroStep> reward_step(const StepModels& m, data::PreferenceLoader& ld, bool grad,
+                                     const prefs::LossConfig& loss, double margin);
+
+// Reference log-probs of a batch's rows, [B·k] float on m.device, without gradients: from the cache
+// (prompt-only rows of ragged batches get 0, never read), the frozen reference, or the policy with its
+// adapters and dropout off.
+at::Tensor ref_logprobs(const StepModels& m, const data::Batch& b);
+
+}  // namespace hps::train

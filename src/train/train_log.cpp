@@ -1,0 +1,98 @@
+#include "train/train_log.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "io/atomic_file.hpp"
+#include "prefs/losses.hpp"
+
+namespace hps::train {
+
+using nlohmann::json;
+
+TrainLog::TrainLog(const TrainConfig& cfg, bool resume, int64_t resumed_step, int64_t total, std::ostream& log)
+    : cfg_(cfg), log_(log), metrics_path_(cfg.train.out_dir + "/metrics.jsonl"), total_(total),
+      tty_(&log == &std::cout && ::isatty(STDOUT_FILENO)), started_(std::chrono::steady_clock::now()) {
+  std::vector<std::string> keep;
+  if (resume && io::file_exists(metrics_path_)) {
+    std::ifstream in(metrics_path_);
+    for (std::string line; std::getline(in, line);)
+      if (!line.empty() && json::parse(line).value("step", int64_t{0}) <= resumed_step) keep.push_back(line);
+  }
+  io::write_file_atomic(metrics_path_, [&](std::ostream& o) {
+    for (const auto& l : keep) o << l << "\n";
+  });
+  metrics_.open(metrics_path_, std::ios::app);
+}
+
+void TrainLog::start(size_t train_prompts, size_t eval_prompts, const std::string& converted_from) {
+  log_ << to_string(cfg_.task) << " training: " << train_prompts << " prompts (" << eval_prompts << " held out), "
+       << total_ << " steps, ";
+  if (cfg_.task == Task::preference)
+    log_ << prefs::to_string(cfg_.loss.preference) << " × " << prefs::to_string(cfg_.loss.objective);
+  else if (cfg_.task == Task::reward)
+    log_ << "reward model, " << prefs::to_string(cfg_.loss.preference) << " loss"
+         << (converted_from.empty() ? "" : " (score head added to " + converted_from + ")");
+  else
+    log_ << "SFT on the best responses";
+  log_ << (cfg_.use_lora ? ", LoRA" : ", full fine-tuning") << "\n";
+  started_ = std::chrono::steady_clock::now();
+}
+
+void TrainLog::skipped_records(const std::vector<data::SkippedRecord>& skipped) {
+  if (skipped.empty()) return;
+  const std::string list = cfg_.train.out_dir + "/skipped_records.jsonl";
+  io::write_file_atomic(list, [&](std::ostream& o) {
+    for (const auto& r : skipped) o << json{{"line", r.line}, {"reason", r.reason}}.dump() << "\n";
+  });
+  log_ << "skipped " << skipped.size() << " bad records of " << cfg_.data.path << " (data.on_bad_record = skip; all in "
+       << list << ")\n";
+  for (size_t i = 0; i < std::min<size_t>(3, skipped.size()); ++i)
+    log_ << "  line " << skipped[i].line << ": " << skipped[i].reason << "\n";
+}
+
+void TrainLog::step(const StepLog& s) {
+  ++ran_;
+  no_preference_ += s.no_preference;
+  const json j = {{"step", s.step},           {"epoch", s.epoch},         {"loss", s.loss},
+                  {"accuracy", s.accuracy},   {"rm_dpo", s.rm_dpo},       {"rm_rdpo", s.rm_rdpo},
+                  {"chosen_reward", s.chosen_reward}, {"rejected_reward", s.rejected_reward},
+                  {"lr", s.lr},               {"gamma", s.gamma},
+                  {"grad_norm", std::isfinite(s.grad_norm) ? json(s.grad_norm) : json(nullptr)},
+                  {"tokens_per_s", s.tokens_per_s}, {"peak_gib", s.peak_gib}, {"skipped", s.skipped},
+                  {"no_preference", s.no_preference}, {"no_update", s.no_update},
+                  {"lines", s.lines},         {"responses", s.responses}};
+  metrics_ << j.dump() << "\n" << std::flush;
+  const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+  const auto eta = static_cast<int64_t>(elapsed / static_cast<double>(ran_) * static_cast<double>(total_ - s.step));
+  if (tty_) {
+    const int64_t width = 24, filled = width * s.step / std::max<int64_t>(total_, 1);
+    log_ << "\r[" << std::string(static_cast<size_t>(filled), '=') << std::string(static_cast<size_t>(width - filled), ' ')
+         << "] ";
+  }
+  log_ << "step " << s.step << "/" << total_ << "  loss " << s.loss;
+  if (cfg_.task != Task::sft) log_ << "  acc " << s.accuracy;
+  log_ << "  lr " << s.lr;
+  if (cfg_.task == Task::preference) log_ << "  gamma " << s.gamma;
+  if (s.no_preference > 0) log_ << "  tied " << s.no_preference;
+  log_ << "  ETA " << eta / 60 << "m" << (eta % 60 < 10 ? "0" : "") << eta % 60 << "s"
+       << (s.skipped ? "  SKIPPED (non-finite)" : "") << (s.no_update ? "  NO UPDATE (every prompt tied)" : "");
+  log_ << (tty_ && !s.skipped && s.step < total_ ? "   " : "\n") << std::flush;
+}
+
+void TrainLog::eval(const EvalLog& e) {
+  log_ << "eval step " << e.step << "  loss " << e.loss << "  acc " << e.accuracy << "\n";
+}
+
+void TrainLog::ties() const {
+  // Never silently: prompts whose responses all tie train nothing (loss.ties = exclude).
+  if (no_preference_ > 0)
+    log_ << no_preference_ << " prompt(s) in this run's steps had responses of one reward only (loss.ties = exclude): "
+         << "no preference, no loss term (per step: 'no_preference' in " << metrics_path_ << ")\n";
+}
+
+}  // namespace hps::train

@@ -1,0 +1,139 @@
+#include "train/trainer_state.hpp"
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <map>
+
+#include "core/error.hpp"
+#include "io/atomic_file.hpp"
+#include "io/safetensors.hpp"
+#include "model/load.hpp"
+#include "model/lora.hpp"
+#include "train/run_checkpoint.hpp"
+
+namespace hps::train {
+
+using nlohmann::json;
+
+json compat_fields(const TrainConfig& c) {
+  const auto& l = c.loss;
+  return {{"task", to_string(c.task)},
+          {"model.path", c.model.path},
+          {"lora.enabled", c.use_lora},
+          {"lora.rank", c.lora.rank},
+          {"lora.alpha", c.lora.alpha},
+          {"lora.dropout", c.lora.dropout},
+          {"lora.rslora", c.lora.rslora},
+          {"lora.targets", c.lora.targets},
+          {"data.path", c.data.path},
+          {"data.max_prompt_length", c.data.max_prompt_length},
+          {"data.max_length", c.data.max_length},
+          {"loss.preference", std::string(prefs::to_string(l.preference))},
+          {"loss.objective", std::string(prefs::to_string(l.objective))},
+          {"loss.beta", l.beta},
+          {"loss.ties", std::string(prefs::to_string(l.ties))},
+          {"loss.pair_rule", std::string(prefs::to_string(l.pair_rule))},
+          {"loss.n_factor", std::string(prefs::to_string(l.n_factor))},
+          {"loss.label_smoothing", l.label_smoothing},
+          {"loss.robust", l.robust},
+          {"loss.exo_epsilon", l.exo_epsilon},
+          {"loss.simpo_margin", l.simpo_margin},
+          {"loss.rdpo_alpha", l.rdpo_alpha},
+          {"loss.multi_preferred", l.multi_preferred},
+          {"loss.multi_lambda", l.multi_lambda},
+          {"gamma.schedule", std::string(prefs::to_string(c.gamma.kind))},
+          {"gamma.start", c.gamma.start},
+          {"gamma.end", c.gamma.end},
+          {"gamma.interval", c.gamma.interval},
+          {"rm.margin", c.rm_margin},
+          {"train.batch_prompts", c.train.batch_prompts},
+          {"train.grad_accum", c.train.grad_accum},
+          {"train.seed", c.train.seed},
+          {"train.max_steps", c.train.max_steps},
+          {"train.epochs", c.train.epochs}};
+}
+
+namespace {
+
+// The generators a resumed run must continue: the sampler (selection draws), torch's CPU generator (LoRA
+// dropout, initialization) and, on a GPU, its CUDA generator.
+void save_rng(const std::string& path, at::Generator& sampler, const at::Device& device) {
+  std::map<std::string, at::Tensor> rng{{"sampler", sampler.get_state()},
+                                        {"torch_cpu", at::detail::getDefaultCPUGenerator().get_state()}};
+  if (device.is_cuda()) rng["torch_cuda"] = at::globalContext().defaultGenerator(device).get_state();
+  io::save_safetensors(path, rng);
+}
+
+void restore_rng(const std::string& path, at::Generator& sampler, const at::Device& device) {
+  auto r = io::SafetensorsFile::open(path);
+  sampler.set_state(r.get("sampler").clone());
+  at::Generator cpu = at::detail::getDefaultCPUGenerator();  // a handle: set_state reaches the global one
+  cpu.set_state(r.get("torch_cpu").clone());
+  if (device.is_cuda() && r.contains("torch_cuda")) {
+    at::Generator cuda = at::globalContext().defaultGenerator(device);
+    cuda.set_state(r.get("torch_cuda").clone());
+  }
+}
+
+void check_compatible(const json& state, const TrainConfig& cfg, const std::string& dir) {
+  const json now = compat_fields(cfg);
+  for (auto it = now.begin(); it != now.end(); ++it) {
+    if (!state.at("compat").contains(it.key())) continue;  // a checkpoint of an older hps did not record it
+    const json& was = state.at("compat").at(it.key());
+    if (was != it.value())
+      throw ConfigError("cannot resume from " + dir + ": " + it.key() + " was " + was.dump() + ", now " +
+                        it.value().dump() + " (use another train.out_dir for a different run)");
+  }
+}
+
+}  // namespace
+
+void save_trainer_state(const TrainConfig& cfg, const std::string& config_text, const json& model_config,
+                        int64_t total, const RunState& s, std::ostream& log) {
+  write_checkpoint(cfg.train.out_dir, s.step, [&](const std::string& dir) {
+    if (cfg.use_lora) {
+      model::save_lora(s.policy, cfg.lora, dir + "/adapter");
+    } else {
+      model::save_model(s.policy, model_config, dir + "/model");
+      for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
+        if (io::file_exists(cfg.model.path + "/" + f)) io::copy_file(cfg.model.path + "/" + f, dir + "/model/" + f);
+    }
+    io::save_safetensors(dir + "/optimizer.safetensors", s.opt->state());
+    save_rng(dir + "/rng.safetensors", s.sampler, s.policy.device());
+    json state = {{"step", s.step},
+                  {"total_steps", total},
+                  {"epoch", s.loader.epoch()},
+                  {"position", s.loader.position()},
+                  {"bad_steps", s.bad_steps},
+                  {"compat", compat_fields(cfg)},
+                  {"config", config_text}};
+    io::write_json_file(dir + "/trainer_state.json", state);
+  }, cfg.train.keep_last);
+  log << "saved " << checkpoint_path(cfg.train.out_dir, s.step) << "\n";
+}
+
+void restore_trainer_state(const std::string& dir, const TrainConfig& cfg, const RunState& s) {
+  const json state = io::read_json_file(dir + "/trainer_state.json");
+  check_compatible(state, cfg, dir);
+  const at::Device device = s.policy.device();
+  if (cfg.use_lora) {
+    model::load_lora(s.policy, dir + "/adapter");
+    s.policy.set_requires_grad(false, true);
+  } else {
+    model::Decoder m = model::load_model(dir + "/model", {device, s.policy.dtype()});
+    m.set_requires_grad(true, true);
+    m.state.grad_checkpointing = s.policy.state.grad_checkpointing;
+    s.policy = std::move(m);
+  }
+  s.opt = std::make_unique<AdamW>(s.policy.trainable_parameters(), cfg.train.adamw);
+  auto f = io::SafetensorsFile::open(dir + "/optimizer.safetensors");
+  std::map<std::string, at::Tensor> opt_state;
+  for (const auto& t : f.tensors()) opt_state[t.name] = f.get(t.name);
+  s.opt->load_state(opt_state);
+  restore_rng(dir + "/rng.safetensors", s.sampler, device);
+  s.step = state.at("step").get<int64_t>();
+  s.bad_steps = state.at("bad_steps").get<int64_t>();
+  s.loader.seek(state.at("epoch").get<int64_t>(), state.at("position").get<size_t>());
+}
+
+}  // namespace hps::train
