@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/enum_names.hpp"
 #include "core/error.hpp"
 #include "io/atomic_file.hpp"
 
@@ -9,14 +10,11 @@ namespace hps::model {
 
 using nlohmann::json;
 
-const char* to_string(Family f) {
-  switch (f) {
-    case Family::llama: return "llama";
-    case Family::qwen2: return "qwen2";
-    case Family::mistral: return "mistral";
-  }
-  return "?";
-}
+namespace {
+constexpr EnumNames<Family, 3> kFamilies{{{"llama", Family::llama}, {"qwen2", Family::qwen2}, {"mistral", Family::mistral}}};
+}  // namespace
+
+const char* to_string(Family f) { return enum_name(f, kFamilies).data(); }  // the table's names are literals
 
 namespace {
 

@@ -2,19 +2,17 @@
 
 #include <span>
 
+#include "core/enum_names.hpp"
 #include "core/error.hpp"
 #include "prefs/config_io.hpp"
 
 namespace hps::train {
 
-const char* to_string(Task t) {
-  switch (t) {
-    case Task::preference: return "preference";
-    case Task::sft: return "sft";
-    case Task::reward: return "reward";
-  }
-  return "?";
-}
+namespace {
+constexpr EnumNames<Task, 3> kTasks{{{"preference", Task::preference}, {"sft", Task::sft}, {"reward", Task::reward}}};
+}  // namespace
+
+const char* to_string(Task t) { return enum_name(t, kTasks).data(); }  // the table's names are literals
 
 namespace {
 
