@@ -14,6 +14,7 @@
 #include "data/pretokenized.hpp"
 #include "io/jsonl.hpp"
 #include "text/chat.hpp"
+#include "text/text_setup.hpp"
 #include "text/tokenizer.hpp"
 #include "io/atomic_file.hpp"
 #include "io/checkpoint.hpp"
@@ -40,9 +41,7 @@ model::Decoder load_model_for_cli(const std::string& dir, const std::string& ada
                                   const std::string& dtype) {
   model::LoadOptions lo{parse_device(device), std::nullopt};
   if (!dtype.empty()) lo.dtype = model::parse_dtype(dtype);
-  model::Decoder m = model::load_model(dir, lo);
-  if (!adapter.empty()) model::load_lora(m, adapter);
-  return m;
+  return model::load_policy(dir, adapter, lo);
 }
 
 namespace {
@@ -224,8 +223,7 @@ Command add_logprobs_command(CLI::App& app) {
     if (!first || (first->is_object() && first->contains("prompt_ids"))) {
       records = data::read_pretokenized(o->data, m.config.vocab_size);
     } else {
-      const auto tok = text::Tokenizer::from_dir(o->tokenizer.empty() ? o->model : o->tokenizer);
-      const text::ChatTemplate chat = text::choose_chat_template(tok.config().chat_template, o->chat);
+      const auto [tok, chat] = text::load_text_setup(o->tokenizer.empty() ? o->model : o->tokenizer, o->chat);
       if (tok.vocab_size() > m.config.vocab_size)
         throw InputError("tokenizer " + tok.source() + " has " + std::to_string(tok.vocab_size()) +
                          " tokens but the model's vocabulary has " + std::to_string(m.config.vocab_size) +

@@ -14,6 +14,7 @@
 #include "model/load.hpp"
 #include "model/lora.hpp"
 #include "text/chat.hpp"
+#include "text/text_setup.hpp"
 #include "text/tokenizer.hpp"
 
 namespace hps::cli {
@@ -128,8 +129,7 @@ Command add_generate_command(CLI::App& app) {
   cmd->add_option("--format", o->format, "auto | hh_rlhf | pku | ranked | messages");
   return {cmd, [o]() -> int {
     const model::Decoder m = load_model_for_cli(o->model, o->adapter, o->device, o->dtype);
-    const auto tok = text::Tokenizer::from_dir(o->tokenizer.empty() ? o->model : o->tokenizer);
-    const text::ChatTemplate chat = text::choose_chat_template(tok.config().chat_template, o->chat);
+    const auto [tok, chat] = text::load_text_setup(o->tokenizer.empty() ? o->model : o->tokenizer, o->chat);
     o->job.data_options.format = data::parse_format(o->format);
     const int64_t n = generate::generate_file(m, tok, chat, o->job, std::cerr);
     std::cerr << "wrote " << n << " prompts × " << o->job.sampling.n << " samples to " << o->job.out << "\n";
@@ -155,8 +155,7 @@ Command add_score_command(CLI::App& app) {
   cmd->add_option("--chat-format", o->chat, "llama3 | chatml | mistral | hh (default: from the tokenizer's template)");
   return {cmd, [o]() -> int {
     const model::Decoder rm = load_model_for_cli(o->model, "", o->device, o->dtype);
-    const auto tok = text::Tokenizer::from_dir(o->tokenizer.empty() ? o->model : o->tokenizer);
-    const text::ChatTemplate chat = text::choose_chat_template(tok.config().chat_template, o->chat);
+    const auto [tok, chat] = text::load_text_setup(o->tokenizer.empty() ? o->model : o->tokenizer, o->chat);
     const int64_t n = generate::score_file(rm, tok, chat, o->job, std::cerr);
     std::cerr << "scored " << n << " prompts → " << o->job.out << "\n";
     return 0;

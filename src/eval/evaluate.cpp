@@ -16,6 +16,7 @@
 #include "model/lora.hpp"
 #include "model/score_records.hpp"
 #include "text/chat.hpp"
+#include "text/text_setup.hpp"
 #include "text/tokenizer.hpp"
 
 namespace hps::eval {
@@ -143,11 +144,9 @@ json run_eval(const EvalJob& job, std::ostream& log) {
     if (!job.policy.empty() && !job.reference.empty()) {
       // Models: margins on the test pairs (best vs worst response) and KL on the winning generations.
       const model::LoadOptions lo{at::Device(job.device), std::nullopt};
-      model::Decoder pol = model::load_model(job.policy, lo);
-      if (!job.adapter.empty()) model::load_lora(pol, job.adapter);
+      const model::Decoder pol = model::load_policy(job.policy, job.adapter, lo);
       const model::Decoder ref = model::load_model(job.reference, lo);
-      const auto tok = text::Tokenizer::from_dir(job.tokenizer.empty() ? job.policy : job.tokenizer);
-      const text::ChatTemplate chat = text::choose_chat_template(tok.config().chat_template, job.chat_format);
+      const auto [tok, chat] = text::load_text_setup(job.tokenizer.empty() ? job.policy : job.tokenizer, job.chat_format);
       const data::Encoder enc = eval_encoder(tok, chat, job.max_prompt_length);
       // Table 1's margins on two pairs per test prompt: best vs worst, and best vs the hardest negative (the
       // highest-rewarded dispreferred response: Theorem 3's quantity).

@@ -9,6 +9,7 @@
 #include "core/error.hpp"
 #include "io/atomic_file.hpp"
 #include "io/checkpoint.hpp"
+#include "model/lora.hpp"
 
 namespace hps::model {
 
@@ -25,6 +26,12 @@ std::string dtype_to_hf(at::ScalarType t) {
   const std::string_view name = enum_name(t, kDtypes);
   if (name == "?") throw InputError(std::string("no transformers dtype name for ") + c10::toString(t));
   return std::string(name);
+}
+
+Decoder load_policy(const std::string& dir, const std::string& adapter, const LoadOptions& opts) {
+  Decoder m = load_model(dir, opts);
+  if (!adapter.empty()) load_lora(m, adapter);
+  return m;
 }
 
 Decoder load_model(const std::string& dir, const LoadOptions& opts) {

@@ -21,6 +21,8 @@ struct LoadOptions {
 // Reads config.json and the weights; every expected tensor must be present with the expected shape, and
 // every tensor in the checkpoint must be used (except rotary inv_freq buffers older exports contain).
 Decoder load_model(const std::string& dir, const LoadOptions& opts = {});
+// load_model plus, when `adapter` is not empty, the PEFT LoRA adapter in that folder applied on top.
+Decoder load_policy(const std::string& dir, const std::string& adapter, const LoadOptions& opts = {});
 
 // A model with random weights (normal(0, std), norms 1) for benchmarks and tests.
 Decoder random_model(const ModelConfig& c, at::Device device, at::ScalarType dtype, double std = 0.02,

@@ -16,6 +16,7 @@
 #include "pipeline/pipeline_config.hpp"
 #include "pipeline/stage.hpp"
 #include "text/chat.hpp"
+#include "text/text_setup.hpp"
 #include "text/tokenizer.hpp"
 #include "train/preference_trainer.hpp"
 #include "train/run_checkpoint.hpp"
@@ -138,8 +139,7 @@ struct Models {
 
   void generate(const std::string& model_dir, const std::string& adapter, const std::string& prompts,
                 const std::string& out, int64_t n, uint64_t seed, int64_t prompt_tokens) const {
-    model::Decoder m = model::load_model(model_dir, load());
-    if (!adapter.empty()) model::load_lora(m, adapter);
+    const model::Decoder m = model::load_policy(model_dir, adapter, load());
     const auto& g = r.p.generate;
     generate::GenerateJob job;
     job.data = prompts, job.out = out, job.batch_prompts = g.batch_prompts, job.max_prompt_length = prompt_tokens;
@@ -193,8 +193,9 @@ void reward_model(const SeedRun& r, Models& m, const TrainInputs& in) {
   const PipelineConfig& p = r.p;
   if (!p.reward.path.empty()) {
     m.rm_dir = p.reward.path;
-    m.rm_tok = text::Tokenizer::from_dir(p.reward.tokenizer.empty() ? m.rm_dir : p.reward.tokenizer);
-    m.rm_chat = text::choose_chat_template(m.rm_tok->config().chat_template, p.reward.chat_format);
+    auto rm_text = text::load_text_setup(p.reward.tokenizer.empty() ? m.rm_dir : p.reward.tokenizer, p.reward.chat_format);
+    m.rm_tok = std::move(rm_text.tok);
+    m.rm_chat = rm_text.chat;
     return;
   }
   TrainInputs s = in;

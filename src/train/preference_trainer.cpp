@@ -17,6 +17,7 @@
 #include "model/lora.hpp"
 #include "model/score_records.hpp"
 #include "text/chat.hpp"
+#include "text/text_setup.hpp"
 #include "text/tokenizer.hpp"
 #include "train/optimizer.hpp"
 #include "train/ref_cache.hpp"
@@ -90,8 +91,9 @@ void PreferenceTrainer::Impl::setup() {
   at::manual_seed(cfg.train.seed);
   device = at::Device(cfg.model.device);
   if (device.is_cuda() && !device.has_index()) device = at::Device(at::kCUDA, 0);
-  tok = text::Tokenizer::from_dir(cfg.model.tokenizer);
-  chat = text::choose_chat_template(tok->config().chat_template, cfg.data.chat_format);
+  auto ts = text::load_text_setup(cfg.model.tokenizer, cfg.data.chat_format);
+  tok = std::move(ts.tok);
+  chat = ts.chat;
   split_data();
   model::LoadOptions lo{device, std::nullopt};
   if (!cfg.model.dtype.empty()) lo.dtype = model::parse_dtype(cfg.model.dtype);

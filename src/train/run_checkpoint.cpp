@@ -40,6 +40,29 @@ void fsync_path(const std::string& path) {
   ::close(fd);
 }
 
+namespace {
+
+// Test hooks (tests/train/kill_resume.sh, tests/pipeline_kill_resume.sh) that hold a run at a known point so a
+// test can SIGKILL it exactly there, with no timing involved: the run writes `file` (its content: where it
+// stopped) and waits to be killed. No effect when the variables are unset.
+//   HPS_TEST_PAUSE_IN_SAVE=<file>           in every save: files written into the .tmp folder, not yet renamed;
+//   HPS_TEST_PAUSE_AFTER_SAVE=<step>:<file> once checkpoint <step> is complete (renamed, marked, pruned).
+[[noreturn]] void pause_for_test(const std::string& file, const std::string& where) {
+  io::write_file_atomic(file, [&](std::ostream& o) { o << where << "\n"; });
+  for (;;) ::pause();
+}
+
+void pause_after_save_for_test(int64_t step, const std::string& final_dir) {
+  const char* spec = std::getenv("HPS_TEST_PAUSE_AFTER_SAVE");
+  if (!spec) return;
+  const std::string s(spec);
+  const size_t colon = s.find(':');
+  if (colon == std::string::npos) throw ConfigError("HPS_TEST_PAUSE_AFTER_SAVE must be <step>:<file>, found '" + s + "'");
+  if (std::stoll(s.substr(0, colon)) == step) pause_for_test(s.substr(colon + 1), final_dir);
+}
+
+}  // namespace
+
 void write_checkpoint(const std::string& out_dir, int64_t step, const std::function<void(const std::string&)>& write,
                       int64_t keep_last) {
   io::make_dirs(out_dir);
@@ -47,13 +70,7 @@ void write_checkpoint(const std::string& out_dir, int64_t step, const std::funct
   io::remove_tree(tmp);
   io::make_dirs(tmp);
   write(tmp);
-  // Test hook (tests/train/kill_resume.sh): with HPS_TEST_PAUSE_IN_SAVE=<file> set, every save stops here,
-  // its files written into the .tmp folder but not yet renamed or marked, creates <file> and waits to be
-  // killed, so the test can SIGKILL a run exactly inside a save. No effect when the variable is unset.
-  if (const char* pause = std::getenv("HPS_TEST_PAUSE_IN_SAVE")) {
-    io::write_file_atomic(pause, [&](std::ostream& o) { o << tmp << "\n"; });
-    for (;;) ::pause();
-  }
+  if (const char* pause = std::getenv("HPS_TEST_PAUSE_IN_SAVE")) pause_for_test(pause, tmp);
   for (const auto& f : io::list_dir(tmp)) fsync_path(tmp + "/" + f);
   fsync_path(tmp);
   io::remove_tree(final_dir);  // a rerun of the same step replaces its checkpoint
@@ -68,6 +85,7 @@ void write_checkpoint(const std::string& out_dir, int64_t step, const std::funct
   for (const auto& name : io::list_dir(out_dir))
     if (name.size() > 4 && name.ends_with(".tmp") && step_of(name.substr(0, name.size() - 4)) >= 0)
       io::remove_tree(out_dir + "/" + name);
+  pause_after_save_for_test(step, final_dir);
 }
 
 std::vector<std::string> complete_checkpoints(const std::string& out_dir) {
