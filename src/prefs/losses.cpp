@@ -12,7 +12,6 @@ namespace {
 // Per-prompt PL loss in tiers (tier [B, K], rank order; K at invalid positions). Without ties every
 // position is its own tier and this is eq. (4)-(5).
 at::Tensor pl_loss(const LossConfig& c, const Selection& s, const Responses& all) {
-  const int64_t K = s.order.size(1);
   at::Tensor V = s.valid;                                   // [B, K]
   at::Tensor T = s.tier;                                    // [B, K]
   at::Tensor n = s.count.to(all.logp.scalar_type());        // [B]
