@@ -146,6 +146,62 @@ at::Tensor rows_tensor(const std::vector<std::vector<double>>& rows, int64_t K) 
   return at::tensor(flat, at::kDouble).view({static_cast<int64_t>(rows.size()), K});
 }
 
+// One prompt's terms and what it reads; positions in rank order.
+struct RowSelection {
+  std::vector<RowTerm> terms;
+  std::vector<uint8_t> read;  // [K] slot order
+  int64_t chosen = 0, rejected = 0, rejected2 = 0;
+};
+
+RowSelection select_row(const Row& r, const LossConfig& c, double u0, double u1) {
+  RowSelection out;
+  if (c.preference == Preference::bt) out.terms.push_back(bt_row(r, c.pair_rule, u0, u1));
+  if (c.preference == Preference::hps || c.preference == Preference::hps_full) {
+    out.terms.push_back(hps_row(r, c, 0, u0));
+    if (c.multi_preferred) out.terms.push_back(hps_row(r, c, 1, u1));
+  }
+  const bool pref = r.tiers >= 2;
+  out.read.assign(static_cast<size_t>(r.K), 0);
+  for (int64_t j = 0; j < r.n; ++j) {
+    const auto sj = static_cast<size_t>(j);
+    bool used = c.preference == Preference::pl;  // PL reads the whole ranking
+    for (const auto& t : out.terms) used = used || t.anchor[sj] > 0 || t.negative[sj] > 0;
+    out.read[static_cast<size_t>(r.order[sj])] = used || (!pref && j == 0);  // no preference: the best, for metrics
+  }
+  // Reported pair: the first preferred and the first (hardest) negative; PL: the best and the best of the
+  // second tier.
+  const auto& t = out.terms;
+  out.chosen = t.empty() ? 0 : first_positive(t[0].anchor);
+  out.rejected = !pref ? 0 : t.empty() ? r.span(1).first : first_positive(t[0].negative);
+  out.rejected2 = t.size() > 1 ? first_positive(t[1].negative) : 0;
+  return out;
+}
+
+// The draws as [B, 2] float64 on the CPU for stochastic cells (undefined otherwise), checked.
+at::Tensor checked_draws(const at::Tensor& draws, const LossConfig& c, int64_t B) {
+  if (!is_stochastic(c)) return {};
+  if (!draws.defined() || draws.dim() != 2 || draws.size(0) != B || draws.size(1) != 2)
+    throw InputError("loss '" + std::string(to_string(c.preference)) + "' is stochastic and needs draws [B, 2]");
+  at::Tensor u = draws.to(at::kCPU, at::kDouble).contiguous();
+  if (!((u >= 0) & (u < 1)).all().item<bool>()) throw InputError("draws must lie in [0, 1) (see draw_uniforms)");
+  return u;
+}
+
+// Prompt b's row, ranked, after the value rules (finite rewards, enough responses).
+Row checked_row(const double* rw, const bool* vd, int64_t b, int64_t K, const LossConfig& c) {
+  for (int64_t k = 0; k < K; ++k)
+    if (vd[k] && !std::isfinite(rw[k]))
+      throw NumericError("preference batch: field 'reward' is not finite at prompt " + std::to_string(b) + ", slot " +
+                         std::to_string(k) + " (rule: every valid response needs finite values)");
+  Row r = rank_row(rw, vd, K, c.ties);
+  const int64_t min_responses = c.multi_preferred ? 3 : 2;
+  if (r.n < min_responses)
+    throw InputError("preference batch: prompt " + std::to_string(b) + " has " + std::to_string(r.n) +
+                     " valid response(s); this loss needs at least " + std::to_string(min_responses) +
+                     " (K = 1 gives no preference)");
+  return r;
+}
+
 }  // namespace
 
 Selection select_slots(const at::Tensor& reward_in, const at::Tensor& valid_in, const LossConfig& c,
@@ -158,63 +214,24 @@ Selection select_slots(const at::Tensor& reward_in, const at::Tensor& valid_in, 
   at::Tensor valid = valid_in.defined() ? valid_in.to(at::kCPU).contiguous() : at::ones({B, K}, at::kBool);
   if (valid.sizes() != reward.sizes() || valid.scalar_type() != at::kBool)
     throw InputError("preference batch: field 'valid' must be bool with the shape of 'reward'");
-  const bool stochastic = is_stochastic(c);
-  at::Tensor u;
-  if (stochastic) {
-    if (!draws.defined() || draws.dim() != 2 || draws.size(0) != B || draws.size(1) != 2)
-      throw InputError("loss '" + std::string(to_string(c.preference)) + "' is stochastic and needs draws [B, 2]");
-    u = draws.to(at::kCPU, at::kDouble).contiguous();
-    if (!((u >= 0) & (u < 1)).all().item<bool>())
-      throw InputError("draws must lie in [0, 1) (see draw_uniforms)");
-  }
-  const int64_t min_responses = c.multi_preferred ? 3 : 2;
-  const int64_t n_terms = c.preference == Preference::pl ? 0 : (c.multi_preferred ? 2 : 1);
-
+  const at::Tensor u = checked_draws(draws, c, B);  // [B, 2] or undefined
   std::vector<std::vector<double>> anchor[2], negative[2];
   std::vector<double> log_n[2];
-  std::vector<int64_t> order, tier, count, chosen, rejected, rejected2;
-  std::vector<uint8_t> has_pref, read(static_cast<size_t>(B * K), 0);
+  std::vector<int64_t> order, tier, count, has_pref, read, chosen, rejected, rejected2;
   for (int64_t b = 0; b < B; ++b) {
-    const double* rw = reward.data_ptr<double>() + b * K;
-    const bool* vd = valid.data_ptr<bool>() + b * K;
-    for (int64_t k = 0; k < K; ++k)
-      if (vd[k] && !std::isfinite(rw[k]))
-        throw NumericError("preference batch: field 'reward' is not finite at prompt " + std::to_string(b) + ", slot " +
-                           std::to_string(k) + " (rule: every valid response needs finite values)");
-    const Row r = rank_row(rw, vd, K, c.ties);
-    if (r.n < min_responses)
-      throw InputError("preference batch: prompt " + std::to_string(b) + " has " + std::to_string(r.n) +
-                       " valid response(s); this loss needs at least " + std::to_string(min_responses) +
-                       " (K = 1 gives no preference)");
-    const double u0 = stochastic ? u.data_ptr<double>()[b * 2] : 0.0, u1 = stochastic ? u.data_ptr<double>()[b * 2 + 1] : 0.0;
-    std::vector<RowTerm> terms;
-    if (c.preference == Preference::bt) terms.push_back(bt_row(r, c.pair_rule, u0, u1));
-    if (c.preference == Preference::hps || c.preference == Preference::hps_full) {
-      terms.push_back(hps_row(r, c, 0, u0));
-      if (c.multi_preferred) terms.push_back(hps_row(r, c, 1, u1));
-    }
-    const bool pref = r.tiers >= 2;
-    has_pref.push_back(pref);
-    uint8_t* rd = read.data() + b * K;
-    for (int64_t j = 0; j < r.n; ++j) {
-      const auto sj = static_cast<size_t>(j);
-      bool used = c.preference == Preference::pl;  // PL reads the whole ranking
-      for (const auto& t : terms) used = used || t.anchor[sj] > 0 || t.negative[sj] > 0;
-      rd[r.order[sj]] = used || (!pref && j == 0);  // without a preference: the best, for the metrics only
-    }
-    for (size_t i = 0; i < terms.size(); ++i) {
-      anchor[i].push_back(terms[i].anchor);
-      negative[i].push_back(terms[i].negative);
-      log_n[i].push_back(terms[i].log_n);
+    const Row r = checked_row(reward.data_ptr<double>() + b * K, valid.data_ptr<bool>() + b * K, b, K, c);
+    const double* ub = u.defined() ? u.data_ptr<double>() + b * 2 : nullptr;
+    const RowSelection sel = select_row(r, c, ub ? ub[0] : 0.0, ub ? ub[1] : 0.0);
+    for (size_t i = 0; i < sel.terms.size(); ++i) {
+      anchor[i].push_back(sel.terms[i].anchor);
+      negative[i].push_back(sel.terms[i].negative);
+      log_n[i].push_back(sel.terms[i].log_n);
     }
     order.insert(order.end(), r.order.begin(), r.order.end());
     tier.insert(tier.end(), r.tier.begin(), r.tier.end());
-    count.push_back(r.n);
-    // Reported pair: the first preferred and the first (hardest) negative; PL: the best and the best of the
-    // second tier.
-    chosen.push_back(terms.empty() ? 0 : first_positive(terms[0].anchor));
-    rejected.push_back(!pref ? 0 : terms.empty() ? r.span(1).first : first_positive(terms[0].negative));
-    rejected2.push_back(terms.size() > 1 ? first_positive(terms[1].negative) : 0);
+    read.insert(read.end(), sel.read.begin(), sel.read.end());
+    count.push_back(r.n), has_pref.push_back(r.tiers >= 2);
+    chosen.push_back(sel.chosen), rejected.push_back(sel.rejected), rejected2.push_back(sel.rejected2);
   }
   Selection s;
   const auto i64 = at::TensorOptions().dtype(at::kLong);
@@ -222,14 +239,15 @@ Selection select_slots(const at::Tensor& reward_in, const at::Tensor& valid_in, 
   s.tier = at::tensor(tier, i64).view({B, K});
   s.count = at::tensor(count, i64);
   s.valid = at::arange(K, i64).unsqueeze(0) < s.count.unsqueeze(1);
-  s.has_pref = at::tensor(std::vector<int64_t>(has_pref.begin(), has_pref.end()), i64).to(at::kBool);
+  s.has_pref = at::tensor(has_pref, i64).to(at::kBool);
   s.chosen = at::tensor(chosen, i64);
   s.rejected = at::tensor(rejected, i64);
   s.rejected2 = at::tensor(rejected2, i64);
-  s.read = at::tensor(std::vector<int64_t>(read.begin(), read.end()), i64).view({B, K}).to(at::kBool);
+  s.read = at::tensor(read, i64).view({B, K}).to(at::kBool);
+  const int64_t n_terms = c.preference == Preference::pl ? 0 : (c.multi_preferred ? 2 : 1);
   for (int64_t i = 0; i < n_terms; ++i)
     s.terms.push_back({rows_tensor(anchor[i], K), rows_tensor(negative[i], K), at::tensor(log_n[i], at::kDouble)});
-  if (stochastic) s.draws = u;
+  s.draws = u;
   return s;
 }
 
