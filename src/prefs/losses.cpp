@@ -127,6 +127,12 @@ bool is_stochastic(const LossConfig& c) {
          (c.preference == Preference::bt && (c.pair_rule == PairRule::max_random || c.pair_rule == PairRule::random));
 }
 
+at::Tensor mean_over_preferences(const at::Tensor& per_prompt, const at::Tensor& has_pref) {
+  const at::Tensor keep = has_pref.to(per_prompt.device());
+  const double n = static_cast<double>(std::max<int64_t>(keep.sum().item<int64_t>(), 1));
+  return at::where(keep, per_prompt, at::zeros_like(per_prompt)).sum() / n;
+}
+
 double mean_over_preferences(const LossResult& r, const at::Tensor& per_prompt) {
   const at::Tensor keep = r.has_pref.to(per_prompt.device());
   const int64_t n = keep.sum().item<int64_t>();
@@ -155,9 +161,8 @@ LossResult preference_loss(const PrefBatch& batch, const LossConfig& c, const Se
   }
   res.has_pref = s.has_pref;
   res.per_prompt = at::where(s.has_pref, res.per_prompt, at::zeros_like(res.per_prompt));
-  const int64_t n_pref = sel.has_pref.sum().item<int64_t>();
-  res.no_preference = sel.has_pref.size(0) - n_pref;
-  res.loss = res.per_prompt.sum() / static_cast<double>(std::max<int64_t>(n_pref, 1));
+  res.no_preference = sel.has_pref.size(0) - sel.has_pref.sum().item<int64_t>();
+  res.loss = mean_over_preferences(res.per_prompt, s.has_pref);
   const at::Tensor none = at::full_like(s.rejected, -1);
   res.chosen = at_rank(s.order, s.chosen);
   res.rejected = at::where(s.has_pref, at_rank(s.order, s.rejected), none);

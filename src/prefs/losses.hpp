@@ -42,7 +42,10 @@ at::Tensor plackett_luce_nll(const at::Tensor& u, const Selection& s, bool rever
 // rank order; [B]. Zero-weight pairs are never read (they may hold anything finite or not).
 at::Tensor weighted_pairs(const Term& t, const at::Tensor& pair_losses);
 
-// Mean of a per-prompt metric [B] over the prompts with a preference (0 when none has one).
+// Mean of per-prompt values [B] over the prompts where has_pref [B] is set, differentiable (0 when none is):
+// how every loss and metric of this core averages, so a prompt without a preference never dilutes the mean.
+at::Tensor mean_over_preferences(const at::Tensor& per_prompt, const at::Tensor& has_pref);
+// The same for a metric of a result, as a number.
 double mean_over_preferences(const LossResult& r, const at::Tensor& per_prompt);
 
 // True when the cell draws random numbers (HPS single-sample, BT max_random / random).

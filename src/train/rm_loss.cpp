@@ -1,29 +1,17 @@
 #include "train/rm_loss.hpp"
 
-#include <algorithm>
-
 #include "prefs/losses.hpp"
 
 namespace hps::train {
 
-namespace {
-
-at::Tensor mean_with_preference(const at::Tensor& per_prompt, const prefs::Selection& sel) {
-  const at::Tensor keep = sel.has_pref.to(per_prompt.device());
-  const double n = std::max<double>(1.0, static_cast<double>(sel.has_pref.sum().item<int64_t>()));
-  return at::where(keep, per_prompt, at::zeros_like(per_prompt)).sum() / n;
-}
-
-}  // namespace
-
 at::Tensor rm_loss_bt(const at::Tensor& scores, const prefs::Selection& sel, double margin) {
   // ℓ_ij = −log σ(r_i − r_j − m) for every (anchor i, negative j) in rank order: [B, K, K].
   at::Tensor l = -at::log_sigmoid(scores.unsqueeze(2) - scores.unsqueeze(1) - margin);
-  return mean_with_preference(prefs::weighted_pairs(sel.terms.at(0), l), sel);
+  return prefs::mean_over_preferences(prefs::weighted_pairs(sel.terms.at(0), l), sel.has_pref);
 }
 
 at::Tensor rm_loss_pl(const at::Tensor& scores, const prefs::Selection& sel) {
-  return mean_with_preference(prefs::plackett_luce_nll(scores, sel), sel);
+  return prefs::mean_over_preferences(prefs::plackett_luce_nll(scores, sel), sel.has_pref);
 }
 
 double pairwise_accuracy(const at::Tensor& scores, const at::Tensor& rewards) {

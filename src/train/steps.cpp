@@ -197,10 +197,9 @@ std::optional<MicroStep> reward_step(const StepModels& m, data::PreferenceLoader
   s->no_preference = sel.has_pref.numel() - sel.has_pref.sum().item<int64_t>();
   s->accuracy = pairwise_accuracy(scores, b.rewards);
   if (lc.preference == prefs::Preference::bt) {  // the reported pair's scores, over prompts with a preference
-    const at::Tensor keep = sel.has_pref.to(m.device).to(at::kFloat);  // keep: [B]
-    const double n = std::max(1.0, keep.sum().item<double>());
-    s->chosen = (prefs::at_rank(ranked, sel.chosen.to(m.device)) * keep).sum().item<double>() / n;
-    s->rejected = (prefs::at_rank(ranked, sel.rejected.to(m.device)) * keep).sum().item<double>() / n;
+    const auto score_at = [&](const at::Tensor& pos) { return prefs::at_rank(ranked, pos.to(m.device)); };  // [B]
+    s->chosen = prefs::mean_over_preferences(score_at(sel.chosen), sel.has_pref).item<double>();
+    s->rejected = prefs::mean_over_preferences(score_at(sel.rejected), sel.has_pref).item<double>();
   }
   return s;
 }
