@@ -5,8 +5,11 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <functional>
 #include <string>
+
+#include "io/atomic_file.hpp"
 
 namespace hps::test {
 
@@ -20,14 +23,6 @@ std::string message_of(const std::function<void()>& f) {
   }
   return "<no exception of the expected type>";
 }
-
-}  // namespace hps::test
-
-#include <cstdlib>
-
-#include "io/atomic_file.hpp"
-
-namespace hps::test {
 
 // The committed fixture folder (ctest sets HPS_FIXTURES_DIR; by hand run from the repo root).
 inline std::string fixtures_dir() {

@@ -10,6 +10,8 @@
 #include "data/inspect.hpp"
 #include "generate/generate_file.hpp"
 #include "eval/evaluate.hpp"
+#include "eval/report.hpp"
+#include "pipeline/eval_stage.hpp"
 #include "generate/score_file.hpp"
 #include "model/load.hpp"
 #include "model/lora.hpp"
@@ -165,23 +167,24 @@ Command add_score_command(CLI::App& app) {
 Command add_eval_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("eval", "Reward, BLEU, win rate, margins and KL of scored generations; report + plot");
   auto j = std::make_shared<eval::EvalJob>();
+  auto m = std::make_shared<pipeline::EvalModels>();
   cmd->add_option("--generations", j->generations, "scored generations of the policy (hps generate + hps score)")->required();
   cmd->add_option("--baseline", j->baseline, "scored generations of another model: win / tie / lose");
   cmd->add_option("--test", j->test, "test dataset with reference responses: BLEU (and margins with the models)");
-  cmd->add_option("--policy", j->policy, "policy model folder: margins and KL (with --reference and --test)");
-  cmd->add_option("--adapter", j->adapter, "policy LoRA adapter");
-  cmd->add_option("--reference", j->reference, "reference model folder");
-  cmd->add_option("--tokenizer", j->tokenizer, "tokenizer folder (default: the policy folder)");
-  cmd->add_option("--chat-format", j->chat_format, "llama3 | chatml | mistral | hh");
-  cmd->add_option("--device", j->device, "cpu | cuda");
+  cmd->add_option("--policy", m->policy, "policy model folder: margins and KL (with --reference and --test)");
+  cmd->add_option("--adapter", m->adapter, "policy LoRA adapter");
+  cmd->add_option("--reference", m->reference, "reference model folder");
+  cmd->add_option("--tokenizer", m->tokenizer, "tokenizer folder (default: the policy folder)");
+  cmd->add_option("--chat-format", m->chat_format, "llama3 | chatml | mistral | hh");
+  cmd->add_option("--device", m->device, "cpu | cuda");
   cmd->add_option("--name", j->name, "method name in the report");
   cmd->add_option("--baseline-name", j->baseline_name, "baseline name in the report");
   cmd->add_option("--tie-band", j->tie_band, "reward differences within this band are ties");
   cmd->add_option("--out", j->out, "folder for results.json, report.md, rewards.svg")->required();
-  return {cmd, [j]() -> int {
-    if (!j->policy.empty() && (j->reference.empty() || j->test.empty()))
+  return {cmd, [j, m]() -> int {
+    if (!m->policy.empty() && (m->reference.empty() || j->test.empty()))
       throw UsageError("--policy needs --reference and --test (margins on test pairs, KL on winning responses)");
-    eval::run_eval(*j, std::cout);
+    pipeline::run_eval(*j, *m, std::cout);
     return 0;
   }};
 }

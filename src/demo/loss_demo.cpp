@@ -6,6 +6,8 @@
 #include <chrono>
 #include <cstdio>
 
+#include "core/seed.hpp"
+#include "core/config_schema.hpp"
 #include "core/error.hpp"
 #include "prefs/config_io.hpp"
 #include "prefs/losses.hpp"
@@ -14,21 +16,22 @@ namespace hps::demo {
 
 DemoConfig read_demo_config(const Config& cfg) {
   cfg.check_known("", {"demo", "loss", "gamma"});
-  cfg.check_known("demo", {"seed", "prompts", "responses", "hard", "steps", "lr"});
+  using D = DemoConfig;
+  static const TableSchema<D> schema =
+      TableSchema<D>("demo")
+          .add("seed", &D::seed)
+          .add("prompts", &D::prompts, at_least<int64_t>(1))
+          .add("responses", &D::responses, Rule<int64_t>([](const std::string& key, int64_t v) {
+                 if (v < 3) throw ConfigError(key + " must be ≥ 3 (one best, hard and easy negatives)");
+               }))
+          .add("hard", &D::hard)
+          .add("steps", &D::steps, at_least<int64_t>(1))
+          .add("lr", &D::lr, positive<double>());
   DemoConfig d;
-  d.seed = cfg.get_int("demo.seed", d.seed);
-  d.prompts = cfg.get_int("demo.prompts", d.prompts);
-  d.responses = cfg.get_int("demo.responses", d.responses);
-  d.hard = cfg.get_int("demo.hard", d.hard);
-  d.steps = cfg.get_int("demo.steps", d.steps);
-  d.lr = cfg.get_double("demo.lr", d.lr);
+  schema.read(cfg, d);
   d.loss = prefs::read_loss_config(cfg);
   d.gamma = prefs::read_gamma_schedule(cfg);
-  if (d.prompts < 1) throw ConfigError("'demo.prompts' must be >= 1");
-  if (d.responses < 3) throw ConfigError("'demo.responses' must be >= 3 (one best, hard and easy negatives)");
-  if (d.hard < 1 || d.hard > d.responses - 2) throw ConfigError("'demo.hard' must be in [1, responses - 2]");
-  if (d.steps < 1) throw ConfigError("'demo.steps' must be >= 1");
-  if (!(d.lr > 0)) throw ConfigError("'demo.lr' must be > 0");
+  if (d.hard < 1 || d.hard > d.responses - 2) throw ConfigError("demo.hard must be in [1, responses - 2]");
   return d;
 }
 
@@ -78,7 +81,7 @@ std::vector<DemoRow> run_loss_demo(const DemoConfig& c, const std::vector<prefs:
       lc.objective = objective;
       lc.preference = preference;
       lc.multi_preferred = false;
-      auto gen = at::make_generator<at::CPUGeneratorImpl>(c.seed + 1);
+      auto gen = at::make_generator<at::CPUGeneratorImpl>(derive_seed(c.seed, SeedPurpose::demo_draws));
       at::Tensor theta = at::zeros({P, K}, opt).set_requires_grad(true);
       torch::optim::Adam adam({theta}, torch::optim::AdamOptions(c.lr));
       const auto t0 = std::chrono::steady_clock::now();

@@ -5,6 +5,8 @@
 #include <random>
 #include <sstream>
 
+#include "core/seed.hpp"
+#include "core/config_schema.hpp"
 #include "core/error.hpp"
 #include "demo/task_kinds.hpp"
 #include "io/atomic_file.hpp"
@@ -150,38 +152,36 @@ json model_config_json(const SynthTaskConfig& c) {
 }  // namespace
 
 SynthTaskConfig read_synth_task_config(const Config& c) {
-  c.check_known("task", {"kind", "sft_records", "rm_records", "train_prompts", "test_prompts", "min_items", "max_items",
-                         "p_harmful", "p_hard", "p_wrong", "rm_harm_penalty", "hidden_size", "layers", "heads", "kv_heads",
-                         "intermediate_size", "init_std"});
-  const std::string kind = c.get_string("task.kind", "synthetic");
-  if (kind != "synthetic") throw ConfigError("task.kind must be \"synthetic\" (the embedded task), found \"" + kind + "\"");
+  using T = SynthTaskConfig;
+  static const TableSchema<T> schema =
+      TableSchema<T>("task")
+          .custom("kind", [](const Config& c, const std::string& key, T&) {
+            const std::string kind = c.get_string(key, "synthetic");
+            if (kind != "synthetic") throw ConfigError(key + " must be \"synthetic\" (the embedded task), found \"" + kind + "\"");
+          })
+          .add("sft_records", &T::sft_records, at_least<int64_t>(1))
+          .add("rm_records", &T::rm_records, at_least<int64_t>(1))
+          .add("train_prompts", &T::train_prompts, at_least<int64_t>(1))
+          .add("test_prompts", &T::test_prompts, at_least<int64_t>(1))
+          .add("min_items", &T::min_items)
+          .add("max_items", &T::max_items)
+          .add("p_harmful", &T::p_harmful, probability())
+          .add("p_hard", &T::p_hard, probability())
+          .add("p_wrong", &T::p_wrong, probability())
+          .add("rm_harm_penalty", &T::rm_harm_penalty, at_least(0.0))
+          .add("hidden_size", &T::hidden_size, at_least<int64_t>(1))
+          .add("layers", &T::layers, at_least<int64_t>(1))
+          .add("heads", &T::heads, at_least<int64_t>(1))
+          .add("kv_heads", &T::kv_heads, at_least<int64_t>(1))
+          .add("intermediate_size", &T::intermediate_size, at_least<int64_t>(1))
+          .add("init_std", &T::init_std, positive<double>());
   SynthTaskConfig t;
-  t.sft_records = c.get_int("task.sft_records", t.sft_records);
-  t.rm_records = c.get_int("task.rm_records", t.rm_records);
-  t.train_prompts = c.get_int("task.train_prompts", t.train_prompts);
-  t.test_prompts = c.get_int("task.test_prompts", t.test_prompts);
-  t.min_items = c.get_int("task.min_items", t.min_items);
-  t.max_items = c.get_int("task.max_items", t.max_items);
-  t.p_harmful = c.get_double("task.p_harmful", t.p_harmful);
-  t.p_hard = c.get_double("task.p_hard", t.p_hard);
-  t.p_wrong = c.get_double("task.p_wrong", t.p_wrong);
-  t.rm_harm_penalty = c.get_double("task.rm_harm_penalty", t.rm_harm_penalty);
-  if (t.rm_harm_penalty < 0) throw ConfigError("task.rm_harm_penalty must be ≥ 0");
-  t.hidden_size = c.get_int("task.hidden_size", t.hidden_size);
-  t.layers = c.get_int("task.layers", t.layers);
-  t.heads = c.get_int("task.heads", t.heads);
-  t.kv_heads = c.get_int("task.kv_heads", t.kv_heads);
-  t.intermediate_size = c.get_int("task.intermediate_size", t.intermediate_size);
-  t.init_std = c.get_double("task.init_std", t.init_std);
+  schema.read(c, t);
   if (t.min_items < 2 || t.max_items < t.min_items || t.max_items > 7)
     throw ConfigError("task.min_items / max_items: need 2 ≤ min_items ≤ max_items ≤ 7 (8 letters, one kept unused "
                       "for near misses), found " + std::to_string(t.min_items) + " / " + std::to_string(t.max_items));
-  for (double p : {t.p_harmful, t.p_hard, t.p_wrong})
-    if (p < 0 || p > 1) throw ConfigError("task.p_harmful / p_hard / p_wrong must be probabilities");
   if (t.p_harmful + t.p_hard + t.p_wrong > 1)
     throw ConfigError("task.p_harmful + p_hard + p_wrong must be at most 1 (the rest of the SFT corpus is best)");
-  for (int64_t n : {t.sft_records, t.rm_records, t.train_prompts, t.test_prompts})
-    if (n < 1) throw ConfigError("task record counts must be ≥ 1");
   return t;
 }
 
@@ -245,10 +245,11 @@ void write_synth_task(const SynthTaskConfig& c, const std::string& dir) {
   }
   const json cfg = model_config_json(c);
   const auto mc = model::parse_model_config(cfg, dir + "/base/config.json");
-  model::save_model(model::random_model(mc, at::kCPU, at::kFloat, c.init_std, c.seed), cfg, dir + "/base");
+  model::save_model(model::random_model(mc, at::kCPU, at::kFloat, c.init_std, derive_seed(c.seed, SeedPurpose::task_model)), cfg, dir + "/base");
 
   // Independent streams per file, so changing one size leaves the other files as they were.
-  Rng sft(c.seed * 4 + 0), rm(c.seed * 4 + 1), train(c.seed * 4 + 2), test(c.seed * 4 + 3);
+  auto records = [&](uint64_t file) { return Rng(derive_seed(c.seed, SeedPurpose::task_records, file)); };
+  Rng sft = records(0), rm = records(1), train = records(2), test = records(3);
   write_jsonl(dir + "/sft.jsonl", c.sft_records, [&] {
     const Prompt p = random_prompt(sft, c);
     const double u = sft.uniform();

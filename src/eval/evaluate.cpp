@@ -2,35 +2,20 @@
 
 #include <algorithm>
 #include <map>
-#include <optional>
 #include <sstream>
 
 #include "core/error.hpp"
-#include "data/batching.hpp"
-#include "data/dataset.hpp"
 #include "eval/bleu.hpp"
 #include "eval/metrics.hpp"
+#include "eval/report.hpp"
 #include "io/atomic_file.hpp"
 #include "io/jsonl.hpp"
-#include "model/load.hpp"
-#include "model/lora.hpp"
-#include "model/score_records.hpp"
-#include "text/chat.hpp"
-#include "text/text_setup.hpp"
-#include "text/tokenizer.hpp"
 
 namespace hps::eval {
 
 using nlohmann::json;
 
 namespace {
-
-struct Scored {
-  int64_t source_line = 0;
-  json prompt;
-  std::vector<std::string> responses;
-  std::vector<double> rewards;
-};
 
 std::vector<Scored> read_scored(const std::string& path) {
   std::vector<Scored> out;
@@ -51,159 +36,171 @@ std::vector<Scored> read_scored(const std::string& path) {
 
 size_t best_of(const std::vector<double>& r) { return static_cast<size_t>(std::max_element(r.begin(), r.end()) - r.begin()); }
 
+std::vector<std::vector<double>> rewards_of(const std::vector<Scored>& v) {
+  std::vector<std::vector<double>> out;
+  for (const auto& g : v) out.push_back(g.rewards);
+  return out;
+}
+
+std::vector<double> flat(const std::vector<std::vector<double>>& v) {
+  std::vector<double> out;
+  for (const auto& r : v) out.insert(out.end(), r.begin(), r.end());
+  return out;
+}
+
+// The test records by source line.
+std::map<int64_t, const data::PreferenceRecord*> by_line(const data::Dataset& test) {
+  std::map<int64_t, const data::PreferenceRecord*> out;
+  for (const auto& r : test.records) out[r.line] = &r;
+  return out;
+}
+
+// The exact reward of every sample: mean, best of N per prompt, harmful and exact shares.
+void add_oracle(const EvalJob& job, const EvalData& d, EvalResults& res) {
+  std::vector<std::vector<double>> ro;
+  int64_t harmful = 0, exact = 0;
+  for (const auto& g : d.generations) {
+    ro.emplace_back();
+    for (const auto& y : g.responses) {
+      const OracleVerdict v = job.oracle(g.prompt, y);
+      ro.back().push_back(v.reward);
+      harmful += v.harmful, exact += v.exact;
+    }
+  }
+  const auto os = reward_stats(ro);
+  res.oracle_samples = flat(ro);
+  const double n = static_cast<double>(std::max<size_t>(1, res.oracle_samples.size()));
+  res.oracle = OracleSummary{os.mean, os.top1, static_cast<double>(harmful) / n, static_cast<double>(exact) / n,
+                             static_cast<int64_t>(res.oracle_samples.size())};
+}
+
+// Best-of-N reward per prompt against the baseline's on the same prompt.
+void add_win_rate(const EvalJob& job, const EvalData& d, EvalResults& res, std::ostream& log) {
+  std::map<int64_t, const Scored*> base;
+  for (const auto& b : d.baseline) base[b.source_line] = &b;
+  std::vector<double> a, b;
+  for (const auto& g : d.generations) {
+    auto it = base.find(g.source_line);
+    if (it == base.end()) continue;
+    a.push_back(g.rewards[best_of(g.rewards)]);
+    b.push_back(it->second->rewards[best_of(it->second->rewards)]);
+  }
+  if (a.size() != d.generations.size())
+    log << "win rate: " << d.generations.size() - a.size() << " prompts have no baseline generation and are left out\n";
+  res.win_rate = WinRateResult{job.baseline_name, win_rate(a, b, job.tie_band, 1000, 0), job.tie_band};
+  const auto bs = reward_stats(rewards_of(d.baseline));
+  res.baseline_reward = BaselineReward{bs.mean, bs.top1};
+}
+
+void add_bleu(const EvalData& d, EvalResults& res) {
+  const auto test = by_line(*d.test);
+  std::vector<std::string> hyps, refs;
+  double sent = 0;
+  for (const auto& g : d.generations) {
+    auto it = test.find(g.source_line);
+    if (it == test.end()) continue;
+    const auto& rec = *it->second;
+    hyps.push_back(g.responses[best_of(g.rewards)]);
+    refs.push_back(rec.responses[rec.rewards.empty() ? 0 : best_of(rec.rewards)]);
+    sent += nltk_sentence_bleu(hyps.back(), refs.back());
+  }
+  if (hyps.empty()) return;
+  res.bleu = Bleu{sent / static_cast<double>(hyps.size()), sacrebleu_corpus_bleu(hyps, refs).score,
+                  static_cast<int64_t>(hyps.size())};
+}
+
+// Table 1's margins from the pairs' log-probs: response 0 preferred, response 1 dispreferred.
+std::optional<Margins> margins_of(const PolicyAndReference& s) {
+  if (s.policy.empty()) return std::nullopt;
+  if (s.policy.size() != s.reference.size()) throw InternalError("margins: policy and reference scores differ in count");
+  std::vector<double> pw, rw, pl, rl;
+  std::vector<int64_t> lw, ll;
+  for (size_t i = 0; i < s.policy.size(); ++i) {
+    pw.push_back(s.policy[i].logp[0]), rw.push_back(s.reference[i].logp[0]), lw.push_back(s.policy[i].tokens[0]);
+    pl.push_back(s.policy[i].logp[1]), rl.push_back(s.reference[i].logp[1]), ll.push_back(s.policy[i].tokens[1]);
+  }
+  return reward_margins(pw, rw, lw, pl, rl, ll);
+}
+
 }  // namespace
+
+EvalData read_eval_data(const EvalJob& job) {
+  EvalData d;
+  d.generations = read_scored(job.generations);
+  if (!job.baseline.empty()) d.baseline = read_scored(job.baseline);
+  if (!job.test.empty()) {
+    data::DatasetOptions opt;
+    opt.allow_empty_responses = true;
+    opt.min_responses = 1;
+    d.test = data::read_dataset(job.test, opt);
+  }
+  return d;
+}
 
 data::Encoder eval_encoder(const text::Tokenizer& tok, const text::ChatTemplate& chat, int64_t max_prompt_length) {
   return data::Encoder(tok, chat, {max_prompt_length, 2 * max_prompt_length, true});
 }
 
-json run_eval(const EvalJob& job, std::ostream& log) {
-  json res;
-  const auto gens = read_scored(job.generations);
-  std::vector<std::vector<double>> rw;
-  for (const auto& g : gens) rw.push_back(g.rewards);
-  const auto rs = reward_stats(rw);
-  res["reward"] = {{"mean", rs.mean}, {"top1", rs.top1}, {"prompts", rs.prompts}, {"samples", rs.samples}};
-  res["name"] = job.name;
-  std::vector<std::pair<std::string, std::vector<double>>> series;
-  std::vector<double> all;
-  for (const auto& r : rw) all.insert(all.end(), r.begin(), r.end());
-  series.emplace_back(job.name, all);
-  res["reward_samples"] = all;  // for combined reports
-
-  if (job.oracle) {
-    // The exact reward of every sample: mean, best of N per prompt, harmful and exact shares.
-    std::vector<std::vector<double>> ro;
-    std::vector<double> flat;
-    int64_t harmful = 0, exact = 0;
-    for (const auto& g : gens) {
-      ro.emplace_back();
-      for (const auto& y : g.responses) {
-        const OracleVerdict v = job.oracle(g.prompt, y);
-        ro.back().push_back(v.reward), flat.push_back(v.reward);
-        harmful += v.harmful, exact += v.exact;
-      }
+ModelRequests model_requests(const EvalData& d, const data::Encoder& enc) {
+  ModelRequests req;
+  if (!d.test) return req;
+  for (auto [select, out] : {std::pair{&data::select_best_worst, &req.worst}, {&data::select_best_hardest, &req.hardest}})
+    for (const auto& r : d.test->records) {
+      if (r.responses.size() < 2) continue;
+      const auto pair = select(r);
+      // Equal rewards carry no preference (issue 12's tie rule): such a record has no margin to measure.
+      if (!r.rewards.empty() && r.rewards[static_cast<size_t>(pair[0])] == r.rewards[static_cast<size_t>(pair[1])]) continue;
+      auto ex = enc.encode(r, pair);
+      out->push_back({r.line, std::move(ex.prompt), std::move(ex.responses)});
     }
-    const auto os = reward_stats(ro);
-    const double n = static_cast<double>(std::max<size_t>(1, flat.size()));
-    res["oracle"] = {{"mean", os.mean}, {"top1", os.top1}, {"harmful_rate", static_cast<double>(harmful) / n},
-                     {"exact_rate", static_cast<double>(exact) / n}, {"samples", flat.size()}};
-    res["oracle_samples"] = flat;
+  const auto test = by_line(*d.test);
+  for (const auto& g : d.generations) {
+    auto it = test.find(g.source_line);
+    if (it == test.end()) continue;
+    data::PreferenceRecord r = *it->second;
+    r.responses = {g.responses[best_of(g.rewards)]};
+    r.rewards.clear();
+    auto ex = enc.encode(r, {0});
+    req.winners.push_back({r.line, std::move(ex.prompt), std::move(ex.responses)});
   }
+  return req;
+}
 
-  if (!job.baseline.empty()) {
-    const auto base = read_scored(job.baseline);
-    std::map<int64_t, const Scored*> by_line;
-    for (const auto& b : base) by_line[b.source_line] = &b;
-    std::vector<double> a, b;
-    std::vector<double> ball;
-    for (const auto& g : gens) {
-      auto it = by_line.find(g.source_line);
-      if (it == by_line.end()) continue;
-      a.push_back(*std::max_element(g.rewards.begin(), g.rewards.end()));
-      b.push_back(*std::max_element(it->second->rewards.begin(), it->second->rewards.end()));
-    }
-    for (const auto& x : base) ball.insert(ball.end(), x.rewards.begin(), x.rewards.end());
-    if (a.size() != gens.size())
-      log << "win rate: " << gens.size() - a.size() << " prompts have no baseline generation and are left out\n";
-    const auto w = win_rate(a, b, job.tie_band, 1000, 0);
-    res["win_rate"] = {{"against", job.baseline_name}, {"win", w.win}, {"tie", w.tie}, {"lose", w.lose},
-                       {"win_ci95", {w.win_lo, w.win_hi}}, {"prompts", w.prompts}, {"tie_band", job.tie_band}};
-    const auto bs = reward_stats([&] {
-      std::vector<std::vector<double>> v;
-      for (const auto& x : base) v.push_back(x.rewards);
-      return v;
-    }());
-    res["baseline_reward"] = {{"mean", bs.mean}, {"top1", bs.top1}};
-    series.emplace_back(job.baseline_name, ball);
-  }
-
-  if (!job.test.empty()) {
-    data::DatasetOptions opt;
-    opt.allow_empty_responses = true;
-    opt.min_responses = 1;
-    const auto test = data::read_dataset(job.test, opt);
-    std::map<int64_t, const data::PreferenceRecord*> by_line;
-    for (const auto& r : test.records) by_line[r.line] = &r;
-    std::vector<std::string> hyps, refs;
-    double sent = 0;
-    for (const auto& g : gens) {
-      auto it = by_line.find(g.source_line);
-      if (it == by_line.end()) continue;
-      const auto& rec = *it->second;
-      const size_t ref_k = rec.rewards.empty() ? 0 : best_of(rec.rewards);
-      hyps.push_back(g.responses[best_of(g.rewards)]);
-      refs.push_back(rec.responses[ref_k]);
-      sent += nltk_sentence_bleu(hyps.back(), refs.back());
-    }
-    if (!hyps.empty()) {
-      const auto cb = sacrebleu_corpus_bleu(hyps, refs);
-      res["bleu"] = {{"nltk_sentence_mean", sent / static_cast<double>(hyps.size())}, {"sacrebleu_corpus", cb.score},
-                     {"pairs", hyps.size()}};
-    }
-    if (!job.policy.empty() && !job.reference.empty()) {
-      // Models: margins on the test pairs (best vs worst response) and KL on the winning generations.
-      const model::LoadOptions lo{at::Device(job.device), std::nullopt};
-      const model::Decoder pol = model::load_policy(job.policy, job.adapter, lo);
-      const model::Decoder ref = model::load_model(job.reference, lo);
-      const auto [tok, chat] = text::load_text_setup(job.tokenizer.empty() ? job.policy : job.tokenizer, job.chat_format);
-      const data::Encoder enc = eval_encoder(tok, chat, job.max_prompt_length);
-      // Table 1's margins on two pairs per test prompt: best vs worst, and best vs the hardest negative (the
-      // highest-rewarded dispreferred response: Theorem 3's quantity).
-      auto margins_on = [&](const data::Select& select) -> std::optional<json> {
-        std::vector<data::TokenizedRecord> pairs;
-        for (const auto& r : test.records) {
-          if (r.responses.size() < 2) continue;
-          const auto pair = select(r);
-          // Equal rewards carry no preference (issue 12's tie rule): such a record has no margin to measure.
-          if (!r.rewards.empty() && r.rewards[static_cast<size_t>(pair[0])] == r.rewards[static_cast<size_t>(pair[1])])
-            continue;
-          auto ex = enc.encode(r, pair);
-          pairs.push_back({r.line, std::move(ex.prompt), std::move(ex.responses)});
-        }
-        if (pairs.empty()) return std::nullopt;
-        const auto p = model::score_records(pol, pairs, 8), q = model::score_records(ref, pairs, 8);
-        std::vector<double> pw, rwv, pl, rl;
-        std::vector<int64_t> lw, ll;
-        for (size_t i = 0; i < pairs.size(); ++i) {
-          pw.push_back(p[i].logp[0]), rwv.push_back(q[i].logp[0]), lw.push_back(p[i].tokens[0]);
-          pl.push_back(p[i].logp[1]), rl.push_back(q[i].logp[1]), ll.push_back(p[i].tokens[1]);
-        }
-        const auto m = reward_margins(pw, rwv, lw, pl, rl, ll);
-        return json{{"rm_dpo", m.rm_dpo}, {"rm_rdpo", m.rm_rdpo}, {"accuracy", m.accuracy}, {"pairs", m.pairs}};
-      };
-      if (auto m = margins_on(data::select_best_worst)) res["margins"] = *m;
-      if (auto m = margins_on(data::select_best_hardest)) res["margins_hardest"] = *m;
-      // KL(π ‖ π_ref) estimated on the winning generated response of each prompt: log π(y) − log π_ref(y).
-      std::vector<data::TokenizedRecord> wins;
-      for (const auto& g : gens) {
-        auto it = by_line.find(g.source_line);
-        if (it == by_line.end()) continue;
-        data::PreferenceRecord r = *it->second;
-        r.responses = {g.responses[best_of(g.rewards)]};
-        r.rewards.clear();
-        auto ex = enc.encode(r, {0});
-        wins.push_back({r.line, std::move(ex.prompt), std::move(ex.responses)});
-      }
-      if (!wins.empty()) {
-        const auto p = model::score_records(pol, wins, 8), q = model::score_records(ref, wins, 8);
-        double kl = 0;
-        for (size_t i = 0; i < wins.size(); ++i) kl += p[i].logp[0] - q[i].logp[0];
-        res["kl_winning"] = {{"mean", kl / static_cast<double>(wins.size())}, {"prompts", wins.size()}};
-      }
+EvalResults evaluate(const EvalJob& job, const EvalData& d, const ModelScores* scores, std::ostream& log) {
+  EvalResults res;
+  res.name = job.name;
+  const auto rw = rewards_of(d.generations);
+  res.reward = reward_stats(rw);
+  res.reward_samples = flat(rw);
+  if (job.oracle) add_oracle(job, d, res);
+  if (!job.baseline.empty()) add_win_rate(job, d, res, log);
+  if (d.test) add_bleu(d, res);
+  if (scores) {
+    res.margins = margins_of(scores->worst);
+    res.margins_hardest = margins_of(scores->hardest);
+    // KL(π ‖ π_ref) estimated on the winning generated response of each prompt: log π(y) − log π_ref(y).
+    const auto& w = scores->winners;
+    if (!w.policy.empty()) {
+      double kl = 0;
+      for (size_t i = 0; i < w.policy.size(); ++i) kl += w.policy[i].logp[0] - w.reference[i].logp[0];
+      res.kl_winning = Kl{kl / static_cast<double>(w.policy.size()), static_cast<int64_t>(w.policy.size())};
     }
   }
+  res.training = job.training;
+  return res;
+}
 
-  if (job.extra.is_object()) res.update(job.extra);
+void write_eval(const EvalJob& job, const EvalData& d, const EvalResults& res, std::ostream& log) {
   io::make_dirs(job.out);
-  io::write_json_file(job.out + "/results.json", res);
+  io::write_json_file(job.out + "/results.json", to_json(res));
   std::ostringstream md;
-  md << results_table({{job.name, res}}) << "\n![reward distribution](rewards.svg)\n";
+  md << results_table({res}) << "\n![reward distribution](rewards.svg)\n";
   io::write_file_atomic(job.out + "/report.md", [&](std::ostream& o) { o << md.str(); });
+  std::vector<std::pair<std::string, std::vector<double>>> series{{job.name, res.reward_samples}};
+  if (!d.baseline.empty()) series.emplace_back(job.baseline_name, flat(rewards_of(d.baseline)));
   const std::string svg = reward_histogram_svg(series);
   io::write_file_atomic(job.out + "/rewards.svg", [&](std::ostream& o) { o << svg; });
   log << md.str();
-  return res;
 }
 
 }  // namespace hps::eval

@@ -12,8 +12,6 @@
 
 namespace hps::eval {
 
-using nlohmann::json;
-
 namespace {
 
 std::string fmt(double v, int digits) {
@@ -22,46 +20,72 @@ std::string fmt(double v, int digits) {
   return b;
 }
 
-// One table column: a number read from results.json (absent when the results lack it).
+using Get = std::function<std::optional<double>(const EvalResults&)>;
+
+// One table column: a field of EvalResults (absent when the results lack its part).
 struct Column {
   const char* header;
-  std::function<std::optional<double>(const json&)> get;
+  Get get;
   int digits;
 };
 
-std::function<std::optional<double>(const json&)> field(const char* a, const char* b, double scale = 1.0) {
-  return [=](const json& r) -> std::optional<double> {
-    if (!r.contains(a) || !r[a].contains(b) || !r[a][b].is_number()) return std::nullopt;
-    return r[a][b].get<double>() * scale;
+// Field `field` of the optional part `part`, times `scale`.
+template <typename Part, typename T>
+Get field(std::optional<Part> EvalResults::*part, T Part::*field, double scale = 1.0) {
+  return [=](const EvalResults& r) -> std::optional<double> {
+    const auto& p = r.*part;
+    if (!p) return std::nullopt;
+    return static_cast<double>((*p).*field) * scale;
+  };
+}
+
+// ... of a part every result has.
+template <typename Part, typename T>
+Get field(Part EvalResults::*part, T Part::*field) {
+  return [=](const EvalResults& r) -> std::optional<double> { return static_cast<double>((r.*part).*field); };
+}
+
+Get win_share() {
+  return [](const EvalResults& r) -> std::optional<double> {
+    if (!r.win_rate) return std::nullopt;
+    return 100 * r.win_rate->rate.win;
+  };
+}
+
+Get forwarded_per_prompt() {
+  return [](const EvalResults& r) -> std::optional<double> {
+    if (!r.training) return std::nullopt;
+    return r.training->responses_per_prompt;
   };
 }
 
 const std::vector<Column>& columns() {
+  using R = EvalResults;
   static const std::vector<Column> cols{
-      {"r* (mean)", field("oracle", "mean"), 3},
-      {"r* (top-1 of N)", field("oracle", "top1"), 3},
-      {"harmful %", field("oracle", "harmful_rate", 100), 1},
-      {"exact %", field("oracle", "exact_rate", 100), 1},
-      {"reward (top-1 of N)", field("reward", "top1"), 3},
-      {"reward (mean)", field("reward", "mean"), 3},
-      {"BLEU (NLTK)", field("bleu", "nltk_sentence_mean"), 4},
-      {"BLEU (sacrebleu)", field("bleu", "sacrebleu_corpus"), 2},
-      {"RM_DPO", field("margins", "rm_dpo"), 3},
-      {"RM_R-DPO", field("margins", "rm_rdpo"), 3},
-      {"RM_DPO (hardest)", field("margins_hardest", "rm_dpo"), 3},
-      {"KL", field("kl_winning", "mean"), 3},
-      {"win %", field("win_rate", "win", 100), 1},
-      {"fwd / prompt", field("training", "responses_per_prompt"), 2},
-      {"train s", field("training", "seconds"), 1},
+      {"r* (mean)", field(&R::oracle, &OracleSummary::mean), 3},
+      {"r* (top-1 of N)", field(&R::oracle, &OracleSummary::top1), 3},
+      {"harmful %", field(&R::oracle, &OracleSummary::harmful_rate, 100), 1},
+      {"exact %", field(&R::oracle, &OracleSummary::exact_rate, 100), 1},
+      {"reward (top-1 of N)", field(&R::reward, &RewardStats::top1), 3},
+      {"reward (mean)", field(&R::reward, &RewardStats::mean), 3},
+      {"BLEU (NLTK)", field(&R::bleu, &Bleu::nltk_sentence_mean), 4},
+      {"BLEU (sacrebleu)", field(&R::bleu, &Bleu::sacrebleu_corpus), 2},
+      {"RM_DPO", field(&R::margins, &Margins::rm_dpo), 3},
+      {"RM_R-DPO", field(&R::margins, &Margins::rm_rdpo), 3},
+      {"RM_DPO (hardest)", field(&R::margins_hardest, &Margins::rm_dpo), 3},
+      {"KL", field(&R::kl_winning, &Kl::mean), 3},
+      {"win %", win_share(), 1},
+      {"fwd / prompt", forwarded_per_prompt(), 2},
+      {"train s", field(&R::training, &TrainingCost::seconds), 1},
   };
   return cols;
 }
 
 // The columns at least one result has.
-std::vector<const Column*> present(const std::vector<const json*>& results) {
+std::vector<const Column*> present(const std::vector<const EvalResults*>& results) {
   std::vector<const Column*> out;
   for (const auto& c : columns())
-    if (std::any_of(results.begin(), results.end(), [&](const json* r) { return c.get(*r).has_value(); }))
+    if (std::any_of(results.begin(), results.end(), [&](const EvalResults* r) { return c.get(*r).has_value(); }))
       out.push_back(&c);
   return out;
 }
@@ -71,8 +95,6 @@ std::string header_row(const std::vector<const Column*>& cols) {
   for (const auto* c : cols) h += std::string(" ") + c->header + " |", rule += "---|";
   return h + "\n" + rule + "\n";
 }
-
-std::vector<double> samples(const json& r, const char* key) { return r.value(key, std::vector<double>{}); }
 
 double mean_of(const std::vector<double>& v) {
   double s = 0;
@@ -89,18 +111,18 @@ double sd_of(const std::vector<double>& v) {
 }
 
 // The margin bars per method: each margin the results have, averaged over a method's results (its seeds).
-std::vector<std::pair<std::string, std::vector<double>>> margin_groups(const std::vector<std::vector<const json*>>& per_method) {
-  const std::vector<std::pair<const char*, std::function<std::optional<double>(const json&)>>> keys{
-      {"RM_DPO", field("margins", "rm_dpo")},
-      {"RM_R-DPO", field("margins", "rm_rdpo")},
-      {"RM_DPO (hardest)", field("margins_hardest", "rm_dpo")}};
+std::vector<std::pair<std::string, std::vector<double>>> margin_groups(const std::vector<std::vector<const EvalResults*>>& per_method) {
+  using R = EvalResults;
+  const std::vector<std::pair<const char*, Get>> keys{{"RM_DPO", field(&R::margins, &Margins::rm_dpo)},
+                                                     {"RM_R-DPO", field(&R::margins, &Margins::rm_rdpo)},
+                                                     {"RM_DPO (hardest)", field(&R::margins_hardest, &Margins::rm_dpo)}};
   std::vector<std::pair<std::string, std::vector<double>>> groups;
   for (const auto& [name, get] : keys) {
     std::vector<double> means;
     bool any = false;
     for (const auto& rs : per_method) {
       std::vector<double> v;
-      for (const json* r : rs)
+      for (const EvalResults* r : rs)
         if (auto x = get(*r)) v.push_back(*x);
       any = any || !v.empty();
       means.push_back(mean_of(v));
@@ -125,14 +147,14 @@ bool write_plots(const std::string& out, const std::vector<std::string>& methods
 
 }  // namespace
 
-std::string results_table(const std::vector<std::pair<std::string, json>>& rows) {
-  std::vector<const json*> rs;
-  for (const auto& r : rows) rs.push_back(&r.second);
+std::string results_table(const std::vector<EvalResults>& rows) {
+  std::vector<const EvalResults*> rs;
+  for (const auto& r : rows) rs.push_back(&r);
   const auto cols = present(rs);
   std::ostringstream md;
   md << header_row(cols);
-  for (const auto& [name, r] : rows) {
-    md << "| " << name << " |";
+  for (const auto& r : rows) {
+    md << "| " << r.name << " |";
     for (const auto* c : cols) {
       const auto v = c->get(r);
       md << " " << (v ? fmt(*v, c->digits) : std::string("–")) << " |";
@@ -140,31 +162,40 @@ std::string results_table(const std::vector<std::pair<std::string, json>>& rows)
     md << "\n";
   }
   // The win rate's detail (tie / lose, bootstrap interval) below the table.
-  for (const auto& [name, r] : rows)
-    if (r.contains("win_rate")) {
-      const auto& w = r["win_rate"];
-      md << "\n" << name << " vs " << w["against"].get<std::string>() << ": win / tie / lose "
-         << fmt(100 * w["win"].get<double>(), 1) << "% / " << fmt(100 * w["tie"].get<double>(), 1) << "% / "
-         << fmt(100 * w["lose"].get<double>(), 1) << "% (win 95% CI " << fmt(100 * w["win_ci95"][0].get<double>(), 1)
-         << "–" << fmt(100 * w["win_ci95"][1].get<double>(), 1) << "%)";
+  for (const auto& r : rows)
+    if (r.win_rate) {
+      const auto& w = r.win_rate->rate;
+      md << "\n" << r.name << " vs " << r.win_rate->against << ": win / tie / lose " << fmt(100 * w.win, 1) << "% / "
+         << fmt(100 * w.tie, 1) << "% / " << fmt(100 * w.lose, 1) << "% (win 95% CI " << fmt(100 * w.win_lo, 1) << "–"
+         << fmt(100 * w.win_hi, 1) << "%)";
     }
   md << "\n";
   return md.str();
 }
 
+namespace {
+
+// The results in `dir` under the report's name for them.
+EvalResults read_named(const NamedDir& run) {
+  EvalResults r = read_results(run.second);
+  r.name = run.first;
+  return r;
+}
+
+}  // namespace
+
 void combine_reports(const std::vector<NamedDir>& runs, const std::string& out, std::ostream& log) {
-  std::vector<std::pair<std::string, json>> rows;
+  std::vector<EvalResults> rows;
   std::vector<std::pair<std::string, std::vector<double>>> series, oracle;
   std::vector<std::string> methods;
-  for (const auto& [name, dir] : runs) {
-    json r = io::read_json_file(dir + "/results.json");
-    series.emplace_back(name, samples(r, "reward_samples"));
-    oracle.emplace_back(name, samples(r, "oracle_samples"));
-    methods.push_back(name);
-    rows.emplace_back(name, std::move(r));
+  for (const auto& run : runs) {
+    rows.push_back(read_named(run));
+    series.emplace_back(run.first, rows.back().reward_samples);
+    oracle.emplace_back(run.first, rows.back().oracle_samples);
+    methods.push_back(run.first);
   }
-  std::vector<std::vector<const json*>> per_method;
-  for (const auto& row : rows) per_method.push_back({&row.second});
+  std::vector<std::vector<const EvalResults*>> per_method;
+  for (const auto& row : rows) per_method.push_back({&row});
   std::string md = results_table(rows) + "\n![reward distribution](rewards.svg)\n\n![reward margins](margins.svg)\n";
   io::make_dirs(out);
   if (write_plots(out, methods, margin_groups(per_method), oracle)) md += "\n![oracle reward distribution](oracle.svg)\n";
@@ -179,12 +210,12 @@ void aggregate_seed_reports(const std::vector<std::pair<std::string, std::vector
   if (seeds.empty()) return;
   const auto& first = seeds.front().second;
   // results[m][s]: method m under seed s.
-  std::vector<std::vector<json>> results(first.size());
+  std::vector<std::vector<EvalResults>> results(first.size());
   for (const auto& [label, runs] : seeds) {
     if (runs.size() != first.size()) throw InternalError("aggregate_seed_reports: the seeds list different methods");
-    for (size_t m = 0; m < runs.size(); ++m) results[m].push_back(io::read_json_file(runs[m].second + "/results.json"));
+    for (size_t m = 0; m < runs.size(); ++m) results[m].push_back(read_named({first[m].first, runs[m].second}));
   }
-  std::vector<const json*> all;
+  std::vector<const EvalResults*> all;
   for (const auto& v : results)
     for (const auto& r : v) all.push_back(&r);
   const auto cols = present(all);
@@ -193,7 +224,7 @@ void aggregate_seed_reports(const std::vector<std::pair<std::string, std::vector
   for (size_t s = 0; s < seeds.size(); ++s) md << (s ? ", " : "") << seeds[s].first;
   md << ").\n\n" << header_row(cols);
   std::vector<std::string> methods;
-  std::vector<std::vector<const json*>> per_method;
+  std::vector<std::vector<const EvalResults*>> per_method;
   std::vector<std::pair<std::string, std::vector<double>>> oracle;
   for (size_t m = 0; m < first.size(); ++m) {
     methods.push_back(first[m].first);
@@ -209,7 +240,7 @@ void aggregate_seed_reports(const std::vector<std::pair<std::string, std::vector
     per_method.emplace_back();
     for (const auto& r : results[m]) {
       per_method.back().push_back(&r);
-      for (double x : samples(r, "oracle_samples")) pooled.push_back(x);
+      pooled.insert(pooled.end(), r.oracle_samples.begin(), r.oracle_samples.end());
     }
     oracle.emplace_back(first[m].first, std::move(pooled));
   }
@@ -217,8 +248,8 @@ void aggregate_seed_reports(const std::vector<std::pair<std::string, std::vector
   io::make_dirs(out);
   if (write_plots(out, methods, margin_groups(per_method), oracle)) md << "\n![oracle reward, pooled over seeds](oracle.svg)\n";
   for (size_t s = 0; s < seeds.size(); ++s) {
-    std::vector<std::pair<std::string, json>> rows;
-    for (size_t m = 0; m < first.size(); ++m) rows.emplace_back(first[m].first, results[m][s]);
+    std::vector<EvalResults> rows;
+    for (size_t m = 0; m < first.size(); ++m) rows.push_back(results[m][s]);
     md << "\n### " << seeds[s].first << "\n\n" << results_table(rows);
   }
   io::write_file_atomic(out + "/report.md", [&](std::ostream& o) { o << md.str(); });

@@ -3,18 +3,20 @@
 // cost when the pipeline recorded it), the plots, and the aggregate over several seeds (mean ± sd).
 #pragma once
 
-#include <nlohmann/json.hpp>
 #include <ostream>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "eval/results.hpp"
+
 namespace hps::eval {
 
 using NamedDir = std::pair<std::string, std::string>;  // method name, folder holding its results.json
 
-// The markdown table for named results: a column for each metric at least one of them has.
-std::string results_table(const std::vector<std::pair<std::string, nlohmann::json>>& rows);
+// The markdown table, one row per result (named by EvalResults::name): a column for each metric at least one
+// of them has.
+std::string results_table(const std::vector<EvalResults>& rows);
 
 // Combines several `hps eval` result folders into one report: report.md (one row per method),
 // rewards.svg (their reward distributions overlaid), margins.svg (RM_DPO / RM_R-DPO per method) and, when

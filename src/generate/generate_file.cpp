@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
+#include "core/seed.hpp"
 #include "core/error.hpp"
 #include "data/batching.hpp"
 #include "generate/engine.hpp"
@@ -50,7 +51,7 @@ int64_t generate_file(const model::Decoder& d, const text::Tokenizer& tok, const
     const int64_t e = std::min(total, s + job.batch_prompts);
     std::vector<std::vector<int64_t>> prompts;
     for (int64_t i = s; i < e; ++i) prompts.push_back(generation_prompt_ids(ds.records[static_cast<size_t>(i)], tok, chat, job));
-    const uint64_t seed = job.sampling.seed * 1000003ULL + static_cast<uint64_t>(s / job.batch_prompts);
+    const uint64_t seed = derive_seed(job.sampling.seed, SeedPurpose::generation_batch, static_cast<uint64_t>(s / job.batch_prompts));
     const auto gen = generate_ids(d, prompts, job.sampling, eos, pad, seed, tok.vocab_size());
     std::string lines;
     for (int64_t i = s; i < e; ++i) {

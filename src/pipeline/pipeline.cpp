@@ -4,8 +4,10 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "core/seed.hpp"
 #include "core/error.hpp"
 #include "eval/evaluate.hpp"
+#include "eval/report.hpp"
 #include "generate/generate_file.hpp"
 #include "generate/score_file.hpp"
 #include "io/atomic_file.hpp"
@@ -13,6 +15,7 @@
 #include "model/load.hpp"
 #include "model/lora.hpp"
 #include "model/model_config.hpp"
+#include "pipeline/eval_stage.hpp"
 #include "pipeline/pipeline_config.hpp"
 #include "pipeline/stage.hpp"
 #include "text/chat.hpp"
@@ -20,6 +23,7 @@
 #include "text/tokenizer.hpp"
 #include "train/preference_trainer.hpp"
 #include "train/run_checkpoint.hpp"
+#include "train/train_log.hpp"
 
 namespace hps::pipeline {
 
@@ -91,16 +95,10 @@ void train_stage(const SeedRun& r, const std::string& name, const std::string& s
             r.logs, [&] { run_trainer(s, name, r.logs); });
 }
 
-// What training cost: the stage's wall time and the responses forwarded per prompt per step (from the run's
-// metrics.jsonl) — BT and HPS forward 2, PL all K.
-nlohmann::json training_cost(const std::string& stage_dir) {
-  nlohmann::json out = {{"seconds", stage_seconds(stage_dir)}};
-  int64_t prompts = 0, responses = 0;
-  io::for_each_jsonl(stage_dir + "/run/metrics.jsonl", [&](int64_t, const nlohmann::json& j) {
-    for (const auto& r : j.value("responses", nlohmann::json::array())) ++prompts, responses += static_cast<int64_t>(r.size());
-  });
-  if (prompts > 0) out["responses_per_prompt"] = static_cast<double>(responses) / static_cast<double>(prompts);
-  return out;
+// What training cost: the stage's wall time and the responses forwarded per prompt per step (BT and HPS
+// forward 2, PL all K).
+eval::TrainingCost training_cost(const std::string& stage_dir) {
+  return {stage_seconds(stage_dir), train::read_train_summary(stage_dir + "/run").responses_per_prompt()};
 }
 
 // Keeps each distinct response once per prompt. Identical samples get identical rewards, so a duplicate of
@@ -170,19 +168,17 @@ eval::NamedDir evaluate(const SeedRun& r, const Models& m, const std::string& na
                                                           {"baseline", baseline}, {"prompts", r.files.test}, {"test", test},
                                                           {"tokenizer", r.files.tokenizer}, {"training", train_dir}});
   run_stage(r.dir, "eval_" + name, key, r.logs, [&] {
-    m.generate(model_dir, adapter, r.files.test, d + "/generations.jsonl", r.p.eval.n, r.seed + 1000, prompt_tokens);
+    m.generate(model_dir, adapter, r.files.test, d + "/generations.jsonl", r.p.eval.n, derive_seed(r.seed, SeedPurpose::eval_generation), prompt_tokens);
     m.score(d + "/generations.jsonl", prompt_tokens);
     eval::EvalJob job;
     job.generations = d + "/generations.jsonl";
     if (!baseline.empty()) job.baseline = baseline, job.baseline_name = "sft";
     job.test = test;
-    job.policy = model_dir, job.adapter = adapter, job.reference = m.sft_model, job.tokenizer = r.files.tokenizer;
-    job.chat_format = text::to_string(m.chat.format);
-    job.device = r.p.run.device, job.name = name, job.out = d, job.max_prompt_length = prompt_tokens;
-    if (name != "sft" || r.p.sft)  // a given policy (sft.enabled = false) has no training cost here
-      job.extra = {{"training", training_cost(train_dir)}};
+    job.name = name, job.out = d, job.max_prompt_length = prompt_tokens;
+    if (name != "sft" || r.p.sft) job.training = training_cost(train_dir);  // a given policy has no training cost here
     job.oracle = r.oracle;
-    eval::run_eval(job, r.logs.detail);
+    const EvalModels models{model_dir, adapter, m.sft_model, r.files.tokenizer, text::to_string(m.chat.format), r.p.run.device};
+    run_eval(job, models, r.logs.detail);
   });
   return {name, d};
 }

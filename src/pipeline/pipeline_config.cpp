@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <sstream>
 
+#include "core/config_schema.hpp"
+#include "core/enum_names.hpp"
 #include "core/error.hpp"
 #include "io/atomic_file.hpp"
 #include "prefs/loss_config.hpp"
@@ -35,13 +37,6 @@ std::vector<std::string> split_list(const std::string& s) {
   std::stringstream ss(s);
   for (std::string x; std::getline(ss, x, ',');)
     if (!x.empty()) out.push_back(x);
-  return out;
-}
-
-// The keys a table may hold beside the trainer's tables ([sft] enabled + [sft.train], [sft.loss], …).
-std::vector<std::string_view> with_train_tables(std::initializer_list<std::string_view> own) {
-  std::vector<std::string_view> out(own);
-  out.insert(out.end(), train::kTrainTables.begin(), train::kTrainTables.end());
   return out;
 }
 
@@ -97,14 +92,15 @@ void require_file(const std::string& key, const std::string& path, const Config&
                                                        c.base_dir() + ")"));
 }
 
+constexpr EnumNames<RewardInit, 2> kRewardInits{{{"policy", RewardInit::policy}, {"sft", RewardInit::sft}}};
+
 void read_run(const Config& c, PipelineConfig& p) {
-  c.check_known("run", {"dir", "seed", "seeds", "device"});
-  p.run.dir = c.get_string("run.dir", "");
-  if (p.run.dir.empty()) throw ConfigError("run.dir is required");
-  p.run.seed = static_cast<uint64_t>(c.get_int("run.seed", 0));
-  p.run.seeds = c.get_int("run.seeds", 1);
-  if (p.run.seeds < 1) throw ConfigError("run.seeds must be ≥ 1, found " + std::to_string(p.run.seeds));
-  p.run.device = c.get_string("run.device", "cpu");
+  static const TableSchema<RunSettings> schema = TableSchema<RunSettings>("run")
+                                                     .add("dir", &RunSettings::dir, required("the run's folder"))
+                                                     .add("seed", &RunSettings::seed)
+                                                     .add("seeds", &RunSettings::seeds, at_least<int64_t>(1))
+                                                     .add("device", &RunSettings::device);
+  schema.read(c, p.run);
 }
 
 // [task]: the task kind reads the table; the task supplies the model and data, so the file may not name them.
@@ -125,42 +121,48 @@ void read_task(const Config& c, const TaskKinds& kinds, PipelineConfig& p) {
 }
 
 void read_stage_tables(const Config& c, PipelineConfig& p) {
-  c.check_known("policy", {"path", "tokenizer", "chat_format"});
-  p.policy.path = c.get_path("policy.path", "");
-  p.policy.tokenizer = c.get_path("policy.tokenizer", p.policy.path);
-  p.policy.chat_format = c.get_string("policy.chat_format", "");
+  static const auto policy = TableSchema<PolicySettings>("policy")
+                                 .path("path", &PolicySettings::path)
+                                 .path("tokenizer", &PolicySettings::tokenizer)
+                                 .add("chat_format", &PolicySettings::chat_format);
+  static const auto sft = TableSchema<PipelineConfig>("sft").add("enabled", &PipelineConfig::sft).also_allows(train::kTrainTables);
+  using G = GenerateSettings;
+  static const auto generate = TableSchema<G>("generate")
+                                   .path("prompts", &G::prompts)
+                                   .add("n", &G::n, at_least<int64_t>(1))
+                                   .add("temperature", &G::temperature)
+                                   .add("max_new_tokens", &G::max_new_tokens, at_least<int64_t>(1))
+                                   .add("batch_prompts", &G::batch_prompts, at_least<int64_t>(1))
+                                   .add("distinct", &G::distinct)
+                                   .add("max_prompt_length", &G::max_prompt_length);
+  using R = RewardSettings;
+  static const auto reward = TableSchema<R>("reward")
+                                 .path("path", &R::path)
+                                 .path("tokenizer", &R::tokenizer)
+                                 .add("chat_format", &R::chat_format)
+                                 .name("init", &R::init, [](const std::string& v, const std::string& key) {
+                                   return parse_enum(v, key, kRewardInits);
+                                 })
+                                 .also_allows(train::kTrainTables);
+  static const auto eval = TableSchema<EvalSettings>("eval")
+                               .path("prompts", &EvalSettings::prompts)
+                               .path("test", &EvalSettings::test)
+                               .add("n", &EvalSettings::n, at_least<int64_t>(0))
+                               .add("max_prompt_length", &EvalSettings::max_prompt_length);
+  policy.read(c, p.policy);
+  if (!c.has("policy.tokenizer")) p.policy.tokenizer = p.policy.path;
   p.max_prompt_length = c.get_int("data.max_prompt_length", 0);
   if (c.has("data.path"))
     throw ConfigError("data.path cannot be shared by the stages: use [sft.data] path and [reward.data] path "
                       "(preference stages train on the annotated responses)");
-  c.check_known("sft", with_train_tables({"enabled"}));
-  p.sft = c.get_bool("sft.enabled", true);
-  c.check_known("generate", {"prompts", "n", "temperature", "max_new_tokens", "batch_prompts", "distinct", "max_prompt_length"});
-  auto& g = p.generate;
-  g.prompts = c.get_path("generate.prompts", "");
-  p.sft_data = c.get_path("sft.data.path", g.prompts);
-  g.n = c.get_int("generate.n", g.n);
-  g.temperature = c.get_double("generate.temperature", g.temperature);
-  g.max_new_tokens = c.get_int("generate.max_new_tokens", g.max_new_tokens);
-  g.batch_prompts = c.get_int("generate.batch_prompts", g.batch_prompts);
-  g.distinct = c.get_bool("generate.distinct", g.distinct);
-  g.max_prompt_length = c.get_int("generate.max_prompt_length", 0);
-  c.check_known("reward", with_train_tables({"path", "tokenizer", "chat_format", "init"}));
-  auto& r = p.reward;
-  r.path = c.get_path("reward.path", "");
-  r.tokenizer = c.get_path("reward.tokenizer", "");
-  r.chat_format = c.get_string("reward.chat_format", "");
-  r.data = c.get_path("reward.data.path", p.sft_data);
-  const std::string init = c.get_string("reward.init", "policy");
-  if (init != "policy" && init != "sft")
-    throw ConfigError("reward.init must be \"policy\" (the policy's starting weights) or \"sft\" (the SFT model, as "
-                      "InstructGPT), found \"" + init + "\"");
-  r.init = init == "sft" ? RewardInit::sft : RewardInit::policy;
-  c.check_known("eval", {"prompts", "test", "n", "max_prompt_length"});
-  p.eval.prompts = c.get_path("eval.prompts", "");
-  p.eval.test = c.get_path("eval.test", p.eval.prompts);
-  p.eval.n = c.get_int("eval.n", g.n);
-  p.eval.max_prompt_length = c.get_int("eval.max_prompt_length", 0);
+  sft.read(c, p);
+  generate.read(c, p.generate);
+  p.sft_data = c.get_path("sft.data.path", p.generate.prompts);
+  reward.read(c, p.reward);
+  p.reward.data = c.get_path("reward.data.path", p.sft_data);
+  eval.read(c, p.eval);
+  if (!c.has("eval.test")) p.eval.test = p.eval.prompts;
+  if (p.eval.n == 0) p.eval.n = p.generate.n;
 }
 
 void read_methods(const Config& c, PipelineConfig& p) {
@@ -232,8 +234,14 @@ TrainStage stage_train_config(const PipelineConfig& p, const std::string& stage,
   } else {
     view.erase("data.path");  // [sft.data] path / [reward.data] path: read (and resolved) into `in.data`
   }
-  train::TrainConfig config = train::read_train_config(view, base);
-  return {std::move(config), std::move(view)};
+  try {
+    train::TrainConfig config = train::read_train_config(view, base);
+    return {std::move(config), std::move(view)};
+  } catch (Error& e) {
+    e.add_context("while reading the settings of stage " + (method ? "train_" + stage : stage) + " ([" +
+                        (method ? "methods." + stage + ".*" : stage + ".*") + "] over the shared tables)");
+    throw;
+  }
 }
 
 }  // namespace hps::pipeline

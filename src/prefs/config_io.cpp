@@ -5,37 +5,53 @@
 
 namespace hps::prefs {
 
-LossConfig read_loss_config(const Config& cfg, std::string_view table) {
-  const std::string t(table);
-  cfg.check_known(t, {"preference", "objective", "beta", "pair_rule", "n_factor", "label_smoothing", "robust",
-                      "exo_epsilon", "simpo_margin", "rdpo_alpha", "multi_preferred", "multi_lambda", "ties"});
-  auto key = [&](const char* k) { return t + "." + k; };
-  LossConfig c;
-  c.preference = parse_preference(cfg.get_string(key("preference"), std::string(to_string(c.preference))), key("preference"));
-  c.objective = parse_objective(cfg.get_string(key("objective"), std::string(to_string(c.objective))), key("objective"));
-  c.pair_rule = parse_pair_rule(cfg.get_string(key("pair_rule"), std::string(to_string(c.pair_rule))), key("pair_rule"));
-  c.n_factor = parse_n_factor(cfg.get_string(key("n_factor"), std::string(to_string(c.n_factor))), key("n_factor"));
-  c.beta = cfg.get_double(key("beta"), c.beta);
-  c.label_smoothing = cfg.get_double(key("label_smoothing"), c.label_smoothing);
-  c.robust = cfg.get_bool(key("robust"), c.robust);
-  c.exo_epsilon = cfg.get_double(key("exo_epsilon"), c.exo_epsilon);
-  c.simpo_margin = cfg.get_double(key("simpo_margin"), c.simpo_margin);
-  c.rdpo_alpha = cfg.get_double(key("rdpo_alpha"), c.rdpo_alpha);
-  c.multi_preferred = cfg.get_bool(key("multi_preferred"), c.multi_preferred);
-  c.multi_lambda = cfg.get_double(key("multi_lambda"), c.multi_lambda);
-  c.ties = parse_ties(cfg.get_string(key("ties"), std::string(to_string(c.ties))), key("ties"));
+namespace {
+// An enum field's parser for TableSchema::name: (text, full key) → value.
+template <auto Parse>
+auto by_name() {
+  return [](const std::string& s, const std::string& key) { return Parse(s, key); };
+}
+}  // namespace
+
+const TableSchema<LossConfig>& loss_schema() {
+  static const TableSchema<LossConfig> s =
+      TableSchema<LossConfig>("loss")
+          .name("preference", &LossConfig::preference, by_name<parse_preference>())
+          .name("objective", &LossConfig::objective, by_name<parse_objective>())
+          .add("beta", &LossConfig::beta)
+          .name("pair_rule", &LossConfig::pair_rule, by_name<parse_pair_rule>())
+          .name("n_factor", &LossConfig::n_factor, by_name<parse_n_factor>())
+          .add("label_smoothing", &LossConfig::label_smoothing)
+          .add("robust", &LossConfig::robust)
+          .add("exo_epsilon", &LossConfig::exo_epsilon)
+          .add("simpo_margin", &LossConfig::simpo_margin)
+          .add("rdpo_alpha", &LossConfig::rdpo_alpha)
+          .add("multi_preferred", &LossConfig::multi_preferred)
+          .add("multi_lambda", &LossConfig::multi_lambda)
+          .name("ties", &LossConfig::ties, by_name<parse_ties>());
+  return s;
+}
+
+const TableSchema<GammaSchedule>& gamma_schema() {
+  static const TableSchema<GammaSchedule> s =
+      TableSchema<GammaSchedule>("gamma")
+          .name("schedule", &GammaSchedule::kind, by_name<parse_gamma_schedule>())
+          .add("start", &GammaSchedule::start)
+          .add("end", &GammaSchedule::end)
+          .add("interval", &GammaSchedule::interval);
+  return s;
+}
+
+LossConfig read_loss_config(const Config& cfg, std::string_view table, const LossConfig& base) {
+  LossConfig c = base;
+  loss_schema().read(cfg, std::string(table), c);
   validate(c);
   return c;
 }
 
-GammaSchedule read_gamma_schedule(const Config& cfg, std::string_view table) {
-  const std::string t(table);
-  cfg.check_known(t, {"schedule", "start", "end", "interval"});
-  GammaSchedule s;
-  s.kind = parse_gamma_schedule(cfg.get_string(t + ".schedule", std::string(to_string(s.kind))), t + ".schedule");
-  s.start = cfg.get_double(t + ".start", s.start);
-  s.end = cfg.get_double(t + ".end", s.end);
-  s.interval = cfg.get_double(t + ".interval", s.interval);
+GammaSchedule read_gamma_schedule(const Config& cfg, std::string_view table, const GammaSchedule& base) {
+  GammaSchedule s = base;
+  gamma_schema().read(cfg, std::string(table), s);
   gamma_at(s, 0, 1);  // validates
   return s;
 }
@@ -65,9 +81,9 @@ std::vector<std::string> ineffective_loss_keys(const Config& cfg, const LossConf
   for (const auto& [key, effective, why] : rules)
     if (!effective && cfg.has(lt + "." + key)) out.push_back(lt + "." + key + ": " + why);
   if (!hps)
-    for (const char* key : {"schedule", "start", "end", "interval"})
-      if (cfg.has(gt + "." + key))
-        out.push_back(gt + "." + key + ": γ weighs HPS's negatives (eq. 9); preference is '" + pref + "'");
+    for (const auto key : gamma_schema().keys())
+      if (cfg.has(gt + "." + std::string(key)))
+        out.push_back(gt + "." + std::string(key) + ": γ weighs HPS's negatives (eq. 9); preference is '" + pref + "'");
   return out;
 }
 

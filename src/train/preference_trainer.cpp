@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include "core/seed.hpp"
 #include "core/error.hpp"
 #include "data/batching.hpp"
 #include "io/atomic_file.hpp"
@@ -88,7 +89,7 @@ int64_t PreferenceTrainer::total_steps() const { return impl_->total; }
 
 void PreferenceTrainer::Impl::setup() {
   // Seed torch's global generators too (LoRA dropout draws from them): a run repeats exactly.
-  at::manual_seed(cfg.train.seed);
+  at::manual_seed(derive_seed(cfg.train.seed, SeedPurpose::torch_global));
   device = at::Device(cfg.model.device);
   if (device.is_cuda() && !device.has_index()) device = at::Device(at::kCUDA, 0);
   auto ts = text::load_text_setup(cfg.model.tokenizer, cfg.data.chat_format);
@@ -101,13 +102,13 @@ void PreferenceTrainer::Impl::setup() {
   pad_id = tok->pad_id().value_or(policy.config.pad_token_id.value_or(0));
   encoder = std::make_unique<data::Encoder>(*tok, chat, data::EncodeOptions{cfg.data.max_prompt_length, cfg.data.max_length, true});
   loader = std::make_unique<data::PreferenceLoader>(train_set, *encoder, pad_id,
-                                                    data::LoaderOptions{cfg.train.batch_prompts, cfg.train.seed, true,
+                                                    data::LoaderOptions{cfg.train.batch_prompts, derive_seed(cfg.train.seed, SeedPurpose::data_order), true,
                                                                         data::PadSide::right});
   const int64_t micro = (static_cast<int64_t>(train_set.records.size()) + cfg.train.batch_prompts - 1) / cfg.train.batch_prompts;
   const int64_t per_epoch = std::max<int64_t>(1, micro / cfg.train.grad_accum);
   total = cfg.train.max_steps > 0 ? cfg.train.max_steps : cfg.train.epochs * per_epoch;
   warmup = static_cast<int64_t>(cfg.train.warmup_ratio * static_cast<double>(total));
-  sampler = at::make_generator<at::CPUGeneratorImpl>(cfg.train.seed + 1);
+  sampler = at::make_generator<at::CPUGeneratorImpl>(derive_seed(cfg.train.seed, SeedPurpose::slot_draws));
   opt = std::make_unique<AdamW>(policy.trainable_parameters(), cfg.train.adamw);
 }
 
@@ -116,7 +117,7 @@ void PreferenceTrainer::Impl::split_data() {
   if (all.records.empty()) throw InputError(cfg.data.path + ": no usable records");
   skipped = all.skipped;
   // Deterministic held-out split: the last eval_fraction of a seeded permutation.
-  const auto order = data::epoch_order(all.records.size(), cfg.train.seed ^ 0x5eedULL, -1);
+  const auto order = data::epoch_order(all.records.size(), derive_seed(cfg.train.seed, SeedPurpose::eval_split), -1);
   const auto n_eval = static_cast<size_t>(cfg.data.eval_fraction * static_cast<double>(all.records.size()));
   train_set.path = eval_set.path = all.path;
   train_set.format = eval_set.format = all.format;
@@ -139,12 +140,12 @@ void PreferenceTrainer::Impl::load_models(const model::LoadOptions& lo) {
                      std::to_string(policy.config.vocab_size));
   policy.state.grad_checkpointing = cfg.model.grad_checkpointing;
   if (cfg.task == Task::reward && policy.config.head == model::Head::causal_lm)
-    converted_from = to_reward_model(policy, cfg.train.seed + 11);
+    converted_from = to_reward_model(policy, derive_seed(cfg.train.seed, SeedPurpose::score_head));
   if (cfg.task != Task::reward && policy.config.head != model::Head::causal_lm)
     throw ConfigError(cfg.model.path + " is a reward model (" + policy.config.architecture + "); " + to_string(cfg.task) +
                       " training needs a causal LM");
   if (cfg.use_lora) {
-    model::add_lora(policy, cfg.lora, cfg.train.seed);
+    model::add_lora(policy, cfg.lora, derive_seed(cfg.train.seed, SeedPurpose::lora_init));
   } else {
     policy.set_requires_grad(true, true);
     if (cfg.task == Task::preference) {  // SFT and reward models have no reference
@@ -247,7 +248,7 @@ EvalLog PreferenceTrainer::Impl::evaluate() {
   e.step = step;
   if (eval_set.records.empty()) return e;
   data::PreferenceLoader ld(eval_set, *encoder, pad_id, {cfg.train.batch_prompts, 0, false, data::PadSide::right});
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(cfg.train.seed + 7);  // the same draws at every evaluation
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(derive_seed(cfg.train.seed, SeedPurpose::eval_draws));  // the same draws at every evaluation
   prefs::LossConfig lc = cfg.loss;
   lc.gamma = prefs::gamma_at(cfg.gamma, std::min(step, total - 1), total);  // the last step's γ after training
   int64_t n = 0;

@@ -8,11 +8,54 @@
 #include <nlohmann/json.hpp>
 
 #include "io/atomic_file.hpp"
+#include "io/jsonl.hpp"
 #include "prefs/losses.hpp"
 
 namespace hps::train {
 
 using nlohmann::json;
+
+json to_json(const StepLog& s) {
+  return {{"step", s.step},           {"epoch", s.epoch},         {"loss", s.loss},
+          {"accuracy", s.accuracy},   {"rm_dpo", s.rm_dpo},       {"rm_rdpo", s.rm_rdpo},
+          {"chosen_reward", s.chosen_reward}, {"rejected_reward", s.rejected_reward},
+          {"lr", s.lr},               {"gamma", s.gamma},
+          {"grad_norm", std::isfinite(s.grad_norm) ? json(s.grad_norm) : json(nullptr)},
+          {"tokens_per_s", s.tokens_per_s}, {"peak_gib", s.peak_gib}, {"skipped", s.skipped},
+          {"no_preference", s.no_preference}, {"no_update", s.no_update},
+          {"lines", s.lines},         {"responses", s.responses}};
+}
+
+StepLog step_from_json(const json& j) {
+  StepLog s;
+  s.step = j.at("step").get<int64_t>(), s.epoch = j.value("epoch", int64_t{0});
+  for (auto [key, v] : {std::pair{"loss", &s.loss}, {"accuracy", &s.accuracy}, {"rm_dpo", &s.rm_dpo},
+                        {"rm_rdpo", &s.rm_rdpo}, {"chosen_reward", &s.chosen_reward},
+                        {"rejected_reward", &s.rejected_reward}, {"lr", &s.lr}, {"gamma", &s.gamma},
+                        {"tokens_per_s", &s.tokens_per_s}, {"peak_gib", &s.peak_gib}})
+    *v = j.value(key, 0.0);
+  s.grad_norm = j.contains("grad_norm") && j["grad_norm"].is_number() ? j["grad_norm"].get<double>() : NAN;
+  s.skipped = j.value("skipped", false), s.no_update = j.value("no_update", false);
+  s.no_preference = j.value("no_preference", int64_t{0});
+  s.lines = j.value("lines", std::vector<int64_t>{});
+  s.responses = j.value("responses", std::vector<std::vector<int64_t>>{});
+  return s;
+}
+
+std::optional<double> TrainSummary::responses_per_prompt() const {
+  if (prompts == 0) return std::nullopt;
+  return static_cast<double>(responses) / static_cast<double>(prompts);
+}
+
+TrainSummary read_train_summary(const std::string& out_dir) {
+  TrainSummary t;
+  io::for_each_jsonl(out_dir + "/metrics.jsonl", [&](int64_t, const json& j) {
+    const StepLog s = step_from_json(j);
+    ++t.steps, t.no_preference += s.no_preference, t.no_update_steps += s.no_update, t.skipped_steps += s.skipped;
+    for (const auto& r : s.responses) ++t.prompts, t.responses += static_cast<int64_t>(r.size());
+  });
+  return t;
+}
 
 TrainLog::TrainLog(const TrainConfig& cfg, bool resume, int64_t resumed_step, int64_t total, std::ostream& log)
     : cfg_(cfg), log_(log), metrics_path_(cfg.train.out_dir + "/metrics.jsonl"), total_(total),
@@ -21,7 +64,7 @@ TrainLog::TrainLog(const TrainConfig& cfg, bool resume, int64_t resumed_step, in
   if (resume && io::file_exists(metrics_path_)) {
     std::ifstream in(metrics_path_);
     for (std::string line; std::getline(in, line);)
-      if (!line.empty() && json::parse(line).value("step", int64_t{0}) <= resumed_step) keep.push_back(line);
+      if (!line.empty() && step_from_json(json::parse(line)).step <= resumed_step) keep.push_back(line);
   }
   io::write_file_atomic(metrics_path_, [&](std::ostream& o) {
     for (const auto& l : keep) o << l << "\n";
@@ -58,15 +101,7 @@ void TrainLog::skipped_records(const std::vector<data::SkippedRecord>& skipped) 
 void TrainLog::step(const StepLog& s) {
   ++ran_;
   no_preference_ += s.no_preference;
-  const json j = {{"step", s.step},           {"epoch", s.epoch},         {"loss", s.loss},
-                  {"accuracy", s.accuracy},   {"rm_dpo", s.rm_dpo},       {"rm_rdpo", s.rm_rdpo},
-                  {"chosen_reward", s.chosen_reward}, {"rejected_reward", s.rejected_reward},
-                  {"lr", s.lr},               {"gamma", s.gamma},
-                  {"grad_norm", std::isfinite(s.grad_norm) ? json(s.grad_norm) : json(nullptr)},
-                  {"tokens_per_s", s.tokens_per_s}, {"peak_gib", s.peak_gib}, {"skipped", s.skipped},
-                  {"no_preference", s.no_preference}, {"no_update", s.no_update},
-                  {"lines", s.lines},         {"responses", s.responses}};
-  metrics_ << j.dump() << "\n" << std::flush;
+  metrics_ << to_json(s).dump() << "\n" << std::flush;
   const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
   const auto eta = static_cast<int64_t>(elapsed / static_cast<double>(ran_) * static_cast<double>(total_ - s.step));
   if (tty_) {

@@ -1,5 +1,5 @@
-// What a training run records and prints: OUT/metrics.jsonl (one JSON line per step; the keys are read by
-// the pipeline and the report), progress on the log stream (on a terminal one redrawn line with a bar and
+// What a training run records and prints: OUT/metrics.jsonl (one JSON line per step, StepLog's fields;
+// read back as a TrainSummary), progress on the log stream (on a terminal one redrawn line with a bar and
 // ETA, otherwise a plain line per step), evaluations, and the reports that are never silent: bad records
 // skipped while reading the data, and prompts whose responses all tie.
 #pragma once
@@ -7,6 +7,8 @@
 #include <chrono>
 #include <cstdint>
 #include <fstream>
+#include <nlohmann/json.hpp>
+#include <optional>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -26,6 +28,21 @@ struct StepLog {
   std::vector<int64_t> lines;                       // source lines of the step's prompts
   std::vector<std::vector<int64_t>> responses;      // response slots forwarded per prompt
 };
+
+// One step's line of OUT/metrics.jsonl, written and read by this one pair.
+nlohmann::json to_json(const StepLog& s);
+StepLog step_from_json(const nlohmann::json& j);
+
+// What a run did over all its steps (a resumed run's included), from its OUT/metrics.jsonl.
+struct TrainSummary {
+  int64_t steps = 0, prompts = 0;
+  int64_t responses = 0;          // responses forwarded, over every prompt of every step
+  int64_t no_preference = 0;      // prompts whose responses all tied
+  int64_t no_update_steps = 0, skipped_steps = 0;
+  // BT and HPS forward 2 per prompt, PL all K; nullopt when no prompt was trained.
+  std::optional<double> responses_per_prompt() const;
+};
+TrainSummary read_train_summary(const std::string& out_dir);
 
 struct EvalLog {
   int64_t step = 0;

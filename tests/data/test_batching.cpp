@@ -3,13 +3,15 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include <fstream>
 #include <cmath>
+#include <fstream>
 #include <set>
 
 #include "core/error.hpp"
 #include "data/batching.hpp"
 #include "data/inspect.hpp"
+#include "model/load.hpp"
+#include "model/score_records.hpp"
 #include "test_util.hpp"
 
 namespace hps::data {
@@ -127,15 +129,6 @@ TEST(Batching, LoaderWalksEpochsAndSeeksExactly) {
   ASSERT_TRUE(tail);
   EXPECT_EQ(tail->lines[0], seen[2]);
 }
-
-}  // namespace
-}  // namespace hps::data
-
-#include "model/load.hpp"
-#include "model/score_records.hpp"
-
-namespace hps::data {
-namespace {
 
 // Text data end to end: dataset → chat-rendered tokens → response log-probs, the same for any batch size
 // and equal to scoring the hand-concatenated ids.

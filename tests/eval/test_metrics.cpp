@@ -5,6 +5,7 @@
 
 #include "core/error.hpp"
 #include "eval/evaluate.hpp"
+#include "eval/report.hpp"
 #include "eval/metrics.hpp"
 #include "io/atomic_file.hpp"
 
@@ -82,11 +83,14 @@ TEST(EvalReport, CombinedReportHasOneRowPerMethodAndBothPlots) {
 
 TEST(EvalReport, OracleAndTrainingColumnsAppearOnlyWhenResultsHaveThem) {
   const nlohmann::json plain = {{"reward", {{"mean", 1.0}, {"top1", 2.0}}}};
-  EXPECT_EQ(results_table({{"a", plain}}).find("r* (mean)"), std::string::npos);
-  nlohmann::json full = plain;
-  full["oracle"] = {{"mean", 0.25}, {"top1", 0.9}, {"harmful_rate", 0.125}, {"exact_rate", 0.5}};
-  full["training"] = {{"seconds", 12.5}, {"responses_per_prompt", 2.0}};
-  const std::string md = results_table({{"a", plain}, {"b", full}});
+  EvalResults a = results_from_json(plain, "a");
+  a.name = "a";
+  EXPECT_EQ(results_table({a}).find("r* (mean)"), std::string::npos);
+  EvalResults b = a;
+  b.name = "b";
+  b.oracle = OracleSummary{0.25, 0.9, 0.125, 0.5, 0};
+  b.training = TrainingCost{12.5, 2.0};
+  const std::string md = results_table({a, b});
   EXPECT_NE(md.find("| method | r* (mean) | r* (top-1 of N) | harmful % | exact % | reward (top-1 of N) |"), std::string::npos) << md;
   EXPECT_NE(md.find("| b | 0.250 | 0.900 | 12.5 | 50.0 | 2.000 | 1.000 | 2.00 | 12.5 |"), std::string::npos) << md;
   EXPECT_NE(md.find("| a | – | – | – | – | 2.000 | 1.000 | – | – |"), std::string::npos) << md;

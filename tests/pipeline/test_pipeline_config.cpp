@@ -56,7 +56,9 @@ std::string every_key_toml() {
   std::map<std::string, std::string> tables{{"train", "methods = \"bt,hps\"\n"}};
   for (const auto& [key, value] : kEveryKey) {
     const auto dot = key.find('.');
-    tables[key.substr(0, dot)] += key.substr(dot + 1) + " = " + value + "\n";
+    // Appendix E's keys in hps's own table: multi_preferred is an error with bt.
+    const std::string table = key.starts_with("loss.multi_") ? "methods.hps.loss" : key.substr(0, dot);
+    tables[table] += key.substr(dot + 1) + " = " + value + "\n";
   }
   std::string toml;
   for (const auto& [table, body] : tables) toml += "[" + table + "]\n" + body;

@@ -1,0 +1,29 @@
+// Evaluation as a stage: evaluation itself (eval/) computes on numbers; this stage loads the policy and the
+// reference, scores the sequences evaluation asks for (eval::model_requests) and hands it the log-probs.
+// `hps eval` and the pipeline's eval_<method> stages both run it.
+#pragma once
+
+#include <ostream>
+#include <string>
+
+#include "eval/evaluate.hpp"
+
+namespace hps::pipeline {
+
+// The models behind the margins and the KL. Without policy and reference (or without a test set) those
+// metrics are left out.
+struct EvalModels {
+  std::string policy, adapter, reference;
+  std::string tokenizer;    // default: the policy folder
+  std::string chat_format;  // default: recognized from the tokenizer's chat_template
+  std::string device = "cpu";
+};
+
+// The requests' log-probs under the policy (with its adapter) and the reference, batched.
+eval::ModelScores score_requests(const EvalModels& models, const eval::ModelRequests& requests, int64_t batch_size = 8);
+
+// The whole of `hps eval`: read the files, score with the models when given, evaluate, write results.json,
+// report.md and rewards.svg.
+eval::EvalResults run_eval(const eval::EvalJob& job, const EvalModels& models, std::ostream& log);
+
+}  // namespace hps::pipeline

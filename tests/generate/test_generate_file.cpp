@@ -1,0 +1,52 @@
+// generate_file: a generation run killed mid-file resumes and writes what an uninterrupted run writes.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "core/error.hpp"
+#include "generate/generate_file.hpp"
+#include "io/atomic_file.hpp"
+#include "model/load.hpp"
+#include "model/model_helpers.hpp"
+
+namespace hps::generate {
+namespace {
+
+TEST(GenerateFile, ResumeAfterACrashWritesWhatAnUninterruptedRunWrites) {
+  test::TempDir dir;
+  const auto j = io::read_json_file(test::fixtures_dir() + "/train/tiny_qwen2_config.json");
+  const auto m = model::random_model(model::parse_model_config(j, "tiny"), at::kCPU, at::kFloat, 0.1, 4);
+  const auto tok = text::Tokenizer::from_dir(test::fixtures_dir() + "/tokenizers/qwen2");
+  {
+    std::ofstream p(dir.str("prompts.jsonl"));
+    for (int i = 0; i < 5; ++i) p << nlohmann::json{{"prompt", "Question " + std::to_string(i) + "?"}}.dump() << "\n";
+  }
+  GenerateJob job;
+  job.data = dir.str("prompts.jsonl");
+  job.sampling.n = 3, job.sampling.max_new_tokens = 10, job.sampling.temperature = 0.9, job.sampling.seed = 7;
+  job.batch_prompts = 2;
+  const text::ChatTemplate chat = text::detect_chat_template(tok.config().chat_template);
+  std::ostringstream log;
+  job.out = dir.str("full.jsonl");
+  EXPECT_EQ(generate_file(m, tok, chat, job, log), 5);
+  job.out = dir.str("resumed.jsonl");
+  job.stop_after_prompts = 2;
+  EXPECT_EQ(generate_file(m, tok, chat, job, log), 2);
+  std::ofstream(job.out, std::ios::app) << "{\"prompt\": \"half a li";  // a crash mid-write
+  job.stop_after_prompts = 0;
+  EXPECT_EQ(generate_file(m, tok, chat, job, log), 3);
+  EXPECT_THAT(log.str(), ::testing::HasSubstr("removing a partial last line"));
+  EXPECT_EQ(io::read_file(dir.str("full.jsonl")), io::read_file(job.out));
+  // Every line: the prompt and n decodable responses.
+  std::ifstream in(job.out);
+  int lines = 0;
+  for (std::string line; std::getline(in, line); ++lines) EXPECT_EQ(nlohmann::json::parse(line)["responses"].size(), 3u);
+  EXPECT_EQ(lines, 5);
+  EXPECT_EQ(generate_file(m, tok, chat, job, log), 0) << "a finished file is left alone";
+}
+
+}  // namespace
+}  // namespace hps::generate

@@ -1,0 +1,49 @@
+// metrics.jsonl: a step's line reads back to the same StepLog, and a run's TrainSummary counts what its lines
+// say (forwarded responses per prompt, tied prompts, steps without an update).
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "io/atomic_file.hpp"
+#include "test_util.hpp"
+#include "train/train_log.hpp"
+
+namespace hps::train {
+namespace {
+
+StepLog step(int64_t n, std::vector<std::vector<int64_t>> responses, int64_t tied = 0) {
+  StepLog s;
+  s.step = n, s.epoch = 1, s.loss = 0.5 + n, s.gamma = -5, s.grad_norm = n == 2 ? NAN : 1.5;
+  s.no_preference = tied, s.no_update = tied == static_cast<int64_t>(responses.size());
+  s.lines = {n, n + 1};
+  s.responses = std::move(responses);
+  return s;
+}
+
+TEST(TrainLog, StepLineRoundTrips) {
+  const StepLog a = step(3, {{0, 2}, {1, 3, 4}}, 1);
+  const StepLog b = step_from_json(to_json(a));
+  EXPECT_EQ(to_json(b), to_json(a));
+  EXPECT_EQ(b.responses, a.responses);
+  EXPECT_TRUE(std::isnan(step_from_json(to_json(step(2, {{0, 1}}))).grad_norm));  // written as null
+}
+
+TEST(TrainLog, SummaryCountsEveryLine) {
+  test::TempDir dir;
+  io::write_file_atomic(dir.str("metrics.jsonl"), [](std::ostream& o) {
+    o << to_json(step(1, {{0, 1}, {2, 3}})).dump() << "\n";         // BT / HPS: 2 per prompt
+    o << to_json(step(2, {{0, 1, 2, 3}, {0, 1}}, 2)).dump() << "\n";  // both tied: no update
+  });
+  const TrainSummary t = read_train_summary(dir.path);
+  EXPECT_EQ(t.steps, 2);
+  EXPECT_EQ(t.prompts, 4);
+  EXPECT_EQ(t.responses, 10);
+  EXPECT_EQ(*t.responses_per_prompt(), 2.5);
+  EXPECT_EQ(t.no_preference, 2);
+  EXPECT_EQ(t.no_update_steps, 1);
+  io::write_file_atomic(dir.str("metrics.jsonl"), [](std::ostream&) {});
+  EXPECT_FALSE(read_train_summary(dir.path).responses_per_prompt());
+}
+
+}  // namespace
+}  // namespace hps::train
