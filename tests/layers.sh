@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # The layer check: every #include "dir/..." in src/ points down the project's layers (README, issue 13):
-#   core ← io ← text ← data ← model ← prefs ← train | generate | eval ← pipeline ← demo ← cli
+#   core ← io | dist ← text ← data ← model ← prefs ← train | generate | eval ← pipeline ← demo ← cli
 # A file may include its own folder and any folder of a lower layer; the three peers train, generate and eval
-# never include one another. demo sits above pipeline: it registers its task and oracle with the pipeline,
+# never include one another, nor do io and dist (the process group: src/dist). demo sits above pipeline: it registers its task and oracle with the pipeline,
 # the pipeline knows nothing of it. Exceptions, each with its reason, are listed in EXCEPTIONS below.
 # Usage: layers.sh SRC_DIR        Prints every violation as "file:line: from -> to" and exits 1 if any.
 set -euo pipefail
 src=${1:?usage: layers.sh SRC_DIR}
-declare -A rank=([core]=0 [io]=1 [text]=2 [data]=3 [model]=4 [prefs]=5 [train]=6 [generate]=6 [eval]=6
+declare -A rank=([core]=0 [io]=1 [dist]=1 [text]=2 [data]=3 [model]=4 [prefs]=5 [train]=6 [generate]=6 [eval]=6
                  [pipeline]=7 [demo]=8 [cli]=9)
 # "from -> to" pairs allowed against the order above, with why. Keep this list short.
 EXCEPTIONS=(

@@ -19,6 +19,7 @@ using Action = std::function<int()>;
 struct Command {
   CLI::App* app;
   Action run;
+  bool data_parallel = false;  // runs under torchrun as a process group (hps train | sft | train-rm)
 };
 
 // `hps demo [--config FILE] [--key=value ...]`: the embedded default job (loss demo for now).

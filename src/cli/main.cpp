@@ -6,6 +6,7 @@
 
 #include "cli/commands.hpp"
 #include "core/error.hpp"
+#include "dist/world.hpp"
 
 namespace {
 
@@ -30,6 +31,12 @@ std::string usage_message(const CLI::App& app, const CLI::ParseError& e) {
     }
   }
   return msg + "\n  (see " + where + " --help)";
+}
+
+// "[rank 1 of 2] " in a process group: every rank reports its own errors.
+std::string rank_tag() {
+  const auto& w = hps::dist::world();
+  return w.distributed() ? "[rank " + std::to_string(w.rank()) + " of " + std::to_string(w.size()) + "] " : "";
 }
 
 }  // namespace
@@ -66,16 +73,25 @@ int main(int argc, char** argv) {
   }
   try {
     for (auto& c : commands)
-      if (c.app->parsed()) return c.run();
+      if (c.app->parsed()) {
+        // Under torchrun (WORLD_SIZE set): join the group for the commands that run data-parallel.
+        const auto launch = hps::dist::launch_from_env();
+        if (launch && launch->world_size > 1 && !c.data_parallel)
+          throw hps::UsageError("hps " + c.app->get_name() + " runs as one process; launched with WORLD_SIZE=" +
+                                std::to_string(launch->world_size) + " (only hps train, sft and train-rm run "
+                                "data-parallel so far: launch it without torchrun)");
+        if (c.data_parallel) hps::dist::init_from_env();
+        return c.run();
+      }
     return 0;
   } catch (const hps::Error& e) {
-    std::cerr << "hps: " << hps::to_string(e.kind()) << ": " << e.what() << "\n";
+    std::cerr << "hps: " << rank_tag() << hps::to_string(e.kind()) << ": " << e.what() << "\n";
     return e.kind() == hps::ErrorKind::usage ? 2 : 1;
   } catch (const c10::Error& e) {
-    std::cerr << "hps: tensor error: " << e.what_without_backtrace() << "\n";
+    std::cerr << "hps: " << rank_tag() << "tensor error: " << e.what_without_backtrace() << "\n";
     return 1;
   } catch (const std::exception& e) {
-    std::cerr << "hps: error: " << e.what() << "\n";
+    std::cerr << "hps: " << rank_tag() << "error: " << e.what() << "\n";
     return 1;
   }
 }

@@ -6,6 +6,7 @@
 #include "cli/commands.hpp"
 #include "core/config.hpp"
 #include "core/error.hpp"
+#include "dist/world.hpp"
 #include "demo/task_kinds.hpp"
 #include "demo_toml.hpp"
 #include "pipeline/pipeline.hpp"
@@ -39,12 +40,15 @@ Command add_train_command(CLI::App& app, train::Task task) {
       for (const auto& u : unused) msg += "\n  " + u;
       throw ConfigError(msg);
     }
-    std::cout << "# hps " << cmd->get_name() << " — effective config (" << cfg.source() << ")\n" << cfg.dump() << "\n\n";
+    const dist::World& world = dist::world();
+    world.check_same("the effective config", cfg.dump());
+    if (world.is_main())
+      std::cout << "# hps " << cmd->get_name() << " — effective config (" << cfg.source() << ")\n" << cfg.dump() << "\n\n";
     train::PreferenceTrainer trainer(tc, cfg.dump());
     std::signal(SIGINT, on_sigint);  // Ctrl-C: save a checkpoint after this step, then exit
     trainer.run(*resume, std::cout);
     return 0;
-  }};
+  }, /*data_parallel=*/true};
 }
 
 Command add_pipeline_command(CLI::App& app) {

@@ -146,6 +146,8 @@ std::vector<size_t> epoch_order(size_t n, uint64_t seed, int64_t epoch) {
 PreferenceLoader::PreferenceLoader(const Dataset& d, const Encoder& enc, int64_t pad_id, LoaderOptions opts)
     : data_(&d), enc_(&enc), pad_id_(pad_id), opts_(opts) {
   if (opts_.batch_prompts <= 0) throw ConfigError("batch size must be > 0");
+  if (opts_.shards <= 0 || opts_.shard < 0 || opts_.shard >= opts_.shards)
+    throw InternalError("loader shard " + std::to_string(opts_.shard) + " of " + std::to_string(opts_.shards));
   seek(0, 0);
 }
 
@@ -164,13 +166,16 @@ void PreferenceLoader::next_epoch() { seek(epoch_ + 1, 0); }
 
 std::optional<Batch> PreferenceLoader::next(const Select& select) {
   if (pos_ >= order_.size()) return std::nullopt;
-  const size_t end = std::min(order_.size(), pos_ + static_cast<size_t>(opts_.batch_prompts));
+  const auto shards = static_cast<size_t>(opts_.shards), shard = static_cast<size_t>(opts_.shard);
+  const size_t end = std::min(order_.size(), pos_ + static_cast<size_t>(opts_.batch_prompts) * shards);
+  const size_t n = end - pos_, from = pos_ + shard * n / shards, to = pos_ + (shard + 1) * n / shards;
+  pos_ = end;
+  if (from == to) return Batch{};  // this shard's part of a short last batch
   std::vector<EncodedExample> ex;
-  for (size_t i = pos_; i < end; ++i) {
+  for (size_t i = from; i < to; ++i) {
     const auto& rec = data_->records[order_[i]];
     ex.push_back(enc_->encode(rec, select(rec)));
   }
-  pos_ = end;
   return collate(ex, pad_id_, opts_.pad_side);
 }
 

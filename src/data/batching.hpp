@@ -93,6 +93,10 @@ struct LoaderOptions {
   uint64_t seed = 0;
   bool shuffle = true;
   PadSide pad_side = PadSide::right;
+  // Data-parallel runs: the loader walks global batches of batch_prompts × shards prompts (the order a single
+  // process with that batch size sees) and returns shard `shard`'s contiguous part of each. A short last
+  // batch of n prompts is split as evenly as it goes: shard r gets [r·n/S, (r+1)·n/S), which may be empty.
+  int64_t shard = 0, shards = 1;
 };
 
 // Iterates a dataset in batches of prompts, tokenizing lazily; the cursor (epoch, position) can be saved
@@ -100,7 +104,8 @@ struct LoaderOptions {
 class PreferenceLoader {
  public:
   PreferenceLoader(const Dataset& d, const Encoder& enc, int64_t pad_id, LoaderOptions opts);
-  // The next batch of this epoch, or nullopt when it is exhausted (call next_epoch()).
+  // The next batch of this epoch, or nullopt when it is exhausted (call next_epoch()). A shard's part of a
+  // short last global batch may be empty: a Batch with prompts = 0 (every shard sees the epoch end together).
   std::optional<Batch> next(const Select& select);
   void next_epoch();
   int64_t epoch() const { return epoch_; }

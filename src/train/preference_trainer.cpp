@@ -13,6 +13,7 @@
 #include "core/seed.hpp"
 #include "core/error.hpp"
 #include "data/batching.hpp"
+#include "dist/world.hpp"
 #include "io/atomic_file.hpp"
 #include "model/load.hpp"
 #include "model/lora.hpp"
@@ -58,7 +59,7 @@ struct PreferenceTrainer::Impl {
   std::string converted_from;         // the causal-LM architecture a reward model was made from
   std::unique_ptr<AdamW> opt;
   std::optional<RefCache> cache;  // train.ref_cache: reference log-probs of every training response
-  at::Generator sampler = at::make_generator<at::CPUGeneratorImpl>(0);
+  const dist::World& world = dist::world();  // one process, or a data-parallel group (torchrun)
   int64_t step = 0, bad_steps = 0, total = 0, warmup = 0;
   std::vector<EvalLog> evals;
   int64_t pad_id = 0;
@@ -68,10 +69,12 @@ struct PreferenceTrainer::Impl {
   void load_models(const model::LoadOptions& lo);
   void build_ref_cache(std::ostream& log);
   StepModels models() { return {policy, ref ? &*ref : nullptr, cache ? &*cache : nullptr, device, autocast}; }
-  RunState run_state() { return {policy, opt, sampler, *loader, step, bad_steps}; }
+  RunState run_state() { return {policy, opt, *loader, step, bad_steps, world.size()}; }
   // One micro-batch of the configured task; nullopt when the loader's epoch is exhausted.
-  std::optional<MicroStep> micro_step(data::PreferenceLoader& ld, bool grad, at::Generator& gen,
+  std::optional<MicroStep> micro_step(data::PreferenceLoader& ld, bool grad, uint64_t draw_seed,
                                       const prefs::LossConfig& lc);
+  void sync_parameters();
+  void all_reduce_gradients();
   StepLog train_step();
   EvalLog evaluate();
   void save(std::ostream& log);
@@ -89,7 +92,7 @@ int64_t PreferenceTrainer::total_steps() const { return impl_->total; }
 
 void PreferenceTrainer::Impl::setup() {
   // Seed torch's global generators too (LoRA dropout draws from them): a run repeats exactly.
-  at::manual_seed(derive_seed(cfg.train.seed, SeedPurpose::torch_global));
+  at::manual_seed(derive_seed(cfg.train.seed, SeedPurpose::torch_global, static_cast<uint64_t>(world.rank())));
   device = at::Device(cfg.model.device);
   if (device.is_cuda() && !device.has_index()) device = at::Device(at::kCUDA, 0);
   auto ts = text::load_text_setup(cfg.model.tokenizer, cfg.data.chat_format);
@@ -101,15 +104,38 @@ void PreferenceTrainer::Impl::setup() {
   load_models(lo);
   pad_id = tok->pad_id().value_or(policy.config.pad_token_id.value_or(0));
   encoder = std::make_unique<data::Encoder>(*tok, chat, data::EncodeOptions{cfg.data.max_prompt_length, cfg.data.max_length, true});
-  loader = std::make_unique<data::PreferenceLoader>(train_set, *encoder, pad_id,
-                                                    data::LoaderOptions{cfg.train.batch_prompts, derive_seed(cfg.train.seed, SeedPurpose::data_order), true,
-                                                                        data::PadSide::right});
-  const int64_t micro = (static_cast<int64_t>(train_set.records.size()) + cfg.train.batch_prompts - 1) / cfg.train.batch_prompts;
+  // Data-parallel: train.batch_prompts per process; each step's global batch is batch_prompts × world size.
+  const data::LoaderOptions lo_train{cfg.train.batch_prompts, derive_seed(cfg.train.seed, SeedPurpose::data_order), true,
+                                     data::PadSide::right, world.rank(), world.size()};
+  loader = std::make_unique<data::PreferenceLoader>(train_set, *encoder, pad_id, lo_train);
+  const int64_t global_batch = cfg.train.batch_prompts * world.size();
+  const int64_t micro = (static_cast<int64_t>(train_set.records.size()) + global_batch - 1) / global_batch;
   const int64_t per_epoch = std::max<int64_t>(1, micro / cfg.train.grad_accum);
   total = cfg.train.max_steps > 0 ? cfg.train.max_steps : cfg.train.epochs * per_epoch;
   warmup = static_cast<int64_t>(cfg.train.warmup_ratio * static_cast<double>(total));
-  sampler = at::make_generator<at::CPUGeneratorImpl>(derive_seed(cfg.train.seed, SeedPurpose::slot_draws));
+  sync_parameters();
   opt = std::make_unique<AdamW>(policy.trainable_parameters(), cfg.train.adamw);
+}
+
+// Every rank starts from rank 0's trainable parameters (they agree already when the files and seeds do;
+// this makes it so).
+void PreferenceTrainer::Impl::sync_parameters() {
+  if (!world.distributed()) return;
+  auto params = policy.trainable_parameters();
+  c10::AutoGradMode no_grad(false);
+  world.broadcast(params, 0);
+}
+
+// The mean of the ranks' gradients (each already weighted: see train_step); a parameter one rank did not
+// reach (an empty micro-batch) contributes zeros.
+void PreferenceTrainer::Impl::all_reduce_gradients() {
+  std::vector<at::Tensor> grads;
+  for (auto& p : opt->params()) {
+    if (!p.grad().defined()) p.mutable_grad() = at::zeros_like(p);
+    grads.push_back(p.mutable_grad());
+  }
+  world.all_reduce_sum(grads);
+  for (auto& g : grads) g.div_(static_cast<double>(world.size()));
 }
 
 void PreferenceTrainer::Impl::split_data() {
@@ -180,16 +206,39 @@ void PreferenceTrainer::Impl::build_ref_cache(std::ostream& log) {
   }, log);
 }
 
-std::optional<MicroStep> PreferenceTrainer::Impl::micro_step(data::PreferenceLoader& ld, bool grad, at::Generator& gen,
+std::optional<MicroStep> PreferenceTrainer::Impl::micro_step(data::PreferenceLoader& ld, bool grad, uint64_t draw_seed,
                                                              const prefs::LossConfig& lc) {
   const StepModels m = models();
   switch (cfg.task) {
-    case Task::preference: return preference_step(m, ld, grad, gen, lc);
+    case Task::preference: return preference_step(m, ld, grad, draw_seed, lc);
     case Task::sft: return sft_step(m, ld, grad);
     case Task::reward: return reward_step(m, ld, grad, cfg.loss, cfg.rm_margin);
   }
   throw InternalError("unknown training task");
 }
+
+namespace {
+
+// What one micro-step adds to its step's log. A data-parallel step adds the ranks' sums (one collective per
+// micro-step, which also decides the loss weights before backward), so every rank logs and decides the same.
+struct MicroTotals {
+  double weight = 0, nonfinite = 0, loss = 0, accuracy = 0, rm_dpo = 0, rm_rdpo = 0, chosen = 0, rejected = 0;
+  double no_preference = 0, prompts = 0, tokens = 0;
+};
+
+MicroTotals totals_of(const MicroStep& f, double loss, const dist::World& world) {
+  MicroTotals t{f.weight, std::isfinite(loss) ? 0.0 : 1.0, loss, f.accuracy, f.rm_dpo, f.rm_rdpo, f.chosen, f.rejected,
+                static_cast<double>(f.no_preference), static_cast<double>(f.rows.prompts), static_cast<double>(f.tokens)};
+  if (!world.distributed()) return t;
+  // Metrics are means over the weight: sum value × weight over the ranks, then divide by the total weight.
+  const double w = t.weight;
+  const auto v = world.sum({w, t.nonfinite, std::isfinite(loss) ? loss * w : 0.0, t.accuracy * w, t.rm_dpo * w,
+                            t.rm_rdpo * w, t.chosen * w, t.rejected * w, t.no_preference, t.prompts, t.tokens});
+  const double W = v[0] > 0 ? v[0] : 1.0;
+  return {v[0], v[1], v[2] / W, v[3] / W, v[4] / W, v[5] / W, v[6] / W, v[7] / W, v[8], v[9], v[10]};
+}
+
+}  // namespace
 
 StepLog PreferenceTrainer::Impl::train_step() {
   const auto t0 = std::chrono::steady_clock::now();
@@ -199,36 +248,44 @@ StepLog PreferenceTrainer::Impl::train_step() {
   lc.gamma = prefs::gamma_at(cfg.gamma, step, total);
   s.gamma = lc.gamma;
   s.lr = lr_at(cfg.train.schedule, cfg.train.lr, step, warmup, total);
+  const uint64_t draws = derive_seed(cfg.train.seed, SeedPurpose::slot_draws, static_cast<uint64_t>(step));
   const auto accum = static_cast<double>(cfg.train.grad_accum);
   bool finite = true;
-  int64_t tokens = 0, prompts = 0;
+  double tokens = 0, prompts = 0, no_preference = 0;
   for (int64_t a = 0; a < cfg.train.grad_accum; ++a) {
-    auto f = micro_step(*loader, true, sampler, lc);
+    auto f = micro_step(*loader, true, draws, lc);
     if (!f) {
       loader->next_epoch();
-      f = micro_step(*loader, true, sampler, lc);
+      f = micro_step(*loader, true, draws, lc);
       if (!f) throw InternalError("an epoch with no batches");
     }
-    const double loss = f->loss.item<double>();
-    finite = finite && std::isfinite(loss);
-    if (finite) (f->loss / accum).backward();
-    s.loss += loss / accum;
-    s.accuracy += f->accuracy;
-    s.rm_dpo += f->rm_dpo;
-    s.rm_rdpo += f->rm_rdpo;
-    s.chosen_reward += f->chosen;
-    s.rejected_reward += f->rejected;
+    const MicroTotals t = totals_of(*f, f->loss.item<double>(), world);
+    finite = finite && t.nonfinite == 0;
+    if (finite && f->loss.requires_grad()) {
+      if (!world.distributed()) {
+        (f->loss / accum).backward();
+      } else if (t.weight > 0) {  // this rank's share of the global mean: weight / total weight, × ranks (averaged after)
+        (f->loss * (f->weight * static_cast<double>(world.size()) / t.weight / accum)).backward();
+      }
+    }
+    s.loss += t.loss / accum;
+    s.accuracy += t.accuracy;
+    s.rm_dpo += t.rm_dpo;
+    s.rm_rdpo += t.rm_rdpo;
+    s.chosen_reward += t.chosen;
+    s.rejected_reward += t.rejected;
     s.lines.insert(s.lines.end(), f->rows.lines.begin(), f->rows.lines.end());
     s.responses.insert(s.responses.end(), f->rows.response_index.begin(), f->rows.response_index.end());
-    tokens += f->tokens;
-    s.no_preference += f->no_preference;
-    prompts += f->rows.prompts;
+    tokens += t.tokens, prompts += t.prompts, no_preference += t.no_preference;
   }
   for (double* v : {&s.accuracy, &s.rm_dpo, &s.rm_rdpo, &s.chosen_reward, &s.rejected_reward}) *v /= accum;
   s.epoch = loader->epoch();
+  s.no_preference = static_cast<int64_t>(no_preference);
   // A step whose prompts all tie carries no preference: no AdamW step (momentum and weight decay would
   // still move the weights). Never apply a non-finite step: parameters and optimizer state stay as they were.
-  s.no_update = cfg.task != Task::sft && s.no_preference == prompts;
+  // Every rank sees the same totals, so every rank decides the same.
+  s.no_update = cfg.task != Task::sft && no_preference == prompts;
+  if (world.distributed() && finite && !s.no_update) all_reduce_gradients();
   const UpdateOutcome u = s.no_update ? UpdateOutcome{0.0, false}
                                       : guarded_update(*opt, s.lr, cfg.train.max_grad_norm, finite);
   if (s.no_update)
@@ -238,7 +295,7 @@ StepLog PreferenceTrainer::Impl::train_step() {
   bad_steps = s.skipped ? bad_steps + 1 : 0;
   ++step;
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  s.tokens_per_s = static_cast<double>(tokens) / std::max(secs, 1e-9);
+  s.tokens_per_s = tokens / std::max(secs, 1e-9);
   s.peak_gib = peak_gib(device);
   return s;
 }
@@ -248,12 +305,12 @@ EvalLog PreferenceTrainer::Impl::evaluate() {
   e.step = step;
   if (eval_set.records.empty()) return e;
   data::PreferenceLoader ld(eval_set, *encoder, pad_id, {cfg.train.batch_prompts, 0, false, data::PadSide::right});
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(derive_seed(cfg.train.seed, SeedPurpose::eval_draws));  // the same draws at every evaluation
+  const uint64_t draws = derive_seed(cfg.train.seed, SeedPurpose::eval_draws);  // the same draws at every evaluation
   prefs::LossConfig lc = cfg.loss;
   lc.gamma = prefs::gamma_at(cfg.gamma, std::min(step, total - 1), total);  // the last step's γ after training
   int64_t n = 0;
   c10::AutoGradMode no_grad(false);
-  while (auto f = micro_step(ld, false, gen, lc)) {
+  while (auto f = micro_step(ld, false, draws, lc)) {
     const double w = static_cast<double>(f->rows.prompts);
     e.loss += f->loss.item<double>() * w;
     e.accuracy += f->accuracy * w;
@@ -265,17 +322,40 @@ EvalLog PreferenceTrainer::Impl::evaluate() {
   return e;
 }
 
+// Rank 0 writes the checkpoint (the atomic protocol of run_checkpoint); every rank waits for it to be complete.
 void PreferenceTrainer::Impl::save(std::ostream& log) {
-  const nlohmann::json model_config =
-      cfg.use_lora ? nlohmann::json() : saved_model_config(cfg.model.path, policy, !converted_from.empty());
-  save_trainer_state(cfg, config_text, model_config, total, run_state(), log);
+  if (world.is_main()) {
+    const nlohmann::json model_config =
+        cfg.use_lora ? nlohmann::json() : saved_model_config(cfg.model.path, policy, !converted_from.empty());
+    save_trainer_state(cfg, config_text, model_config, total, run_state(), log);
+  }
+  world.barrier();
 }
 
-std::vector<StepLog> PreferenceTrainer::run(bool resume, std::ostream& log) {
+namespace {
+
+// Where ranks other than 0 print: nowhere (errors still reach the command as exceptions).
+std::ostream& null_stream() {
+  static std::ostream s(nullptr);
+  return s;
+}
+
+}  // namespace
+
+std::vector<StepLog> PreferenceTrainer::run(bool resume, std::ostream& rank0_log) {
   Impl& m = *impl_;
-  io::make_dirs(m.cfg.train.out_dir);
-  // Before any restore: the cache holds reference (not policy) values.
-  if (m.cfg.train.ref_cache) m.build_ref_cache(log);
+  std::ostream& log = m.world.is_main() ? rank0_log : null_stream();
+  if (m.world.distributed())
+    log << "data-parallel: " << m.world.describe() << "; global batch " << m.cfg.train.batch_prompts * m.world.size()
+        << " prompts (train.batch_prompts " << m.cfg.train.batch_prompts << " per process)\n";
+  if (m.world.is_main()) io::make_dirs(m.cfg.train.out_dir);
+  m.world.barrier();
+  // Before any restore: the cache holds reference (not policy) values. Rank 0 builds it, the others read it.
+  if (m.cfg.train.ref_cache) {
+    if (m.world.is_main()) m.build_ref_cache(log);
+    m.world.barrier();
+    if (!m.world.is_main()) m.build_ref_cache(log);
+  }
   if (resume) {
     if (auto dir = latest_checkpoint(m.cfg.train.out_dir)) {
       restore_trainer_state(*dir, m.cfg, m.run_state());
@@ -284,35 +364,38 @@ std::vector<StepLog> PreferenceTrainer::run(bool resume, std::ostream& log) {
       log << "no complete checkpoint in " << m.cfg.train.out_dir << ": starting fresh\n";
     }
   }
-  TrainLog tl(m.cfg, resume, m.step, m.total, log);  // drops metrics of steps after the resumed one
-  tl.start(m.train_set.records.size(), m.eval_set.records.size(), m.converted_from);
-  tl.skipped_records(m.skipped);
+  // Rank 0 records metrics.jsonl (dropping metrics of steps after the resumed one).
+  std::optional<TrainLog> tl;
+  if (m.world.is_main()) tl.emplace(m.cfg, resume, m.step, m.total, log);
+  if (tl) tl->start(m.train_set.records.size(), m.eval_set.records.size(), m.converted_from);
+  if (tl) tl->skipped_records(m.skipped);
   std::vector<StepLog> out;
   int64_t ran = 0;
   const bool eval_on = !m.eval_set.records.empty();
   while (m.step < m.total) {
     out.push_back(m.train_step());
     ++ran;
-    tl.step(out.back());
+    if (tl) tl->step(out.back());
     if (m.bad_steps >= m.cfg.train.max_bad_steps)
       throw NumericError(std::to_string(m.bad_steps) + " consecutive steps had a non-finite loss or gradient (last: lines " +
                          nlohmann::json(out.back().lines).dump() + "); no update was applied for them. Lower train.lr or check the data");
     if (eval_on && m.cfg.train.eval_every > 0 && m.step % m.cfg.train.eval_every == 0) {
       m.evals.push_back(m.evaluate());
-      tl.eval(m.evals.back());
+      if (tl) tl->eval(m.evals.back());
     }
-    const bool stop = stop_requested().load() || (m.cfg.train.stop_after > 0 && ran >= m.cfg.train.stop_after);
+    // A stop (SIGINT on any rank, or train.stop_after) is decided by all ranks together.
+    const bool stop = m.world.any(stop_requested().load() || (m.cfg.train.stop_after > 0 && ran >= m.cfg.train.stop_after));
     if (stop || m.step == m.total || (m.cfg.train.save_every > 0 && m.step % m.cfg.train.save_every == 0)) m.save(log);
     if (stop) {
-      tl.ties();
+      if (tl) tl->ties();
       log << "stopped at step " << m.step << " (resume with --resume)\n";
       return out;
     }
   }
-  tl.ties();
+  if (tl) tl->ties();
   if (eval_on) {
     m.evals.push_back(m.evaluate());
-    tl.eval(m.evals.back());
+    if (tl) tl->eval(m.evals.back());
   }
   return out;
 }

@@ -1,5 +1,6 @@
 #include "train/steps.hpp"
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <c10/core/GradMode.h>
 
 #include <algorithm>
@@ -8,6 +9,7 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "core/seed.hpp"
 #include "model/logprobs.hpp"
 #include "train/rm_loss.hpp"
 
@@ -46,12 +48,17 @@ at::Tensor place_rows(const Placement& p, const at::Tensor& per_row, int64_t B, 
       .index_put({p.prompt.to(d), p.slot.to(d)}, per_row.index_select(0, p.row.to(d)));
 }
 
-// The loader's next batch as the rows of a MicroStep; nullopt at the end of its epoch.
+// The loader's next batch as the rows of a MicroStep; nullopt at the end of its epoch. An empty batch (a
+// shard's part of a short last batch) comes back with a zero loss and weight 0: nothing to forward.
 std::optional<MicroStep> next_rows(data::PreferenceLoader& ld, const data::Select& select) {
   auto b = ld.next(select);
   if (!b) return std::nullopt;
   MicroStep s;
   s.rows = std::move(*b);
+  if (s.rows.prompts == 0) {
+    s.loss = at::zeros({}, at::kFloat);
+    return s;
+  }
   s.tokens = s.rows.mask.sum().item<int64_t>();
   return s;
 }
@@ -124,12 +131,18 @@ at::Tensor ref_logprobs(const StepModels& m, const data::Batch& b) {
   return model::sequence_logprobs(m.policy, ids, mask, resp).sum;
 }
 
+at::Tensor prompt_draws(uint64_t draw_seed, int64_t line) {
+  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(derive_seed(draw_seed, SeedPurpose::slot_draws,
+                                                                           static_cast<uint64_t>(line)));
+  return prefs::draw_uniforms(1, gen);  // [1, 2]
+}
+
 std::optional<MicroStep> preference_step(const StepModels& m, data::PreferenceLoader& ld, bool grad,
-                                         at::Generator& gen, const prefs::LossConfig& lc) {
+                                         uint64_t draw_seed, const prefs::LossConfig& lc) {
   std::vector<prefs::Selection> sels;
   std::vector<std::vector<double>> rewards;  // [B][K_i] float64, as annotated
   auto select = [&](const data::PreferenceRecord& r) {
-    at::Tensor u = prefs::draw_uniforms(1, gen);  // [1, 2], drawn for every prompt whatever the method
+    at::Tensor u = prompt_draws(draw_seed, r.line);  // [1, 2], drawn for every prompt whatever the method
     rewards.push_back(data::rewards_or_rank(r));
     if (r.responses.size() == 1)
       throw InputError("line " + std::to_string(r.line) + ": a preference record needs at least 2 responses");
@@ -137,7 +150,7 @@ std::optional<MicroStep> preference_step(const StepModels& m, data::PreferenceLo
     return prefs::read_slots(sels.back(), 0);
   };
   auto s = next_rows(ld, select);
-  if (!s) return s;
+  if (!s || s->rows.prompts == 0) return s;
   const prefs::PrefBatch batch = forward_preferences(m, s->rows, rewards, grad);
   // Non-finite log-probs (a diverged model) make a non-finite step, skipped by the guarded update; the loss
   // core would reject them as bad input.
@@ -148,6 +161,7 @@ std::optional<MicroStep> preference_step(const StepModels& m, data::PreferenceLo
   const auto res = prefs::preference_loss(batch, lc, prefs::stack_selections(sels));
   s->loss = res.loss;
   s->no_preference = res.no_preference;
+  s->weight = static_cast<double>(s->rows.prompts - res.no_preference);
   s->accuracy = prefs::mean_over_preferences(res, res.margins.accuracy);
   s->rm_dpo = prefs::mean_over_preferences(res, res.margins.rm_dpo);
   s->rm_rdpo = prefs::mean_over_preferences(res, res.margins.rm_rdpo);
@@ -158,13 +172,14 @@ std::optional<MicroStep> preference_step(const StepModels& m, data::PreferenceLo
 
 std::optional<MicroStep> sft_step(const StepModels& m, data::PreferenceLoader& ld, bool grad) {
   auto s = next_rows(ld, select_best);
-  if (!s) return s;
+  if (!s || s->rows.prompts == 0) return s;
   c10::AutoGradMode mode(grad);
   model::AutocastGuard cast(m.device, m.autocast);
   m.policy.state.training = grad;  // not scoped: see forward_preferences
   const auto lp = model::sequence_logprobs(m.policy, s->rows.ids.to(m.device), s->rows.mask.to(m.device),
                                            s->rows.response_mask.to(m.device));  // sum, count: [B]
   s->loss = -lp.sum.sum() / lp.count.sum().clamp_min(1).to(lp.sum.scalar_type());
+  s->weight = lp.count.sum().item<double>();
   return s;
 }
 
@@ -184,7 +199,7 @@ std::optional<MicroStep> reward_step(const StepModels& m, data::PreferenceLoader
     return prefs::read_slots(sels.back(), 0);
   };
   auto s = next_rows(ld, select);
-  if (!s) return s;
+  if (!s || s->rows.prompts == 0) return s;
   c10::AutoGradMode mode(grad);
   model::AutocastGuard cast(m.device, m.autocast);
   m.policy.state.training = grad;  // not scoped: see forward_preferences
@@ -195,6 +210,7 @@ std::optional<MicroStep> reward_step(const StepModels& m, data::PreferenceLoader
   const at::Tensor ranked = place_rows(placement(b), rows, b.prompts, K).gather(1, sel.order.to(m.device));  // [B, K] rank order
   s->loss = lc.preference == prefs::Preference::pl ? rm_loss_pl(ranked, sel) : rm_loss_bt(ranked, sel, margin);
   s->no_preference = sel.has_pref.numel() - sel.has_pref.sum().item<int64_t>();
+  s->weight = static_cast<double>(sel.has_pref.numel() - s->no_preference);
   s->accuracy = pairwise_accuracy(scores, b.rewards);
   if (lc.preference == prefs::Preference::bt) {  // the reported pair's scores, over prompts with a preference
     const auto score_at = [&](const at::Tensor& pos) { return prefs::at_rank(ranked, pos.to(m.device)); };  // [B]

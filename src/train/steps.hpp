@@ -37,6 +37,10 @@ struct StepModels {
 // One micro-batch's loss and metrics (averaged over the prompts that carry a preference).
 struct MicroStep {
   at::Tensor loss;  // []: differentiable when the step ran with grad; NaN when the log-probs were not finite
+  // What `loss` is a mean over: prompts with a preference (SFT: response tokens). A data-parallel step
+  // reweights each rank's loss by weight / (the sum over ranks) so the step's gradient is that of one process
+  // over the whole global batch. 0 for an empty micro-batch (a shard's part of a short last batch).
+  double weight = 0;
   double accuracy = 0, rm_dpo = 0, rm_rdpo = 0, chosen = 0, rejected = 0;
   int64_t no_preference = 0;  // prompts whose responses all tie: no loss term
   data::Batch rows;           // what was forwarded (source lines, response slots)
@@ -45,11 +49,15 @@ struct MicroStep {
 
 // Each step takes the loader's next batch; nullopt when its epoch is exhausted (nothing is drawn then).
 //
-// Preference: two uniforms per prompt from `gen` (always, whatever the method, so the stream does not depend
-// on it), the selection, policy and reference log-probs at their slots of a [B, K] batch, and
+// Preference: two uniforms per prompt (always, whatever the method), drawn from
+// derive_seed(draw_seed, slot_draws, source line) — a function of the run's seed, the step and the prompt,
+// never of the batch's composition or the rank, so a data-parallel run sees the negatives a single process
+// sees — then the selection, policy and reference log-probs at their slots of a [B, K] batch, and
 // prefs::preference_loss under `lc` (its γ is the step's).
 std::optional<MicroStep> preference_step(const StepModels& m, data::PreferenceLoader& ld, bool grad,
-                                         at::Generator& gen, const prefs::LossConfig& lc);
+                                         uint64_t draw_seed, const prefs::LossConfig& lc);
+// The uniforms [1, 2] preference_step draws for the prompt on source line `line`.
+at::Tensor prompt_draws(uint64_t draw_seed, int64_t line);
 // SFT: the best response of each prompt (highest reward, first on ties; the first without rewards);
 // token-level NLL over every response token of the batch (TRL's completion-only SFT loss).
 std::optional<MicroStep> sft_step(const StepModels& m, data::PreferenceLoader& ld, bool grad);

@@ -15,7 +15,7 @@ namespace hps::train {
 
 using nlohmann::json;
 
-json compat_fields(const TrainConfig& c) {
+json compat_fields(const TrainConfig& c, int64_t world_size) {
   const auto& l = c.loss;
   return {{"task", to_string(c.task)},
           {"model.path", c.model.path},
@@ -46,7 +46,7 @@ json compat_fields(const TrainConfig& c) {
           {"gamma.end", c.gamma.end},
           {"gamma.interval", c.gamma.interval},
           {"rm.margin", c.rm_margin},
-          {"train.batch_prompts", c.train.batch_prompts},
+          {"train.global_batch_prompts", c.train.batch_prompts * world_size},
           {"train.grad_accum", c.train.grad_accum},
           {"train.seed", c.train.seed},
           {"train.max_steps", c.train.max_steps},
@@ -55,18 +55,16 @@ json compat_fields(const TrainConfig& c) {
 
 namespace {
 
-// The generators a resumed run must continue: the sampler (selection draws), torch's CPU generator (LoRA
-// dropout, initialization) and, on a GPU, its CUDA generator.
-void save_rng(const std::string& path, at::Generator& sampler, const at::Device& device) {
-  std::map<std::string, at::Tensor> rng{{"sampler", sampler.get_state()},
-                                        {"torch_cpu", at::detail::getDefaultCPUGenerator().get_state()}};
+// The generators a resumed run must continue: torch's CPU generator (LoRA dropout, initialization) and, on a
+// GPU, its CUDA generator. (The selection draws are a function of seed, step and prompt: nothing to save.)
+void save_rng(const std::string& path, const at::Device& device) {
+  std::map<std::string, at::Tensor> rng{{"torch_cpu", at::detail::getDefaultCPUGenerator().get_state()}};
   if (device.is_cuda()) rng["torch_cuda"] = at::globalContext().defaultGenerator(device).get_state();
   io::save_safetensors(path, rng);
 }
 
-void restore_rng(const std::string& path, at::Generator& sampler, const at::Device& device) {
+void restore_rng(const std::string& path, const at::Device& device) {
   auto r = io::SafetensorsFile::open(path);
-  sampler.set_state(r.get("sampler").clone());
   at::Generator cpu = at::detail::getDefaultCPUGenerator();  // a handle: set_state reaches the global one
   cpu.set_state(r.get("torch_cpu").clone());
   if (device.is_cuda() && r.contains("torch_cuda")) {
@@ -75,8 +73,8 @@ void restore_rng(const std::string& path, at::Generator& sampler, const at::Devi
   }
 }
 
-void check_compatible(const json& state, const TrainConfig& cfg, const std::string& dir) {
-  const json now = compat_fields(cfg);
+void check_compatible(const json& state, const TrainConfig& cfg, int64_t world_size, const std::string& dir) {
+  const json now = compat_fields(cfg, world_size);
   for (auto it = now.begin(); it != now.end(); ++it) {
     if (!state.at("compat").contains(it.key())) continue;  // a checkpoint of an older hps did not record it
     const json& was = state.at("compat").at(it.key());
@@ -99,13 +97,13 @@ void save_trainer_state(const TrainConfig& cfg, const std::string& config_text, 
         if (io::file_exists(cfg.model.path + "/" + f)) io::copy_file(cfg.model.path + "/" + f, dir + "/model/" + f);
     }
     io::save_safetensors(dir + "/optimizer.safetensors", s.opt->state());
-    save_rng(dir + "/rng.safetensors", s.sampler, s.policy.device());
+    save_rng(dir + "/rng.safetensors", s.policy.device());
     json state = {{"step", s.step},
                   {"total_steps", total},
                   {"epoch", s.loader.epoch()},
                   {"position", s.loader.position()},
                   {"bad_steps", s.bad_steps},
-                  {"compat", compat_fields(cfg)},
+                  {"compat", compat_fields(cfg, s.world_size)},
                   {"config", config_text}};
     io::write_json_file(dir + "/trainer_state.json", state);
   }, cfg.train.keep_last);
@@ -114,7 +112,7 @@ void save_trainer_state(const TrainConfig& cfg, const std::string& config_text, 
 
 void restore_trainer_state(const std::string& dir, const TrainConfig& cfg, const RunState& s) {
   const json state = io::read_json_file(dir + "/trainer_state.json");
-  check_compatible(state, cfg, dir);
+  check_compatible(state, cfg, s.world_size, dir);
   const at::Device device = s.policy.device();
   if (cfg.use_lora) {
     model::load_lora(s.policy, dir + "/adapter");
@@ -130,7 +128,7 @@ void restore_trainer_state(const std::string& dir, const TrainConfig& cfg, const
   std::map<std::string, at::Tensor> opt_state;
   for (const auto& t : f.tensors()) opt_state[t.name] = f.get(t.name);
   s.opt->load_state(opt_state);
-  restore_rng(dir + "/rng.safetensors", s.sampler, device);
+  restore_rng(dir + "/rng.safetensors", device);
   s.step = state.at("step").get<int64_t>();
   s.bad_steps = state.at("bad_steps").get<int64_t>();
   s.loader.seek(state.at("epoch").get<int64_t>(), state.at("position").get<size_t>());

@@ -1,7 +1,7 @@
 // What a checkpoint holds of a run, beside the crash-safe folder mechanics of run_checkpoint.hpp:
 //   adapter/ (LoRA, PEFT format) or model/ (full fine-tuning, HF format, with the tokenizer files),
 //   optimizer.safetensors (AdamW's moments and step counts),
-//   rng.safetensors (the sampler's generator, torch's CPU generator, and the CUDA one on a GPU),
+//   rng.safetensors (torch's CPU generator, and the CUDA one on a GPU; rank 0's in a data-parallel run),
 //   trainer_state.json (step, total steps, epoch, data cursor, consecutive bad steps, the resume-compatibility
 //   fields and the effective config).
 #pragma once
@@ -25,16 +25,18 @@ namespace hps::train {
 // sees, or the loss, under their TOML names. What may change on resume: train.lr, schedule, warmup, AdamW
 // betas/eps/decay, max_grad_norm, save_every, keep_last, eval_every, stop_after, max_bad_steps, ref_cache,
 // model.device, dtype/autocast, grad_checkpointing (docs/training.md).
-nlohmann::json compat_fields(const TrainConfig& c);
+// train.global_batch_prompts (batch_prompts × the processes of a data-parallel run) stands for the batch: a run
+// resumes at another world size when the global batch is kept.
+nlohmann::json compat_fields(const TrainConfig& c, int64_t world_size = 1);
 
 // The parts of a run a checkpoint saves and restores, borrowed from the trainer for one call.
 struct RunState {
   model::Decoder& policy;          // the trained model (full fine-tuning: replaced on restore)
   std::unique_ptr<AdamW>& opt;     // restore builds a new one over the restored parameters
-  at::Generator& sampler;          // the selection draws
   data::PreferenceLoader& loader;  // epoch and cursor
   int64_t& step;                   // optimizer steps done
   int64_t& bad_steps;              // consecutive non-finite steps
+  int64_t world_size = 1;          // processes of a data-parallel run
 };
 
 // Writes OUT/checkpoint-<step>/ (keeping train.keep_last) and says so on `log`. `model_config`: the

@@ -1,0 +1,184 @@
+#include "dist/world.hpp"
+
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+
+#include <charconv>
+#include <cstdlib>
+#include <map>
+
+#include "core/error.hpp"
+
+namespace hps::dist {
+
+namespace {
+
+int64_t env_int(const std::function<const char*(const char*)>& get, const char* name, int64_t fallback, int64_t lo, int64_t hi) {
+  const char* v = get(name);
+  if (v == nullptr) return fallback;
+  int64_t x = 0;
+  const std::string s(v);
+  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), x);
+  if (ec != std::errc() || end != s.data() + s.size() || x < lo || x > hi)
+    throw ConfigError("environment variable " + std::string(name) + "='" + s + "': expected an integer in [" +
+                      std::to_string(lo) + ", " + std::to_string(hi) + "]");
+  return x;
+}
+
+}  // namespace
+
+std::optional<Launch> launch_from(const std::function<const char*(const char*)>& get) {
+  if (get("WORLD_SIZE") == nullptr) return std::nullopt;
+  Launch l;
+  l.world_size = env_int(get, "WORLD_SIZE", 1, 1, 1 << 20);
+  l.rank = env_int(get, "RANK", -1, 0, l.world_size - 1);
+  if (l.rank < 0) throw ConfigError("WORLD_SIZE is set but RANK is not (launch with torchrun, or set both)");
+  l.local_rank = env_int(get, "LOCAL_RANK", l.rank, 0, l.world_size - 1);
+  if (const char* a = get("MASTER_ADDR")) l.master_addr = a;
+  if (l.master_addr.empty()) throw ConfigError("environment variable MASTER_ADDR is empty");
+  l.master_port = env_int(get, "MASTER_PORT", l.master_port, 1, 65535);
+  l.timeout = std::chrono::seconds(env_int(get, "HPS_DIST_TIMEOUT", l.timeout.count(), 1, 86400));
+  return l;
+}
+
+std::optional<Launch> launch_from_env() {
+  return launch_from([](const char* name) { return std::getenv(name); });
+}
+
+struct World::Impl {
+  c10::intrusive_ptr<c10d::Store> store;
+  c10::intrusive_ptr<c10d::ProcessGroupGloo> pg;
+  Launch launch;
+};
+
+World::World() = default;
+World::~World() = default;
+World::World(World&&) noexcept = default;
+World& World::operator=(World&&) noexcept = default;
+
+World::World(const Launch& l) : impl_(std::make_unique<Impl>()), rank_(l.rank), size_(l.world_size), local_rank_(l.local_rank) {
+  impl_->launch = l;
+  if (l.world_size == 1) return;
+  const std::string where = l.master_addr + ":" + std::to_string(l.master_port);
+  try {
+    c10d::TCPStoreOptions so;
+    so.port = static_cast<uint16_t>(l.master_port);
+    so.isServer = l.rank == 0;
+    so.numWorkers = static_cast<size_t>(l.world_size);
+    so.waitWorkers = true;
+    so.timeout = l.timeout;
+    impl_->store = c10::make_intrusive<c10d::TCPStore>(l.master_addr, so);
+    auto opts = c10d::ProcessGroupGloo::Options::create();
+    opts->timeout = l.timeout;
+    // GLOO_SOCKET_IFNAME picks the interface on multi-homed machines, as in PyTorch.
+    const char* ifname = std::getenv("GLOO_SOCKET_IFNAME");
+    opts->devices.push_back(ifname ? c10d::ProcessGroupGloo::createDeviceForInterface(ifname)
+                                   : c10d::ProcessGroupGloo::createDefaultDevice());
+    impl_->pg = c10::make_intrusive<c10d::ProcessGroupGloo>(impl_->store, static_cast<int>(l.rank),
+                                                            static_cast<int>(l.world_size), opts);
+  } catch (const std::exception& e) {
+    throw InputError("rank " + std::to_string(l.rank) + " of " + std::to_string(l.world_size) +
+                     ": cannot join the process group at " + where + " (MASTER_ADDR:MASTER_PORT): " + e.what());
+  }
+}
+
+namespace {
+
+// Runs a collective, naming the rank and the peers' likely fate when it fails (a dead rank shows as a
+// timeout or a closed connection).
+template <typename F>
+void collective(int64_t rank, int64_t size, const char* what, F&& f) {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    throw InputError("rank " + std::to_string(rank) + " of " + std::to_string(size) + ": " + what +
+                     " failed (another rank died, hung or disagrees on the run): " + e.what());
+  }
+}
+
+}  // namespace
+
+void World::all_reduce_sum(std::vector<at::Tensor>& tensors) const {
+  if (size_ == 1 || tensors.empty()) return;
+  // One flat buffer per dtype, on the host: one collective per dtype rather than one per tensor.
+  std::map<at::ScalarType, std::vector<size_t>> by_type;
+  for (size_t i = 0; i < tensors.size(); ++i) by_type[tensors[i].scalar_type()].push_back(i);
+  for (const auto& [type, idx] : by_type) {
+    std::vector<at::Tensor> flat;
+    for (size_t i : idx) flat.push_back(tensors[i].detach().to(at::kCPU).contiguous().view(-1));
+    std::vector<at::Tensor> buf{at::cat(flat)};
+    collective(rank_, size_, "all-reduce", [&] { impl_->pg->allreduce(buf)->wait(); });
+    int64_t off = 0;
+    for (size_t i : idx) {
+      const int64_t n = tensors[i].numel();
+      tensors[i].detach().copy_(buf[0].narrow(0, off, n).view(tensors[i].sizes()));
+      off += n;
+    }
+  }
+}
+
+std::vector<double> World::sum(std::vector<double> values) const {
+  if (size_ == 1 || values.empty()) return values;
+  std::vector<at::Tensor> t{at::tensor(values, at::kDouble)};
+  all_reduce_sum(t);
+  const auto* p = t[0].data_ptr<double>();
+  return std::vector<double>(p, p + t[0].numel());
+}
+
+bool World::any(bool flag) const { return sum({flag ? 1.0 : 0.0})[0] > 0; }
+
+void World::broadcast(std::vector<at::Tensor>& tensors, int64_t root) const {
+  if (size_ == 1) return;
+  for (auto& t : tensors) {
+    std::vector<at::Tensor> buf{t.detach().to(at::kCPU).contiguous()};
+    c10d::BroadcastOptions o;
+    o.rootRank = root;
+    collective(rank_, size_, "broadcast", [&] { impl_->pg->broadcast(buf, o)->wait(); });
+    t.detach().copy_(buf[0]);
+  }
+}
+
+void World::barrier() const {
+  if (size_ == 1) return;
+  collective(rank_, size_, "barrier", [&] { impl_->pg->barrier()->wait(); });
+}
+
+void World::check_same(const std::string& what, const std::string& text) const {
+  if (size_ == 1) return;
+  uint64_t h = 1469598103934665603ULL;  // FNV-1a 64
+  for (unsigned char c : text) h = (h ^ c) * 1099511628211ULL;
+  std::vector<at::Tensor> root{at::tensor({static_cast<int64_t>(h)}, at::kLong)};
+  broadcast(root, 0);
+  const bool differs = root[0].item<int64_t>() != static_cast<int64_t>(h);
+  if (any(differs))
+    throw ConfigError(what + " differs between the ranks (rank " + std::to_string(rank_) +
+                      (differs ? " differs from rank 0" : " matches rank 0") + "): launch every rank with the same files and options");
+}
+
+std::string World::describe() const {
+  if (size_ == 1) return "1 process";
+  const auto& l = impl_->launch;
+  return std::to_string(size_) + " processes (rank " + std::to_string(rank_) + " of " + std::to_string(size_) +
+         ", local rank " + std::to_string(local_rank_) + "), gloo over c10d, rendezvous " + l.master_addr + ":" +
+         std::to_string(l.master_port);
+}
+
+namespace {
+World& the_world() {
+  static World w;
+  return w;
+}
+}  // namespace
+
+const World& world() { return the_world(); }
+
+const World& init_from_env() {
+  static bool done = false;
+  if (!done) {
+    done = true;
+    if (auto l = launch_from_env()) the_world() = World(*l);
+  }
+  return the_world();
+}
+
+}  // namespace hps::dist
