@@ -129,6 +129,27 @@ int inspect(const std::string& dir, std::string adapter) {
   return static_cast<int>(problems.size());
 }
 
+// Prints each tensor's max |a − b| and the largest; 1 when that exceeds atol > 0. Names, shapes and dtypes
+// must match (InputError naming the first that does not).
+int diff_tensors(const std::string& a, const std::string& b, double atol) {
+  const auto fa = io::SafetensorsFile::open(a), fb = io::SafetensorsFile::open(b);
+  if (fa.tensors().size() != fb.tensors().size())
+    throw InputError(a + " holds " + std::to_string(fa.tensors().size()) + " tensors, " + b + " " +
+                     std::to_string(fb.tensors().size()));
+  double worst = 0;
+  for (const auto& t : fa.tensors()) {
+    const at::Tensor x = fa.get(t.name).to(at::kDouble);
+    if (!fb.contains(t.name)) throw InputError(b + ": no tensor " + t.name + " (in " + a + ")");
+    const at::Tensor y = fb.get(t.name).to(at::kDouble);
+    if (!x.sizes().equals(y.sizes())) throw InputError(t.name + ": shapes differ between " + a + " and " + b);
+    const double d = x.numel() == 0 ? 0.0 : (x - y).abs().max().item<double>();
+    worst = std::max(worst, d);
+    std::cout << t.name << "  max |a - b| = " << d << "\n";
+  }
+  std::cout << "largest difference " << worst << " over " << fa.tensors().size() << " tensors\n";
+  return atol > 0 && !(worst <= atol) ? 1 : 0;
+}
+
 }  // namespace
 
 Command add_model_command(CLI::App& app) {
@@ -163,8 +184,16 @@ Command add_model_command(CLI::App& app) {
   init->add_option("--dtype", *i_dtype, "float32 | bfloat16 | float16");
   init->add_option("--out", *i_out, "destination folder")->required();
 
+  auto* diff = cmd->add_subcommand("diff", "Largest absolute difference per tensor of two safetensors files (same names and shapes)");
+  auto d_a = std::make_shared<std::string>(), d_b = std::make_shared<std::string>();
+  auto d_atol = std::make_shared<double>(0.0);
+  diff->add_option("a", *d_a, "a .safetensors file")->required();
+  diff->add_option("b", *d_b, "another one")->required();
+  diff->add_option("--atol", *d_atol, "exit 1 when some element differs by more than this (default 0: print only)");
+
   return {cmd, [=]() -> int {
     if (ins->parsed()) return inspect(*dir, *adapter) == 0 ? 0 : 1;
+    if (diff->parsed()) return diff_tensors(*d_a, *d_b, *d_atol);
     if (init->parsed()) {
       const auto j = io::read_json_file(*i_config);
       const auto c = model::parse_model_config(j, *i_config);

@@ -1,6 +1,7 @@
 #include "dist/world.hpp"
 
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
 #include <charconv>
@@ -61,13 +62,23 @@ World::World(const Launch& l) : impl_(std::make_unique<Impl>()), rank_(l.rank), 
   if (l.world_size == 1) return;
   const std::string where = l.master_addr + ":" + std::to_string(l.master_port);
   try {
+    // torchrun's agent may already host the store at MASTER_ADDR:MASTER_PORT (TORCHELASTIC_USE_AGENT_STORE):
+    // then every rank is a client under the agent's per-attempt prefix, as torch.distributed does.
+    const char* agent = std::getenv("TORCHELASTIC_USE_AGENT_STORE");
+    const bool agent_store = agent != nullptr && std::string(agent) == "True";
     c10d::TCPStoreOptions so;
     so.port = static_cast<uint16_t>(l.master_port);
-    so.isServer = l.rank == 0;
+    so.isServer = !agent_store && l.rank == 0;
     so.numWorkers = static_cast<size_t>(l.world_size);
-    so.waitWorkers = true;
+    so.waitWorkers = !agent_store;
     so.timeout = l.timeout;
-    impl_->store = c10::make_intrusive<c10d::TCPStore>(l.master_addr, so);
+    auto tcp = c10::make_intrusive<c10d::TCPStore>(l.master_addr, so);
+    if (agent_store) {
+      const char* attempt = std::getenv("TORCHELASTIC_RESTART_COUNT");
+      impl_->store = c10::make_intrusive<c10d::PrefixStore>("/worker/attempt_" + std::string(attempt ? attempt : "0"), tcp);
+    } else {
+      impl_->store = tcp;
+    }
     auto opts = c10d::ProcessGroupGloo::Options::create();
     opts->timeout = l.timeout;
     // GLOO_SOCKET_IFNAME picks the interface on multi-homed machines, as in PyTorch.

@@ -130,6 +130,26 @@ TEST(Batching, LoaderWalksEpochsAndSeeksExactly) {
   EXPECT_EQ(tail->lines[0], seen[2]);
 }
 
+TEST(Batching, ShardsSplitEachGlobalBatchAsOneProcessSeesIt) {
+  Dataset d = ranked();  // 3 usable records
+  Encoder enc(qwen(), kChatml, {});
+  auto lines_of = [&](int64_t batch, int64_t shard, int64_t shards) {
+    PreferenceLoader ld(d, enc, *qwen().pad_id(), {batch, 9, true, PadSide::right, shard, shards});
+    std::vector<std::vector<int64_t>> out;
+    while (auto b = ld.next(select_best_worst)) out.push_back(b->lines);
+    return out;
+  };
+  const auto one = lines_of(2, 0, 1);  // global batches of 2: [a, b], [c]
+  ASSERT_EQ(one.size(), 2u);
+  const auto r0 = lines_of(1, 0, 2), r1 = lines_of(1, 1, 2);
+  ASSERT_EQ(r0.size(), 2u);
+  ASSERT_EQ(r1.size(), 2u);
+  EXPECT_EQ(r0[0], std::vector<int64_t>{one[0][0]});
+  EXPECT_EQ(r1[0], std::vector<int64_t>{one[0][1]});
+  EXPECT_TRUE(r0[1].empty());  // the short last batch [c]: rank 0's part is empty, rank 1 has c
+  EXPECT_EQ(r1[1], one[1]);
+}
+
 // Text data end to end: dataset → chat-rendered tokens → response log-probs, the same for any batch size
 // and equal to scoring the hand-concatenated ids.
 TEST(Batching, TextDatasetScoresLikeHandTokenizedRecords) {

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Data parallelism over c10d (Gloo, 2 processes on loopback) = one process with the same global batch:
+# per-step losses and final parameters within 1e-5, for HPS with LoRA (gradient accumulation, a short last
+# batch that leaves rank 0 empty, a prompt whose responses all tie), PL with full fine-tuning, SFT and a BT
+# reward model. Then the same HPS run launched by the real launcher, torchrun --no-python (when given).
+# Usage: ddp_equivalence.sh HPS FIXTURES [TORCHRUN]
+set -euo pipefail
+HPS=$1 FIX=$2 TORCHRUN=${3:-}
+W=$(mktemp -d)
+trap 'jobs -p | xargs -r kill -9 2> /dev/null; rm -rf "$W"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+export OMP_NUM_THREADS=1 HPS_DIST_TIMEOUT=120
+
+"$HPS" model init --config-json "$FIX/train/tiny_qwen2_config.json" --tokenizer "$FIX/tokenizers/qwen2" --std 0.1 \
+  --seed 5 --out "$W/model" > /dev/null
+# 9 prompts: global batches of 4, 4, 1 (rank 0's part of the last one is empty); prompt 5's responses all tie.
+for i in 1 2 3 4 5 6 7 8 9; do
+  if ((i == 5)); then rewards="[1, 1, 1]"; else rewards="[$i, $((i % 3)).5, -$i]"; fi
+  echo "{\"prompt\": \"Question $i: name a colour.\", \"responses\": [\"Red $i.\", \"Blue, maybe $i.\", \"Banana\"], \"rewards\": $rewards}"
+done > "$W/data.jsonl"
+COMMON=(--model.path="$W/model" --data.path="$W/data.jsonl" --train.lr=0.01 --train.seed=3)
+
+# The per-step losses of a run's metrics.jsonl, one per line.
+losses() { grep -o '"loss":[^,]*' "$1/metrics.jsonl" | cut -d: -f2; }
+
+# Runs `hps CMD ARGS...` as 2 ranks with torchrun's variables; both must succeed.
+two_ranks() {
+  local port=$((20000 + RANDOM % 30000)) pids=() rc=0 r
+  for r in 0 1; do
+    RANK=$r WORLD_SIZE=2 LOCAL_RANK=$r MASTER_ADDR=127.0.0.1 MASTER_PORT=$port "$HPS" "$@" > "$W/rank$r.log" 2>&1 &
+    pids+=($!)
+  done
+  for r in 0 1; do wait "${pids[$r]}" || rc=$?; done
+  ((rc == 0)) || { tail -5 "$W"/rank*.log >&2; fail "2-rank hps $* exited with $rc"; }
+}
+
+# Compares run ONE (1 process) with run TWO (2 ranks): losses step by step and the saved weights FILE.
+same() {
+  local one=$1 two=$2 file=$3 n
+  n=$(losses "$one" | wc -l)
+  ((n > 0 && n == $(losses "$two" | wc -l))) || fail "$two has $(losses "$two" | wc -l) steps, $one $n"
+  paste <(losses "$one") <(losses "$two") |
+    awk -v what="$two" '{ d = $1 - $2; if (d < 0) d = -d; if (d > 1e-5) { print "FAIL: " what " step " NR " loss " $2 " vs " $1 > "/dev/stderr"; bad = 1 } } END { exit bad }' ||
+    exit 1
+  "$HPS" model diff "$one/$file" "$two/$file" --atol 1e-5 > "$W/diff.txt" || { cat "$W/diff.txt" >&2; fail "$two: weights differ from $one"; }
+  echo "$two: $n steps, losses and weights within 1e-5 ($(tail -1 "$W/diff.txt"))"
+}
+
+last() { ls -d "$1"/checkpoint-* | tail -1 | xargs basename; }
+
+# HPS × DPO with LoRA, gradient accumulation 2.
+HPS_RUN=(train "${COMMON[@]}" --loss.preference=hps --lora.dropout=0 --train.max_steps=4 --train.grad_accum=2)
+"$HPS" "${HPS_RUN[@]}" --train.batch_prompts=4 --train.out_dir="$W/hps1" > /dev/null
+two_ranks "${HPS_RUN[@]}" --train.batch_prompts=2 --train.out_dir="$W/hps2"
+grep -q "data-parallel: 2 processes (rank 0 of 2" "$W/rank0.log" || fail "rank 0 did not describe the group"
+[[ ! -s $W/rank1.log ]] || fail "rank 1 printed: $(head -3 "$W/rank1.log")"
+same "$W/hps1" "$W/hps2" "$(last "$W/hps1")/adapter/adapter_model.safetensors"
+
+# PL with full fine-tuning (a frozen reference on every rank).
+PL_RUN=(train "${COMMON[@]}" --loss.preference=pl --lora.enabled=false --train.max_steps=3 --train.lr=1e-3)
+"$HPS" "${PL_RUN[@]}" --train.batch_prompts=4 --train.out_dir="$W/pl1" > /dev/null
+two_ranks "${PL_RUN[@]}" --train.batch_prompts=2 --train.out_dir="$W/pl2"
+same "$W/pl1" "$W/pl2" "$(last "$W/pl1")/model/model.safetensors"
+
+# SFT (token-level mean over the global batch) and a BT reward model, full fine-tuning.
+"$HPS" sft "${COMMON[@]}" --train.max_steps=3 --train.batch_prompts=4 --train.out_dir="$W/sft1" > /dev/null
+two_ranks sft "${COMMON[@]}" --train.max_steps=3 --train.batch_prompts=2 --train.out_dir="$W/sft2"
+same "$W/sft1" "$W/sft2" "$(last "$W/sft1")/model/model.safetensors"
+"$HPS" train-rm "${COMMON[@]}" --train.max_steps=3 --train.batch_prompts=4 --train.out_dir="$W/rm1" > /dev/null
+two_ranks train-rm "${COMMON[@]}" --train.max_steps=3 --train.batch_prompts=2 --train.out_dir="$W/rm2"
+same "$W/rm1" "$W/rm2" "$(last "$W/rm1")/model/model.safetensors"
+
+# A rank that dies: rank 0 is held right after checkpoint 2 (HPS_TEST_PAUSE_AFTER_SAVE) while rank 1 waits for
+# it at the checkpoint barrier; rank 0 is SIGKILLed there. Rank 1 must exit non-zero naming itself and the
+# failed collective within the timeout (never hang); a 2-rank --resume then reaches the uninterrupted weights.
+port=$((20000 + RANDOM % 30000))
+KILL_RUN=("${HPS_RUN[@]}" --train.batch_prompts=2 --train.save_every=1 --train.out_dir="$W/hps_killed")
+RANK=0 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=$port HPS_TEST_PAUSE_AFTER_SAVE="2:$W/held" HPS_DIST_TIMEOUT=30 \
+  "$HPS" "${KILL_RUN[@]}" > "$W/k0.log" 2>&1 &
+p0=$!
+RANK=1 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=$port HPS_DIST_TIMEOUT=30 "$HPS" "${KILL_RUN[@]}" > "$W/k1.log" 2>&1 &
+p1=$!
+deadline=$((SECONDS + 120))
+until [[ -e $W/held ]]; do
+  kill -0 $p0 2> /dev/null || { cat "$W/k0.log" >&2; fail "rank 0 ended before checkpoint 2"; }
+  ((SECONDS < deadline)) || fail "rank 0 never reached checkpoint 2"
+  sleep 0.05
+done
+kill -9 $p0
+wait $p0 || true
+killed_at=$SECONDS
+rc=0
+wait $p1 || rc=$?
+((rc == 1)) || { cat "$W/k1.log" >&2; fail "rank 1 exited with $rc after rank 0 died (expected 1)"; }
+((SECONDS - killed_at <= 60)) || fail "rank 1 took $((SECONDS - killed_at)) s to stop"
+grep -q "^hps: \[rank 1 of 2\] .*rank 1 of 2: barrier failed" "$W/k1.log" || fail "rank 1's error does not name it: $(cat "$W/k1.log")"
+echo "rank 0 killed: rank 1 stopped in $((SECONDS - killed_at)) s: $(grep -o 'barrier failed' "$W/k1.log")"
+two_ranks "${KILL_RUN[@]}" --resume
+grep -q "resumed from .*checkpoint-00000002 at step 2/4" "$W/rank0.log" || fail "the resume did not start at checkpoint 2: $(cat "$W/rank0.log")"
+same "$W/hps1" "$W/hps_killed" "$(last "$W/hps1")/adapter/adapter_model.safetensors"
+
+# The real launcher.
+if [[ -z $TORCHRUN ]]; then
+  [[ ${CI:-} != true && ${CI:-} != 1 ]] || fail "no torchrun given and CI=true: the launcher test must run in CI"
+  echo "no torchrun: launcher test skipped"
+else
+  "$TORCHRUN" --standalone --nproc-per-node=2 --no-python "$HPS" "${HPS_RUN[@]}" --train.batch_prompts=2 \
+    --train.out_dir="$W/hps_torchrun" > "$W/torchrun.log" 2>&1 || { tail -20 "$W/torchrun.log" >&2; fail "torchrun exited non-zero"; }
+  same "$W/hps1" "$W/hps_torchrun" "$(last "$W/hps1")/adapter/adapter_model.safetensors"
+fi
+echo "data-parallel runs match one process"
