@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "cli/commands.hpp"
+#include "dist/world.hpp"
 #include "core/error.hpp"
 #include "data/batching.hpp"
 #include "data/pretokenized.hpp"
@@ -37,9 +38,22 @@ at::Device parse_device(const std::string& name) {
   return d;
 }
 
+std::ostream& null_log() {
+  static std::ostream s(nullptr);
+  return s;
+}
+
+std::string rank_prefix() {
+  const auto& w = dist::world();
+  return w.distributed() ? "rank " + std::to_string(w.rank()) + " of " + std::to_string(w.size()) + ": " : "";
+}
+
 model::Decoder load_model_for_cli(const std::string& dir, const std::string& adapter, const std::string& device,
                                   const std::string& dtype) {
   model::LoadOptions lo{parse_device(device), std::nullopt};
+  // Under torchrun, "cuda" is this process's GPU: cuda:LOCAL_RANK.
+  if (lo.device.is_cuda() && !lo.device.has_index() && dist::world().distributed())
+    lo.device = at::Device(at::kCUDA, static_cast<at::DeviceIndex>(dist::world().local_rank()));
   if (!dtype.empty()) lo.dtype = model::parse_dtype(dtype);
   return model::load_policy(dir, adapter, lo);
 }

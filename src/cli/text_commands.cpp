@@ -9,6 +9,7 @@
 #include "data/dataset.hpp"
 #include "data/inspect.hpp"
 #include "generate/generate_file.hpp"
+#include "dist/world.hpp"
 #include "eval/evaluate.hpp"
 #include "eval/report.hpp"
 #include "pipeline/eval_stage.hpp"
@@ -133,10 +134,11 @@ Command add_generate_command(CLI::App& app) {
     const model::Decoder m = load_model_for_cli(o->model, o->adapter, o->device, o->dtype);
     const auto [tok, chat] = text::load_text_setup(o->tokenizer.empty() ? o->model : o->tokenizer, o->chat);
     o->job.data_options.format = data::parse_format(o->format);
-    const int64_t n = generate::generate_file(m, tok, chat, o->job, std::cerr);
-    std::cerr << "wrote " << n << " prompts × " << o->job.sampling.n << " samples to " << o->job.out << "\n";
+    const dist::World& world = dist::world();
+    const int64_t n = generate::generate_file(m, tok, chat, o->job, world.is_main() ? std::cerr : null_log(), world);
+    std::cerr << rank_prefix() << "wrote " << n << " prompts × " << o->job.sampling.n << " samples to " << o->job.out << "\n";
     return 0;
-  }};
+  }, /*data_parallel=*/true};
 }
 
 Command add_score_command(CLI::App& app) {
@@ -152,16 +154,18 @@ Command add_score_command(CLI::App& app) {
   cmd->add_option("--out", o->job.out, "output JSONL with \"rewards\" added (may equal --data: replaced atomically)")->required();
   cmd->add_option("--batch-size", o->job.batch_size, "sequences per forward (sorted by length)");
   cmd->add_option("--max-length", o->job.max_length, "prompt + response tokens");
+  cmd->add_option("--chunk-prompts", o->job.chunk_prompts, "prompts scored between progress saves (resume granularity)");
   cmd->add_option("--device", o->device, "cpu | cuda | cuda:N");
   cmd->add_option("--dtype", o->dtype, "float32 | bfloat16 | float16 (default: the checkpoint's)");
   cmd->add_option("--chat-format", o->chat, "llama3 | chatml | mistral | hh (default: from the tokenizer's template)");
   return {cmd, [o]() -> int {
     const model::Decoder rm = load_model_for_cli(o->model, "", o->device, o->dtype);
     const auto [tok, chat] = text::load_text_setup(o->tokenizer.empty() ? o->model : o->tokenizer, o->chat);
-    const int64_t n = generate::score_file(rm, tok, chat, o->job, std::cerr);
-    std::cerr << "scored " << n << " prompts → " << o->job.out << "\n";
+    const dist::World& world = dist::world();
+    const int64_t n = generate::score_file(rm, tok, chat, o->job, world.is_main() ? std::cerr : null_log(), world);
+    std::cerr << rank_prefix() << "scored " << n << " prompts → " << o->job.out << "\n";
     return 0;
-  }};
+  }, /*data_parallel=*/true};
 }
 
 Command add_eval_command(CLI::App& app) {

@@ -7,6 +7,7 @@
 #include "core/error.hpp"
 #include "data/batching.hpp"
 #include "generate/engine.hpp"
+#include "generate/shards.hpp"
 #include "io/atomic_file.hpp"
 #include "io/jsonl.hpp"
 
@@ -28,27 +29,29 @@ std::vector<int64_t> generation_prompt_ids(const data::PreferenceRecord& r, cons
   return data::prompt_ids(r, tok, chat, job.max_prompt_length);
 }
 
-int64_t generate_file(const model::Decoder& d, const text::Tokenizer& tok, const text::ChatTemplate& chat,
-                      const GenerateJob& job, std::ostream& log) {
-  data::DatasetOptions opt = job.data_options;
-  opt.min_responses = 0;  // prompts only: responses are not needed
-  opt.allow_empty_responses = true;
-  const data::Dataset ds = data::read_dataset(job.data, opt);
-  io::JsonlAppender out(job.out, log);  // keeps the complete lines of an interrupted run
-  const int64_t done = out.lines();
-  const auto total = static_cast<int64_t>(ds.records.size());
+namespace {
+
+// Generates records [r.begin, r.end) of `ds` into `path`, resuming after the complete lines already there.
+// Batch b of the whole input (records [b·batch, (b+1)·batch)) draws with seed (sampling.seed, b) whatever the
+// range, so ranges made of whole batches write what one process writes.
+int64_t generate_range(const model::Decoder& d, const text::Tokenizer& tok, const text::ChatTemplate& chat,
+                       const GenerateJob& job, const data::Dataset& ds, Range r, const std::string& path, std::ostream& log) {
+  io::JsonlAppender out(path, log);  // keeps the complete lines of an interrupted run
+  const int64_t done = out.lines(), total = r.end - r.begin;
   if (done % job.batch_prompts != 0 && done < total)
-    throw InputError(job.out + ": holds " + std::to_string(done) + " prompts, not a multiple of batch_prompts " +
+    throw InputError(path + ": holds " + std::to_string(done) + " prompts, not a multiple of batch_prompts " +
                      std::to_string(job.batch_prompts) + " (was it written with another batch size?)");
-  if (done > 0) log << "resuming: " << done << " of " << total << " prompts already in " << job.out << "\n";
+  if (done > total) throw InputError(path + ": holds " + std::to_string(done) + " prompts, more than the " +
+                                     std::to_string(total) + " it was given (another input or process count?)");
+  if (done > 0) log << "resuming: " << done << " of " << total << " prompts already in " << path << "\n";
   std::vector<int64_t> eos;
   if (auto e = tok.eos_id()) eos.push_back(*e);
   for (int64_t e : d.config.eos_token_ids)
     if (std::find(eos.begin(), eos.end(), e) == eos.end()) eos.push_back(e);
   const int64_t pad = tok.pad_id().value_or(d.config.pad_token_id.value_or(0));
   int64_t written = 0;
-  for (int64_t s = done; s < total; s += job.batch_prompts) {
-    const int64_t e = std::min(total, s + job.batch_prompts);
+  for (int64_t s = r.begin + done; s < r.end; s += job.batch_prompts) {
+    const int64_t e = std::min(r.end, s + job.batch_prompts);
     std::vector<std::vector<int64_t>> prompts;
     for (int64_t i = s; i < e; ++i) prompts.push_back(generation_prompt_ids(ds.records[static_cast<size_t>(i)], tok, chat, job));
     const uint64_t seed = derive_seed(job.sampling.seed, SeedPurpose::generation_batch, static_cast<uint64_t>(s / job.batch_prompts));
@@ -66,9 +69,39 @@ int64_t generate_file(const model::Decoder& d, const text::Tokenizer& tok, const
     }
     out.append(lines);  // whole batches only: a crash loses at most the batch in flight
     written += e - s;
-    log << "generated " << e << "/" << total << " prompts\n";
+    log << "generated " << e - r.begin << "/" << total << " prompts\n";
     if (job.stop_after_prompts > 0 && written >= job.stop_after_prompts) break;
   }
+  return written;
+}
+
+}  // namespace
+
+int64_t generate_file(const model::Decoder& d, const text::Tokenizer& tok, const text::ChatTemplate& chat,
+                      const GenerateJob& job, std::ostream& log, const dist::World& world) {
+  data::DatasetOptions opt = job.data_options;
+  opt.min_responses = 0;  // prompts only: responses are not needed
+  opt.allow_empty_responses = true;
+  const data::Dataset ds = data::read_dataset(job.data, opt);
+  const auto total = static_cast<int64_t>(ds.records.size());
+  if (!world.distributed()) return generate_range(d, tok, chat, job, ds, {0, total}, job.out, log);
+  // Sharded: whole batches per rank into OUT.part-*, joined by rank 0.
+  if (io::file_exists(job.out)) {
+    int64_t lines = 0;
+    io::for_each_jsonl(job.out, [&](int64_t, const nlohmann::json&) { ++lines; });
+    if (lines == total) {
+      log << job.out << " already holds all " << total << " prompts\n";
+      return 0;
+    }
+    throw InputError(job.out + ": holds " + std::to_string(lines) + " of " + std::to_string(total) +
+                     " prompts from a single-process run: finish it as one process, or remove it");
+  }
+  const Range r = shard_range(total, job.batch_prompts, world.rank(), world.size());
+  const std::string part = part_path(job.out, world);
+  const int64_t written = generate_range(d, tok, chat, job, ds, r, part, log);
+  int64_t lines = 0;
+  io::for_each_jsonl(part, [&](int64_t, const nlohmann::json&) { ++lines; });
+  join_parts(job.out, lines == r.end - r.begin, world, log);
   return written;
 }
 

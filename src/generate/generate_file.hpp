@@ -9,6 +9,7 @@
 #include <string>
 
 #include "data/dataset.hpp"
+#include "dist/world.hpp"
 #include "generate/sampler.hpp"
 #include "model/decoder.hpp"
 #include "text/chat.hpp"
@@ -31,8 +32,10 @@ std::vector<int64_t> generation_prompt_ids(const data::PreferenceRecord& r, cons
 
 // Prompts already in `out` (complete lines) are skipped; a trailing partial line from a crash is removed.
 // Batch b draws with seed (sampling.seed, b), so a resumed run writes what an uninterrupted one would.
-// Returns the number of prompts written in this call.
+// In a data-parallel group each rank generates whole batches into OUT.part-<r>-of-<R> (resumable the same
+// way) and rank 0 joins them: the same file, byte for byte, as one process writes (generate/shards.hpp).
+// Returns the number of prompts written in this call (by this rank).
 int64_t generate_file(const model::Decoder& d, const text::Tokenizer& tok, const text::ChatTemplate& chat,
-                      const GenerateJob& job, std::ostream& log);
+                      const GenerateJob& job, std::ostream& log, const dist::World& world = dist::world());
 
 }  // namespace hps::generate

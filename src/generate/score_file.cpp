@@ -6,6 +6,7 @@
 #include "core/error.hpp"
 #include "data/dataset.hpp"
 #include "data/batching.hpp"
+#include "generate/shards.hpp"
 #include "io/atomic_file.hpp"
 #include "io/jsonl.hpp"
 #include "model/score_records.hpp"
@@ -16,32 +17,22 @@ data::Encoder score_encoder(const text::Tokenizer& tok, const text::ChatTemplate
   return data::Encoder(tok, chat, {job.max_length / 2, job.max_length, true});
 }
 
-int64_t score_file(const model::Decoder& rm, const text::Tokenizer& tok, const text::ChatTemplate& chat,
-                   const ScoreJob& job, std::ostream& log) {
-  if (rm.config.head != model::Head::sequence_classification)
-    throw InputError(rm.config.architecture + " is not a reward model (*ForSequenceClassification)");
-  if (tok.vocab_size() > rm.config.vocab_size)
-    throw InputError("the reward model's tokenizer has more tokens than its vocabulary (" + std::to_string(tok.vocab_size()) +
-                     " > " + std::to_string(rm.config.vocab_size) + ")");
-  // Raw lines are kept to rewrite each record with only `rewards` changed.
-  std::vector<nlohmann::json> raw;
-  io::for_each_jsonl(job.data, [&](int64_t, const nlohmann::json& j) { raw.push_back(j); });
-  data::DatasetOptions opt;
-  opt.format = data::Format::ranked;
-  opt.min_responses = 1;
-  opt.allow_empty_responses = true;
-  const data::Dataset ds = data::read_dataset(job.data, opt);
-  if (ds.records.size() != raw.size()) throw InternalError("score: record count changed while reading");
-  // Progress of an interrupted run: OUT.partial holds the scored prefix, whole lines only.
-  const std::string partial = job.out + ".partial";
-  io::JsonlAppender out(partial, log);
-  const int64_t done = out.lines();
-  if (done > 0) log << "resuming: " << done << " of " << raw.size() << " prompts already scored in " << partial << "\n";
-  const data::Encoder enc = score_encoder(tok, chat, job);
-  const auto total = static_cast<int64_t>(raw.size());
+namespace {
+
+// Scores records [r.begin, r.end) into `path`, chunk by chunk (chunks of the whole input: a range of whole
+// chunks scores what one process scores), resuming after the complete lines already there. Returns the
+// records scored in this call; `complete` says whether `path` now holds the whole range.
+int64_t score_range(const model::Decoder& rm, const text::Tokenizer& tok, const data::Encoder& enc, const ScoreJob& job,
+                    const std::vector<nlohmann::json>& raw, const data::Dataset& ds, Range r, const std::string& path,
+                    std::ostream& log, bool& complete) {
+  io::JsonlAppender out(path, log);
+  const int64_t done = out.lines(), total = r.end - r.begin;
+  if (done > total) throw InputError(path + ": holds " + std::to_string(done) + " scored prompts, more than the " +
+                                     std::to_string(total) + " it was given (another input or process count?)");
+  if (done > 0) log << "resuming: " << done << " of " << total << " prompts already scored in " << path << "\n";
   int64_t scored = 0;
-  for (int64_t s = done; s < total; s += job.chunk_prompts) {
-    const int64_t e = std::min(total, s + job.chunk_prompts);
+  for (int64_t s = r.begin + done; s < r.end; s += job.chunk_prompts) {
+    const int64_t e = std::min(r.end, s + job.chunk_prompts);
     // Tokenized exactly as `hps train-rm` encodes its training data (chat format, end-of-turn suffix).
     data::Dataset chunk;
     chunk.records.assign(ds.records.begin() + s, ds.records.begin() + e);
@@ -58,12 +49,46 @@ int64_t score_file(const model::Decoder& rm, const text::Tokenizer& tok, const t
     }
     out.append(lines);
     scored += e - s;
-    log << "scored " << e << "/" << total << " prompts\n";
+    log << "scored " << e - r.begin << "/" << total << " prompts\n";
   }
+  complete = done + scored == total;
   out.close();
+  return scored;
+}
+
+}  // namespace
+
+int64_t score_file(const model::Decoder& rm, const text::Tokenizer& tok, const text::ChatTemplate& chat,
+                   const ScoreJob& job, std::ostream& log, const dist::World& world) {
+  if (rm.config.head != model::Head::sequence_classification)
+    throw InputError(rm.config.architecture + " is not a reward model (*ForSequenceClassification)");
+  if (tok.vocab_size() > rm.config.vocab_size)
+    throw InputError("the reward model's tokenizer has more tokens than its vocabulary (" + std::to_string(tok.vocab_size()) +
+                     " > " + std::to_string(rm.config.vocab_size) + ")");
+  // Raw lines are kept to rewrite each record with only `rewards` changed.
+  std::vector<nlohmann::json> raw;
+  io::for_each_jsonl(job.data, [&](int64_t, const nlohmann::json& j) { raw.push_back(j); });
+  data::DatasetOptions opt;
+  opt.format = data::Format::ranked;
+  opt.min_responses = 1;
+  opt.allow_empty_responses = true;
+  const data::Dataset ds = data::read_dataset(job.data, opt);
+  if (ds.records.size() != raw.size()) throw InternalError("score: record count changed while reading");
+  const data::Encoder enc = score_encoder(tok, chat, job);
+  const auto total = static_cast<int64_t>(raw.size());
+  bool complete = false;
+  if (world.distributed()) {  // whole chunks per rank into OUT.part-*, joined by rank 0 (atomic: OUT may be the input)
+    const Range r = shard_range(total, job.chunk_prompts, world.rank(), world.size());
+    const int64_t n = score_range(rm, tok, enc, job, raw, ds, r, part_path(job.out, world), log, complete);
+    join_parts(job.out, complete, world, log);
+    return n;
+  }
+  // Progress of an interrupted run: OUT.partial holds the scored prefix, whole lines only.
+  const std::string partial = job.out + ".partial";
+  const int64_t n = score_range(rm, tok, enc, job, raw, ds, {0, total}, partial, log, complete);
   io::copy_file(partial, job.out);  // atomic replace of the output (the input itself when in place)
   std::remove(partial.c_str());
-  return scored;
+  return n;
 }
 
 }  // namespace hps::generate

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "data/batching.hpp"
+#include "dist/world.hpp"
 #include "model/decoder.hpp"
 #include "text/chat.hpp"
 #include "text/tokenizer.hpp"
@@ -25,8 +26,9 @@ struct ScoreJob {
 data::Encoder score_encoder(const text::Tokenizer& tok, const text::ChatTemplate& chat, const ScoreJob& job);
 
 // Scores every response; records already scored in an earlier, interrupted run (OUT.partial) are kept.
-// Returns the number of prompts scored in this call.
+// In a data-parallel group each rank scores whole chunks into OUT.part-<r>-of-<R> and rank 0 joins them:
+// the same file, byte for byte, as one process writes. Returns the prompts scored in this call (by this rank).
 int64_t score_file(const model::Decoder& reward_model, const text::Tokenizer& tok, const text::ChatTemplate& chat,
-                   const ScoreJob& job, std::ostream& log);
+                   const ScoreJob& job, std::ostream& log, const dist::World& world = dist::world());
 
 }  // namespace hps::generate

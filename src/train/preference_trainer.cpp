@@ -94,7 +94,8 @@ void PreferenceTrainer::Impl::setup() {
   // Seed torch's global generators too (LoRA dropout draws from them): a run repeats exactly.
   at::manual_seed(derive_seed(cfg.train.seed, SeedPurpose::torch_global, static_cast<uint64_t>(world.rank())));
   device = at::Device(cfg.model.device);
-  if (device.is_cuda() && !device.has_index()) device = at::Device(at::kCUDA, 0);
+  // Under torchrun, "cuda" is this process's GPU: cuda:LOCAL_RANK.
+  if (device.is_cuda() && !device.has_index()) device = at::Device(at::kCUDA, static_cast<at::DeviceIndex>(world.local_rank()));
   auto ts = text::load_text_setup(cfg.model.tokenizer, cfg.data.chat_format);
   tok = std::move(ts.tok);
   chat = ts.chat;

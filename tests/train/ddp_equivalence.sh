@@ -6,10 +6,7 @@
 # Usage: ddp_equivalence.sh HPS FIXTURES [TORCHRUN]
 set -euo pipefail
 HPS=$1 FIX=$2 TORCHRUN=${3:-}
-W=$(mktemp -d)
-trap 'jobs -p | xargs -r kill -9 2> /dev/null; rm -rf "$W"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
-export OMP_NUM_THREADS=1 HPS_DIST_TIMEOUT=120
+source "$(dirname "$0")/../two_ranks.sh"  # $W, fail, two_ranks
 
 "$HPS" model init --config-json "$FIX/train/tiny_qwen2_config.json" --tokenizer "$FIX/tokenizers/qwen2" --std 0.1 \
   --seed 5 --out "$W/model" > /dev/null
@@ -23,16 +20,6 @@ COMMON=(--model.path="$W/model" --data.path="$W/data.jsonl" --train.lr=0.01 --tr
 # The per-step losses of a run's metrics.jsonl, one per line.
 losses() { grep -o '"loss":[^,]*' "$1/metrics.jsonl" | cut -d: -f2; }
 
-# Runs `hps CMD ARGS...` as 2 ranks with torchrun's variables; both must succeed.
-two_ranks() {
-  local port=$((20000 + RANDOM % 30000)) pids=() rc=0 r
-  for r in 0 1; do
-    RANK=$r WORLD_SIZE=2 LOCAL_RANK=$r MASTER_ADDR=127.0.0.1 MASTER_PORT=$port "$HPS" "$@" > "$W/rank$r.log" 2>&1 &
-    pids+=($!)
-  done
-  for r in 0 1; do wait "${pids[$r]}" || rc=$?; done
-  ((rc == 0)) || { tail -5 "$W"/rank*.log >&2; fail "2-rank hps $* exited with $rc"; }
-}
 
 # Compares run ONE (1 process) with run TWO (2 ranks): losses step by step and the saved weights FILE.
 same() {

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# hps generate and hps score over 2 Gloo ranks: each rank writes whole batches / chunks into OUT.part-*, rank 0
+# joins them, and the joined file is byte-identical to one process's — with seeded sampling, a short last batch,
+# an interrupted sharded run resumed, and scoring in place.
+# Usage: sharded_files.sh HPS FIXTURES
+set -euo pipefail
+HPS=$1 FIX=$2
+source "$(dirname "$0")/../two_ranks.sh"  # $W, fail, two_ranks
+
+"$HPS" model init --config-json "$FIX/train/tiny_qwen2_config.json" --tokenizer "$FIX/tokenizers/qwen2" --std 0.1 \
+  --seed 5 --out "$W/policy" > /dev/null
+sed 's/Qwen2ForCausalLM/Qwen2ForSequenceClassification/; s/"pad_token_id": 0/"pad_token_id": 0, "num_labels": 1/' \
+  "$FIX/train/tiny_qwen2_config.json" > "$W/rm_config.json"
+"$HPS" model init --config-json "$W/rm_config.json" --tokenizer "$FIX/tokenizers/qwen2" --std 0.1 --seed 6 \
+  --out "$W/rm" > /dev/null
+for i in 1 2 3 4 5 6 7 8 9; do echo "{\"prompt\": \"Question $i: name a colour.\"}"; done > "$W/prompts.jsonl"
+
+
+GEN=(generate --model "$W/policy" --data "$W/prompts.jsonl" --n 3 --temperature 1.0 --seed 4 --batch-prompts 2
+     --max-new-tokens 6)
+"$HPS" "${GEN[@]}" --out "$W/one.jsonl" 2> /dev/null
+two_ranks "${GEN[@]}" --out "$W/two.jsonl"
+cmp "$W/one.jsonl" "$W/two.jsonl" || fail "sharded generation differs from one process"
+ls "$W"/two.jsonl.part-* > /dev/null 2>&1 && fail "parts left after joining"
+echo "generate: 2 ranks = 1 process, byte for byte ($(wc -l < "$W/two.jsonl") prompts)"
+
+# Interrupted: each rank stops after one batch; nothing is joined; the rerun continues both parts.
+two_ranks "${GEN[@]}" --out "$W/resumed.jsonl" --stop-after-prompts 2
+[[ ! -e $W/resumed.jsonl ]] || fail "an interrupted sharded run wrote the joined file"
+grep -q "parts (.*) are kept" "$W/rank0.log" || fail "rank 0 did not say the parts are kept: $(cat "$W/rank0.log")"
+two_ranks "${GEN[@]}" --out "$W/resumed.jsonl"
+grep -q "resuming: 2 of" "$W/rank0.log" || fail "rank 0 did not resume its part"
+cmp "$W/one.jsonl" "$W/resumed.jsonl" || fail "the resumed sharded generation differs from one process"
+echo "generate: interrupted on 2 ranks and resumed = 1 process"
+
+SCORE=(score --model "$W/rm" --chunk-prompts 2)
+cp "$W/one.jsonl" "$W/scored_one.jsonl" && cp "$W/one.jsonl" "$W/scored_two.jsonl"
+"$HPS" "${SCORE[@]}" --data "$W/scored_one.jsonl" --out "$W/scored_one.jsonl" 2> /dev/null
+two_ranks "${SCORE[@]}" --data "$W/scored_two.jsonl" --out "$W/scored_two.jsonl"
+grep -q '"rewards"' "$W/scored_two.jsonl" || fail "scored file has no rewards"
+cmp "$W/scored_one.jsonl" "$W/scored_two.jsonl" || fail "sharded scoring differs from one process"
+echo "score (in place): 2 ranks = 1 process, byte for byte"
+echo "sharded files match one process"
