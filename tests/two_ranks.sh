@@ -13,5 +13,5 @@ two_ranks() {
     pids+=($!)
   done
   for r in 0 1; do wait "${pids[$r]}" || rc=$?; done
-  ((rc == 0)) || { tail -5 "$W"/rank*.log >&2; fail "2-rank hps $* exited with $rc"; }
+  ((rc == 0)) || { tail -n 5 "$W"/rank*.log >&2; fail "2-rank hps $* exited with $rc"; }
 }

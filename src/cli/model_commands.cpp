@@ -51,9 +51,7 @@ std::string rank_prefix() {
 model::Decoder load_model_for_cli(const std::string& dir, const std::string& adapter, const std::string& device,
                                   const std::string& dtype) {
   model::LoadOptions lo{parse_device(device), std::nullopt};
-  // Under torchrun, "cuda" is this process's GPU: cuda:LOCAL_RANK.
-  if (lo.device.is_cuda() && !lo.device.has_index() && dist::world().distributed())
-    lo.device = at::Device(at::kCUDA, static_cast<at::DeviceIndex>(dist::world().local_rank()));
+  if (lo.device.is_cuda() && !lo.device.has_index()) lo.device = dist::local_device("cuda");  // cuda:LOCAL_RANK under torchrun
   if (!dtype.empty()) lo.dtype = model::parse_dtype(dtype);
   return model::load_policy(dir, adapter, lo);
 }

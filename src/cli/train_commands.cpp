@@ -67,7 +67,7 @@ Command add_pipeline_command(CLI::App& app) {
     Config cfg = load_config(path->empty() ? *file : *path, cmd->remaining());
     pipeline::run_pipeline(cfg, demo::task_kinds(), std::cout, *verbose);
     return 0;
-  }};
+  }, /*data_parallel=*/true};
 }
 
 Command add_demo_command(CLI::App& app) {

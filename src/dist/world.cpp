@@ -183,6 +183,13 @@ World& the_world() {
 
 const World& world() { return the_world(); }
 
+at::Device local_device(const std::string& spec) {
+  at::Device d(spec);
+  if (d.is_cuda() && !d.has_index() && world().distributed())
+    d = at::Device(at::kCUDA, static_cast<at::DeviceIndex>(world().local_rank()));
+  return d;
+}
+
 const World& init_from_env() {
   static bool done = false;
   if (!done) {

@@ -69,6 +69,10 @@ class World {
   int64_t rank_ = 0, size_ = 1, local_rank_ = 0;
 };
 
+// The device a process uses for `spec`: in a process group, "cuda" (no index) is cuda:LOCAL_RANK — one GPU per
+// process, as torchrun lays them out; anything else as given.
+at::Device local_device(const std::string& spec);
+
 // The process's world: single until the CLI joins the launch's group at start (init_from_env).
 const World& world();
 // Joins the group torchrun describes (once; a no-op without WORLD_SIZE) and returns it.

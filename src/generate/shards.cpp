@@ -26,7 +26,8 @@ bool join_parts(const std::string& out, bool complete, const dist::World& w, std
         const std::string part = out + ".part-" + std::to_string(r) + "-of-" + std::to_string(w.size());
         std::ifstream in(part, std::ios::binary);
         if (!in) throw InputError(part + ": missing (every rank must see the same folder)");
-        o << in.rdbuf();
+        // An empty part (a rank with no whole unit) inserts nothing: `o << rdbuf` would then set failbit.
+        if (in.peek() != std::ifstream::traits_type::eof()) o << in.rdbuf();
       }
     });
     for (int64_t r = 0; r < w.size(); ++r)

@@ -6,6 +6,7 @@
 
 #include "core/seed.hpp"
 #include "core/error.hpp"
+#include "dist/world.hpp"
 #include "eval/evaluate.hpp"
 #include "eval/report.hpp"
 #include "generate/generate_file.hpp"
@@ -133,7 +134,7 @@ struct Models {
   std::optional<text::Tokenizer> rm_tok;  // a given reward model's own; empty: the policy's
   text::ChatTemplate rm_chat;
 
-  model::LoadOptions load() const { return {at::Device(r.p.run.device), std::nullopt}; }
+  model::LoadOptions load() const { return {dist::local_device(r.p.run.device), std::nullopt}; }
 
   void generate(const std::string& model_dir, const std::string& adapter, const std::string& prompts,
                 const std::string& out, int64_t n, uint64_t seed, int64_t prompt_tokens) const {
@@ -178,7 +179,7 @@ eval::NamedDir evaluate(const SeedRun& r, const Models& m, const std::string& na
     if (name != "sft" || r.p.sft) job.training = training_cost(train_dir);  // a given policy has no training cost here
     job.oracle = r.oracle;
     const EvalModels models{model_dir, adapter, m.sft_model, r.files.tokenizer, text::to_string(m.chat.format), r.p.run.device};
-    run_eval(job, models, r.logs.detail);
+    if (dist::world().is_main()) run_eval(job, models, r.logs.detail);  // on numbers: rank 0 alone
   });
   return {name, d};
 }
@@ -210,9 +211,12 @@ std::string annotate(const SeedRun& r, const Models& m, const std::string& respo
   Settings settings = table_settings(r.p.file, "reward");
   settings.merge(table_settings(r.p.file, "generate"));
   run_stage(r.dir, "annotate", stage_key(r, settings, {{"responses", responses}, {"reward", m.rm_dir}}), r.logs, [&] {
-    if (r.p.generate.distinct) distinct_responses(responses, ranked, r.logs.say);
-    else io::copy_file(responses, ranked);
-    m.score(ranked, prompt_tokens);
+    if (dist::world().is_main()) {
+      if (r.p.generate.distinct) distinct_responses(responses, ranked, r.logs.say);
+      else io::copy_file(responses, ranked);
+    }
+    dist::world().barrier();
+    m.score(ranked, prompt_tokens);  // sharded under torchrun
   });
   return ranked;
 }
@@ -223,7 +227,9 @@ void resolve_inputs(SeedRun& r) {
   if (p.task) {
     Settings settings = table_settings(p.file, "task");
     settings["run.seed"] = std::to_string(r.seed);
-    run_stage(r.dir, "task", StageKey{settings, {}}, r.logs, [&] { p.task->write(r.seed, r.dir + "/task"); });
+    run_stage(r.dir, "task", StageKey{settings, {}}, r.logs, [&] {
+      if (dist::world().is_main()) p.task->write(r.seed, r.dir + "/task");
+    });
     r.files = p.task->files(r.dir + "/task");
     r.oracle = p.task->oracle;
   } else {
@@ -281,7 +287,7 @@ std::vector<eval::NamedDir> run_one(SeedRun& r, bool report_to_say) {
 
   // 7. One report.
   r.logs.say << "== report\n";
-  eval::combine_reports(runs, r.dir + "/report", report_to_say ? r.logs.say : r.logs.detail);
+  if (dist::world().is_main()) eval::combine_reports(runs, r.dir + "/report", report_to_say ? r.logs.say : r.logs.detail);
   r.logs.say << "report: " << r.dir << "/report/report.md\n" << std::flush;
   return runs;
 }
@@ -291,13 +297,22 @@ std::vector<eval::NamedDir> run_one(SeedRun& r, bool report_to_say) {
 void run_pipeline(const Config& cfg, const TaskKinds& tasks, std::ostream& out, bool verbose) {
   const PipelineConfig p = read_pipeline_config(cfg, tasks);
   const std::string& dir = p.run.dir;
-  io::make_dirs(dir);
-  io::write_file_atomic(dir + "/config.toml", [&](std::ostream& o) { o << cfg.dump() << "\n"; });
-  std::ofstream file(dir + "/log.txt", std::ios::app);
-  if (!file) throw InputError(dir + "/log.txt: cannot open for writing");
+  // Under torchrun every rank runs the pipeline (each stage as a group); rank 0 alone writes the run's
+  // config, log and records and prints.
+  const dist::World& world = dist::world();
+  world.check_same("the pipeline config", cfg.dump());
+  std::ofstream file;
+  if (world.is_main()) {
+    io::make_dirs(dir);
+    io::write_file_atomic(dir + "/config.toml", [&](std::ostream& o) { o << cfg.dump() << "\n"; });
+    file.open(dir + "/log.txt", std::ios::app);
+    if (!file) throw InputError(dir + "/log.txt: cannot open for writing");
+  }
+  world.barrier();
   TeeBuf say_buf(out, file), detail_buf(out, file);
-  std::ostream say(&say_buf), tee(&detail_buf);
-  const Logs logs{say, verbose ? tee : file};
+  std::ostream say(world.is_main() ? &say_buf : nullptr), tee(world.is_main() ? &detail_buf : nullptr);
+  std::ostream nowhere(nullptr);
+  const Logs logs{say, !world.is_main() ? nowhere : verbose ? tee : file};
   say << "hps pipeline: " << dir << " (progress of every stage: " << dir << "/log.txt)\n";
   if (p.run.seeds == 1) {
     SeedRun r{p, logs, dir, p.run.seed, {}, {}, 1024, {}};
@@ -313,7 +328,7 @@ void run_pipeline(const Config& cfg, const TaskKinds& tasks, std::ostream& out, 
     all.emplace_back("seed " + std::to_string(seed), run_one(r, false));
   }
   say << "=== report over " << p.run.seeds << " seeds\n";
-  eval::aggregate_seed_reports(all, dir + "/report", say);
+  if (dist::world().is_main()) eval::aggregate_seed_reports(all, dir + "/report", say);
   say << "report: " << dir << "/report/report.md\n" << std::flush;
 }
 

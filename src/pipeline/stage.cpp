@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "dist/world.hpp"
 #include "io/atomic_file.hpp"
 
 namespace hps::pipeline {
@@ -101,39 +102,63 @@ std::string input_digest(const std::string& run_dir, const std::string& path) {
   return files.empty() ? "missing" : fnv1a_hex(files);
 }
 
-void run_stage(const std::string& run_dir, const std::string& name, const StageKey& key, const Logs& logs,
-               const std::function<void()>& body) {
-  const std::string dir = run_dir + "/" + name, done = dir + "/DONE", started = dir + "/STARTED";
-  const json now = to_json(key);
+namespace {
+
+// What to do with a stage, from its STARTED / DONE records (read only: every rank of a group decides the same).
+struct Decision {
+  bool skip = false, clear = false;
   std::string note;
+};
+
+Decision decide(const std::string& dir, const StageKey& key) {
+  const std::string done = dir + "/DONE", started = dir + "/STARTED";
   if (io::file_exists(done)) {
     const json was = io::read_json_file(done);
-    if (!was.contains("settings")) {
-      note = ": finished by an earlier hps that did not record its settings, rerunning";
-    } else if (const std::string d = differences(was, key); d.empty()) {
-      logs.say << "== " << name << ": done earlier, skipped\n" << std::flush;
-      return;
-    } else {
-      note = ": " + d + ", rerunning";
-    }
-    io::remove_tree(dir);
-  } else if (io::file_exists(started)) {
-    if (const std::string d = differences(io::read_json_file(started), key); d.empty()) {
-      note = " (resuming the interrupted run)";
-    } else {
-      note = ": " + d + " since the interrupted run, starting over";
-      io::remove_tree(dir);
-    }
+    if (!was.contains("settings")) return {false, true, ": finished by an earlier hps that did not record its settings, rerunning"};
+    if (const std::string d = differences(was, key); !d.empty()) return {false, true, ": " + d + ", rerunning"};
+    return {true, false, ""};
   }
-  logs.say << "== " << name << note << "\n" << std::flush;
+  if (io::file_exists(started)) {
+    if (const std::string d = differences(io::read_json_file(started), key); !d.empty())
+      return {false, true, ": " + d + " since the interrupted run, starting over"};
+    return {false, false, " (resuming the interrupted run)"};
+  }
+  return {};
+}
+
+}  // namespace
+
+void run_stage(const std::string& run_dir, const std::string& name, const StageKey& key, const Logs& logs,
+               const std::function<void()>& body) {
+  const std::string dir = run_dir + "/" + name;
+  const dist::World& world = dist::world();
+  // Under torchrun every rank runs every stage: all decide from the same records, then rank 0 alone writes
+  // them, with barriers so that no rank reads a record another is writing.
+  world.barrier();
+  const Decision d = decide(dir, key);
+  world.barrier();
+  if (d.skip) {
+    logs.say << "== " << name << ": done earlier, skipped\n" << std::flush;
+    return;
+  }
+  logs.say << "== " << name << d.note << "\n" << std::flush;
+  const json now = to_json(key);
   const auto t0 = std::chrono::steady_clock::now();
-  io::make_dirs(dir);
-  io::write_json_file(started, now);
+  if (world.is_main()) {
+    if (d.clear) io::remove_tree(dir);
+    io::make_dirs(dir);
+    io::write_json_file(dir + "/STARTED", now);
+  }
+  world.barrier();
   body();
+  world.barrier();
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  json record = now;
-  record["seconds"] = s;
-  io::write_json_file(done, record);
+  if (world.is_main()) {
+    json record = now;
+    record["seconds"] = s;
+    io::write_json_file(dir + "/DONE", record);
+  }
+  world.barrier();
   logs.say << "== " << name << " finished in " << seconds_text(s) << " s\n" << std::flush;
 }
 

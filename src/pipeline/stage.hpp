@@ -54,6 +54,8 @@ std::string input_digest(const std::string& run_dir, const std::string& path);
 //                                        generation and scoring from their partial files;
 //   STARTED with another key, no DONE  → says what changed, empties the folder, starts over.
 // Writes name/STARTED (the key) before `body` and name/DONE (the key and the seconds taken) after it.
+// Under torchrun every rank calls it and runs `body` (which must do its own rank-0-only writes); the ranks
+// decide together and rank 0 alone writes the records, between barriers.
 void run_stage(const std::string& run_dir, const std::string& name, const StageKey& key, const Logs& logs,
                const std::function<void()>& body);
 

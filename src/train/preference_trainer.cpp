@@ -93,9 +93,8 @@ int64_t PreferenceTrainer::total_steps() const { return impl_->total; }
 void PreferenceTrainer::Impl::setup() {
   // Seed torch's global generators too (LoRA dropout draws from them): a run repeats exactly.
   at::manual_seed(derive_seed(cfg.train.seed, SeedPurpose::torch_global, static_cast<uint64_t>(world.rank())));
-  device = at::Device(cfg.model.device);
-  // Under torchrun, "cuda" is this process's GPU: cuda:LOCAL_RANK.
-  if (device.is_cuda() && !device.has_index()) device = at::Device(at::kCUDA, static_cast<at::DeviceIndex>(world.local_rank()));
+  device = dist::local_device(cfg.model.device);  // "cuda": cuda:LOCAL_RANK under torchrun
+  if (device.is_cuda() && !device.has_index()) device = at::Device(at::kCUDA, 0);
   auto ts = text::load_text_setup(cfg.model.tokenizer, cfg.data.chat_format);
   tok = std::move(ts.tok);
   chat = ts.chat;

@@ -16,13 +16,19 @@ sed 's/Qwen2ForCausalLM/Qwen2ForSequenceClassification/; s/"pad_token_id": 0/"pa
 for i in 1 2 3 4 5 6 7 8 9; do echo "{\"prompt\": \"Question $i: name a colour.\"}"; done > "$W/prompts.jsonl"
 
 
-GEN=(generate --model "$W/policy" --data "$W/prompts.jsonl" --n 3 --temperature 1.0 --seed 4 --batch-prompts 2
-     --max-new-tokens 6)
+GEN1=(generate --model "$W/policy" --data "$W/prompts.jsonl" --n 3 --temperature 1.0 --seed 4 --max-new-tokens 6)
+GEN=("${GEN1[@]}" --batch-prompts 2)
 "$HPS" "${GEN[@]}" --out "$W/one.jsonl" 2> /dev/null
 two_ranks "${GEN[@]}" --out "$W/two.jsonl"
 cmp "$W/one.jsonl" "$W/two.jsonl" || fail "sharded generation differs from one process"
 ls "$W"/two.jsonl.part-* > /dev/null 2>&1 && fail "parts left after joining"
 echo "generate: 2 ranks = 1 process, byte for byte ($(wc -l < "$W/two.jsonl") prompts)"
+
+# One batch for two ranks: rank 0's part is empty.
+"$HPS" "${GEN1[@]}" --batch-prompts 16 --out "$W/one16.jsonl" 2> /dev/null
+two_ranks "${GEN1[@]}" --batch-prompts 16 --out "$W/two16.jsonl"
+cmp "$W/one16.jsonl" "$W/two16.jsonl" || fail "sharded generation with an empty part differs from one process"
+echo "generate: one batch on 2 ranks (rank 0's part empty) = 1 process"
 
 # Interrupted: each rank stops after one batch; nothing is joined; the rerun continues both parts.
 two_ranks "${GEN[@]}" --out "$W/resumed.jsonl" --stop-after-prompts 2
