@@ -86,6 +86,18 @@ two_ranks "${KILL_RUN[@]}" --resume
 grep -q "resumed from .*checkpoint-00000002 at step 2/4" "$W/rank0.log" || fail "the resume did not start at checkpoint 2: $(cat "$W/rank0.log")"
 same "$W/hps1" "$W/hps_killed" "$(last "$W/hps1")/adapter/adapter_model.safetensors"
 
+# Another world size with the same global batch: 1 process (batch 4) stops after step 2, 2 ranks (batch 2)
+# resume it and reach the uninterrupted weights.
+"$HPS" "${HPS_RUN[@]}" --train.batch_prompts=4 --train.save_every=1 --train.stop_after=2 --train.out_dir="$W/hps_ws" > /dev/null
+two_ranks "${HPS_RUN[@]}" --train.batch_prompts=2 --train.out_dir="$W/hps_ws" --resume
+grep -q "resumed from .*checkpoint-00000002 at step 2/4" "$W/rank0.log" || fail "the 2-rank resume did not start at step 2"
+same "$W/hps1" "$W/hps_ws" "$(last "$W/hps1")/adapter/adapter_model.safetensors"
+# ... and one that changes the global batch is refused, naming the field.
+rc=0
+"$HPS" "${HPS_RUN[@]}" --train.batch_prompts=2 --train.out_dir="$W/hps_ws" --resume > "$W/ws.log" 2>&1 || rc=$?
+((rc == 1)) && grep -q "train.global_batch_prompts was 4, now 2" "$W/ws.log" || fail "a changed global batch was not refused: $(tail -2 "$W/ws.log")"
+echo "resumed at another world size with the same global batch; a changed global batch is refused"
+
 # The real launcher.
 if [[ -z $TORCHRUN ]]; then
   [[ ${CI:-} != true && ${CI:-} != 1 ]] || fail "no torchrun given and CI=true: the launcher test must run in CI"
