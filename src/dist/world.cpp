@@ -4,6 +4,7 @@
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
+#include <algorithm>
 #include <charconv>
 #include <cstdlib>
 #include <map>
@@ -134,6 +135,29 @@ std::vector<double> World::sum(std::vector<double> values) const {
   all_reduce_sum(t);
   const auto* p = t[0].data_ptr<double>();
   return std::vector<double>(p, p + t[0].numel());
+}
+
+std::vector<std::string> World::gather(const std::string& text) const {
+  if (size_ == 1) return {text};
+  // Lengths first, then a [ranks, longest] byte table that each rank fills at its own row: a sum gathers it.
+  std::vector<double> len(static_cast<size_t>(size_), 0.0);
+  len[static_cast<size_t>(rank_)] = static_cast<double>(text.size());
+  len = sum(len);
+  const auto longest = static_cast<int64_t>(*std::max_element(len.begin(), len.end()));
+  const int64_t width = std::max<int64_t>(longest, 1);
+  std::vector<int> mine(static_cast<size_t>(width), 0);
+  for (size_t i = 0; i < text.size(); ++i) mine[i] = static_cast<unsigned char>(text[i]);
+  std::vector<at::Tensor> table{at::zeros({size_, width}, at::kInt)};
+  table[0][rank_].copy_(at::tensor(mine, at::kInt));
+  all_reduce_sum(table);
+  std::vector<std::string> out;
+  const auto t = table[0].accessor<int, 2>();
+  for (int64_t r = 0; r < size_; ++r) {
+    std::string s(static_cast<size_t>(len[static_cast<size_t>(r)]), '\0');
+    for (size_t i = 0; i < s.size(); ++i) s[i] = static_cast<char>(t[r][static_cast<int64_t>(i)]);
+    out.push_back(std::move(s));
+  }
+  return out;
 }
 
 bool World::any(bool flag) const { return sum({flag ? 1.0 : 0.0})[0] > 0; }

@@ -54,6 +54,8 @@ class World {
   void all_reduce_sum(std::vector<at::Tensor>& tensors) const;
   std::vector<double> sum(std::vector<double> values) const;
   bool any(bool flag) const;  // true on every rank when it is true on one
+  // Every rank's `text`, in rank order, on every rank.
+  std::vector<std::string> gather(const std::string& text) const;
   // Rank `root`'s tensors on every rank, in place.
   void broadcast(std::vector<at::Tensor>& tensors, int64_t root = 0) const;
   void barrier() const;

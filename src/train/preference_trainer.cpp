@@ -238,6 +238,21 @@ MicroTotals totals_of(const MicroStep& f, double loss, const dist::World& world)
   return {v[0], v[1], v[2] / W, v[3] / W, v[4] / W, v[5] / W, v[6] / W, v[7] / W, v[8], v[9], v[10]};
 }
 
+// The micro-batch's source lines and forwarded slots into the step's log; in a group, every rank's in rank
+// order (the global batch's order, as one process logs it).
+void append_rows(StepLog& s, const data::Batch& rows, const dist::World& world) {
+  if (!world.distributed()) {
+    s.lines.insert(s.lines.end(), rows.lines.begin(), rows.lines.end());
+    s.responses.insert(s.responses.end(), rows.response_index.begin(), rows.response_index.end());
+    return;
+  }
+  for (const std::string& part : world.gather(nlohmann::json{{"l", rows.lines}, {"r", rows.response_index}}.dump())) {
+    const auto j = nlohmann::json::parse(part);
+    for (const auto& l : j.at("l")) s.lines.push_back(l.get<int64_t>());
+    for (const auto& r : j.at("r")) s.responses.push_back(r.get<std::vector<int64_t>>());
+  }
+}
+
 }  // namespace
 
 StepLog PreferenceTrainer::Impl::train_step() {
@@ -274,8 +289,7 @@ StepLog PreferenceTrainer::Impl::train_step() {
     s.rm_rdpo += t.rm_rdpo;
     s.chosen_reward += t.chosen;
     s.rejected_reward += t.rejected;
-    s.lines.insert(s.lines.end(), f->rows.lines.begin(), f->rows.lines.end());
-    s.responses.insert(s.responses.end(), f->rows.response_index.begin(), f->rows.response_index.end());
+    append_rows(s, f->rows, world);
     tokens += t.tokens, prompts += t.prompts, no_preference += t.no_preference;
   }
   for (double* v : {&s.accuracy, &s.rm_dpo, &s.rm_rdpo, &s.chosen_reward, &s.rejected_reward}) *v /= accum;

@@ -21,6 +21,9 @@ COMMON=(--model.path="$W/model" --data.path="$W/data.jsonl" --train.lr=0.01 --tr
 losses() { grep -o '"loss":[^,]*' "$1/metrics.jsonl" | cut -d: -f2; }
 
 
+# Each step's "lines" and "responses" of a run's metrics.jsonl.
+rows() { sed -E 's/.*("lines":\[[^]]*\]).*("responses":\[[][0-9,-]*\]).*/\1 \2/' "$1/metrics.jsonl"; }
+
 # Compares run ONE (1 process) with run TWO (2 ranks): losses step by step and the saved weights FILE.
 same() {
   local one=$1 two=$2 file=$3 n
@@ -29,6 +32,9 @@ same() {
   paste <(losses "$one") <(losses "$two") |
     awk -v what="$two" '{ d = $1 - $2; if (d < 0) d = -d; if (d > 1e-5) { print "FAIL: " what " step " NR " loss " $2 " vs " $1 > "/dev/stderr"; bad = 1 } } END { exit bad }' ||
     exit 1
+  # The prompts and forwarded responses of every step, in the global batch's order.
+  diff <(rows "$one") <(rows "$two") > /dev/null ||
+    fail "$two: the steps' lines / responses differ from $one's"
   "$HPS" model diff "$one/$file" "$two/$file" --atol 1e-5 > "$W/diff.txt" || { cat "$W/diff.txt" >&2; fail "$two: weights differ from $one"; }
   echo "$two: $n steps, losses and weights within 1e-5 ($(tail -1 "$W/diff.txt"))"
 }
