@@ -53,8 +53,6 @@ at::Device parse_device(const std::string& name);
 
 // A model as the command-line tools load it: --device, --dtype ("" = the checkpoint's) and an optional
 // PEFT --adapter ("" = none).
-// Where a rank other than 0 of a process group sends progress: nowhere.
-std::ostream& null_log();
 // "rank 1 of 2: " in a process group, "" otherwise.
 std::string rank_prefix();
 

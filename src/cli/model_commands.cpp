@@ -38,11 +38,6 @@ at::Device parse_device(const std::string& name) {
   return d;
 }
 
-std::ostream& null_log() {
-  static std::ostream s(nullptr);
-  return s;
-}
-
 std::string rank_prefix() {
   const auto& w = dist::world();
   return w.distributed() ? "rank " + std::to_string(w.rank()) + " of " + std::to_string(w.size()) + ": " : "";

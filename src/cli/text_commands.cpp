@@ -135,7 +135,7 @@ Command add_generate_command(CLI::App& app) {
     const auto [tok, chat] = text::load_text_setup(o->tokenizer.empty() ? o->model : o->tokenizer, o->chat);
     o->job.data_options.format = data::parse_format(o->format);
     const dist::World& world = dist::world();
-    const int64_t n = generate::generate_file(m, tok, chat, o->job, world.is_main() ? std::cerr : null_log(), world);
+    const int64_t n = generate::generate_file(m, tok, chat, o->job, world.main_log(std::cerr), world);
     std::cerr << rank_prefix() << "wrote " << n << " prompts × " << o->job.sampling.n << " samples to " << o->job.out << "\n";
     return 0;
   }, /*data_parallel=*/true};
@@ -162,7 +162,7 @@ Command add_score_command(CLI::App& app) {
     const model::Decoder rm = load_model_for_cli(o->model, "", o->device, o->dtype);
     const auto [tok, chat] = text::load_text_setup(o->tokenizer.empty() ? o->model : o->tokenizer, o->chat);
     const dist::World& world = dist::world();
-    const int64_t n = generate::score_file(rm, tok, chat, o->job, world.is_main() ? std::cerr : null_log(), world);
+    const int64_t n = generate::score_file(rm, tok, chat, o->job, world.main_log(std::cerr), world);
     std::cerr << rank_prefix() << "scored " << n << " prompts → " << o->job.out << "\n";
     return 0;
   }, /*data_parallel=*/true};

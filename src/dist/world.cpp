@@ -10,6 +10,7 @@
 #include <map>
 
 #include "core/error.hpp"
+#include "core/hash.hpp"
 
 namespace hps::dist {
 
@@ -180,14 +181,18 @@ void World::barrier() const {
 
 void World::check_same(const std::string& what, const std::string& text) const {
   if (size_ == 1) return;
-  uint64_t h = 1469598103934665603ULL;  // FNV-1a 64
-  for (unsigned char c : text) h = (h ^ c) * 1099511628211ULL;
+  const uint64_t h = fnv1a64(text);
   std::vector<at::Tensor> root{at::tensor({static_cast<int64_t>(h)}, at::kLong)};
   broadcast(root, 0);
   const bool differs = root[0].item<int64_t>() != static_cast<int64_t>(h);
   if (any(differs))
     throw ConfigError(what + " differs between the ranks (rank " + std::to_string(rank_) +
                       (differs ? " differs from rank 0" : " matches rank 0") + "): launch every rank with the same files and options");
+}
+
+std::ostream& World::main_log(std::ostream& log) const {
+  static std::ostream nowhere(nullptr);
+  return is_main() ? log : nowhere;
 }
 
 std::string World::describe() const {

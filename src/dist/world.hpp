@@ -16,6 +16,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -62,6 +63,8 @@ class World {
   // ConfigError on every rank when some rank's `text` differs from rank 0's (compared by a 64-bit FNV-1a
   // hash): `what` names it ("the effective config").
   void check_same(const std::string& what, const std::string& text) const;
+  // `log` on rank 0; elsewhere a stream that drops everything (progress is printed once per group).
+  std::ostream& main_log(std::ostream& log) const;
   // "2 processes (rank 0 of 2, local rank 0), gloo over c10d, rendezvous 127.0.0.1:29500"
   std::string describe() const;
 

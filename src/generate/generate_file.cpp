@@ -31,11 +31,13 @@ std::vector<int64_t> generation_prompt_ids(const data::PreferenceRecord& r, cons
 
 namespace {
 
-// Generates records [r.begin, r.end) of `ds` into `path`, resuming after the complete lines already there.
+// Generates records [r.begin, r.end) of `ds` into `path`, resuming after the complete lines already there;
+// `complete` says whether `path` now holds the whole range.
 // Batch b of the whole input (records [b·batch, (b+1)·batch)) draws with seed (sampling.seed, b) whatever the
 // range, so ranges made of whole batches write what one process writes.
 int64_t generate_range(const model::Decoder& d, const text::Tokenizer& tok, const text::ChatTemplate& chat,
-                       const GenerateJob& job, const data::Dataset& ds, Range r, const std::string& path, std::ostream& log) {
+                       const GenerateJob& job, const data::Dataset& ds, Range r, const std::string& path, std::ostream& log,
+                       bool& complete) {
   io::JsonlAppender out(path, log);  // keeps the complete lines of an interrupted run
   const int64_t done = out.lines(), total = r.end - r.begin;
   if (done % job.batch_prompts != 0 && done < total)
@@ -72,6 +74,7 @@ int64_t generate_range(const model::Decoder& d, const text::Tokenizer& tok, cons
     log << "generated " << e - r.begin << "/" << total << " prompts\n";
     if (job.stop_after_prompts > 0 && written >= job.stop_after_prompts) break;
   }
+  complete = done + written == total;
   return written;
 }
 
@@ -84,7 +87,8 @@ int64_t generate_file(const model::Decoder& d, const text::Tokenizer& tok, const
   opt.allow_empty_responses = true;
   const data::Dataset ds = data::read_dataset(job.data, opt);
   const auto total = static_cast<int64_t>(ds.records.size());
-  if (!world.distributed()) return generate_range(d, tok, chat, job, ds, {0, total}, job.out, log);
+  bool complete = false;
+  if (!world.distributed()) return generate_range(d, tok, chat, job, ds, {0, total}, job.out, log, complete);
   // Sharded: whole batches per rank into OUT.part-*, joined by rank 0.
   if (io::file_exists(job.out)) {
     int64_t lines = 0;
@@ -97,11 +101,9 @@ int64_t generate_file(const model::Decoder& d, const text::Tokenizer& tok, const
                      " prompts from a single-process run: finish it as one process, or remove it");
   }
   const Range r = shard_range(total, job.batch_prompts, world.rank(), world.size());
-  const std::string part = part_path(job.out, world);
-  const int64_t written = generate_range(d, tok, chat, job, ds, r, part, log);
-  int64_t lines = 0;
-  io::for_each_jsonl(part, [&](int64_t, const nlohmann::json&) { ++lines; });
-  join_parts(job.out, lines == r.end - r.begin, world, log);
+  const std::string part = part_path(job.out, world.rank(), world.size());
+  const int64_t written = generate_range(d, tok, chat, job, ds, r, part, log, complete);
+  join_parts(job.out, complete, world, log);
   return written;
 }
 

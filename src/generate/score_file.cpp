@@ -79,7 +79,7 @@ int64_t score_file(const model::Decoder& rm, const text::Tokenizer& tok, const t
   bool complete = false;
   if (world.distributed()) {  // whole chunks per rank into OUT.part-*, joined by rank 0 (atomic: OUT may be the input)
     const Range r = shard_range(total, job.chunk_prompts, world.rank(), world.size());
-    const int64_t n = score_range(rm, tok, enc, job, raw, ds, r, part_path(job.out, world), log, complete);
+    const int64_t n = score_range(rm, tok, enc, job, raw, ds, r, part_path(job.out, world.rank(), world.size()), log, complete);
     join_parts(job.out, complete, world, log);
     return n;
   }

@@ -13,8 +13,8 @@ Range shard_range(int64_t total, int64_t unit, int64_t rank, int64_t ranks) {
   return {std::min(total, rank * units / ranks * unit), std::min(total, (rank + 1) * units / ranks * unit)};
 }
 
-std::string part_path(const std::string& out, const dist::World& w) {
-  return out + ".part-" + std::to_string(w.rank()) + "-of-" + std::to_string(w.size());
+std::string part_path(const std::string& out, int64_t rank, int64_t ranks) {
+  return out + ".part-" + std::to_string(rank) + "-of-" + std::to_string(ranks);
 }
 
 bool join_parts(const std::string& out, bool complete, const dist::World& w, std::ostream& log) {
@@ -23,7 +23,7 @@ bool join_parts(const std::string& out, bool complete, const dist::World& w, std
   if (all && w.is_main()) {
     io::write_file_atomic(out, [&](std::ostream& o) {
       for (int64_t r = 0; r < w.size(); ++r) {
-        const std::string part = out + ".part-" + std::to_string(r) + "-of-" + std::to_string(w.size());
+        const std::string part = part_path(out, r, w.size());
         std::ifstream in(part, std::ios::binary);
         if (!in) throw InputError(part + ": missing (every rank must see the same folder)");
         // An empty part (a rank with no whole unit) inserts nothing: `o << rdbuf` would then set failbit.
@@ -31,7 +31,7 @@ bool join_parts(const std::string& out, bool complete, const dist::World& w, std
       }
     });
     for (int64_t r = 0; r < w.size(); ++r)
-      std::remove((out + ".part-" + std::to_string(r) + "-of-" + std::to_string(w.size())).c_str());
+      std::remove(part_path(out, r, w.size()).c_str());
     log << "joined " << w.size() << " parts into " << out << "\n";
   } else if (!all) {
     log << "some ranks stopped early: their parts (" << out << ".part-*) are kept; rerun to continue\n";

@@ -20,7 +20,7 @@ struct Range {
 Range shard_range(int64_t total, int64_t unit, int64_t rank, int64_t ranks);
 
 // OUT.part-<rank>-of-<ranks>: where a rank writes its records.
-std::string part_path(const std::string& out, const dist::World& w);
+std::string part_path(const std::string& out, int64_t rank, int64_t ranks);
 
 // Once every rank has finished its part: when every part is `complete`, rank 0 writes their concatenation to
 // `out` (atomically, so `out` may be the input) and removes them; otherwise the parts stay for a rerun to

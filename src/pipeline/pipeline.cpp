@@ -311,8 +311,7 @@ void run_pipeline(const Config& cfg, const TaskKinds& tasks, std::ostream& out, 
   world.barrier();
   TeeBuf say_buf(out, file), detail_buf(out, file);
   std::ostream say(world.is_main() ? &say_buf : nullptr), tee(world.is_main() ? &detail_buf : nullptr);
-  std::ostream nowhere(nullptr);
-  const Logs logs{say, !world.is_main() ? nowhere : verbose ? tee : file};
+  const Logs logs{say, world.main_log(verbose ? tee : file)};
   say << "hps pipeline: " << dir << " (progress of every stage: " << dir << "/log.txt)\n";
   if (p.run.seeds == 1) {
     SeedRun r{p, logs, dir, p.run.seed, {}, {}, 1024, {}};

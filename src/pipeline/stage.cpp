@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "core/hash.hpp"
 #include "dist/world.hpp"
 #include "io/atomic_file.hpp"
 
@@ -34,10 +35,8 @@ namespace {
 
 // FNV-1a, 64 bits, as hex: a digest that is the same on every platform and run.
 std::string fnv1a_hex(std::string_view s) {
-  uint64_t h = 0xcbf29ce484222325ULL;
-  for (const unsigned char c : s) h = (h ^ c) * 0x100000001b3ULL;
   char out[17];
-  std::snprintf(out, sizeof out, "%016llx", static_cast<unsigned long long>(h));
+  std::snprintf(out, sizeof out, "%016llx", static_cast<unsigned long long>(fnv1a64(s)));
   return out;
 }
 

@@ -346,19 +346,9 @@ void PreferenceTrainer::Impl::save(std::ostream& log) {
   world.barrier();
 }
 
-namespace {
-
-// Where ranks other than 0 print: nowhere (errors still reach the command as exceptions).
-std::ostream& null_stream() {
-  static std::ostream s(nullptr);
-  return s;
-}
-
-}  // namespace
-
 std::vector<StepLog> PreferenceTrainer::run(bool resume, std::ostream& rank0_log) {
   Impl& m = *impl_;
-  std::ostream& log = m.world.is_main() ? rank0_log : null_stream();
+  std::ostream& log = m.world.main_log(rank0_log);  // errors still reach every rank's command as exceptions
   if (m.world.distributed())
     log << "data-parallel: " << m.world.describe() << "; global batch " << m.cfg.train.batch_prompts * m.world.size()
         << " prompts (train.batch_prompts " << m.cfg.train.batch_prompts << " per process)\n";

@@ -104,6 +104,21 @@ rc=0
 ((rc == 1)) && grep -q "train.global_batch_prompts was 4, now 2" "$W/ws.log" || fail "a changed global batch was not refused: $(tail -2 "$W/ws.log")"
 echo "resumed at another world size with the same global batch; a changed global batch is refused"
 
+# Ranks launched with different settings: every rank stops with an error naming the mismatch.
+port=$((20000 + RANDOM % 30000))
+for r in 0 1; do
+  RANK=$r WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=$port "$HPS" "${HPS_RUN[@]}" --train.batch_prompts=2 \
+    --train.lr=0.0$((r + 1)) --train.out_dir="$W/mismatch" > "$W/m$r.log" 2>&1 &
+  pids[r]=$!
+done
+for r in 0 1; do
+  rc=0
+  wait "${pids[r]}" || rc=$?
+  ((rc == 1)) && grep -q "config error: the effective config differs between the ranks" "$W/m$r.log" ||
+    fail "rank $r with a different config: exit $rc, $(tail -1 "$W/m$r.log")"
+done
+echo "ranks with different configs: both refused"
+
 # The real launcher.
 if [[ -z $TORCHRUN ]]; then
   [[ ${CI:-} != true && ${CI:-} != 1 ]] || fail "no torchrun given and CI=true: the launcher test must run in CI"
