@@ -111,16 +111,19 @@ void collective(int64_t rank, int64_t size, const char* what, F&& f) {
 
 }  // namespace
 
-void World::all_reduce_sum(std::vector<at::Tensor>& tensors) const {
-  if (size_ == 1 || tensors.empty()) return;
-  // One flat buffer per dtype, on the host: one collective per dtype rather than one per tensor.
+namespace {
+
+// Runs `op` on one flat host buffer per dtype holding `tensors` (one collective per dtype rather than one per
+// tensor: c10d's coalescing), then copies the results back into them.
+template <typename Op>
+void coalesced(std::vector<at::Tensor>& tensors, Op&& op) {
   std::map<at::ScalarType, std::vector<size_t>> by_type;
   for (size_t i = 0; i < tensors.size(); ++i) by_type[tensors[i].scalar_type()].push_back(i);
   for (const auto& [type, idx] : by_type) {
     std::vector<at::Tensor> flat;
     for (size_t i : idx) flat.push_back(tensors[i].detach().to(at::kCPU).contiguous().view(-1));
     std::vector<at::Tensor> buf{at::cat(flat)};
-    collective(rank_, size_, "all-reduce", [&] { impl_->pg->allreduce(buf)->wait(); });
+    op(buf);
     int64_t off = 0;
     for (size_t i : idx) {
       const int64_t n = tensors[i].numel();
@@ -128,6 +131,15 @@ void World::all_reduce_sum(std::vector<at::Tensor>& tensors) const {
       off += n;
     }
   }
+}
+
+}  // namespace
+
+void World::all_reduce_sum(std::vector<at::Tensor>& tensors) const {
+  if (size_ == 1 || tensors.empty()) return;
+  coalesced(tensors, [&](std::vector<at::Tensor>& buf) {
+    collective(rank_, size_, "all-reduce", [&] { impl_->pg->allreduce(buf)->wait(); });
+  });
 }
 
 std::vector<double> World::sum(std::vector<double> values) const {
@@ -164,14 +176,12 @@ std::vector<std::string> World::gather(const std::string& text) const {
 bool World::any(bool flag) const { return sum({flag ? 1.0 : 0.0})[0] > 0; }
 
 void World::broadcast(std::vector<at::Tensor>& tensors, int64_t root) const {
-  if (size_ == 1) return;
-  for (auto& t : tensors) {
-    std::vector<at::Tensor> buf{t.detach().to(at::kCPU).contiguous()};
-    c10d::BroadcastOptions o;
-    o.rootRank = root;
+  if (size_ == 1 || tensors.empty()) return;
+  c10d::BroadcastOptions o;
+  o.rootRank = root;
+  coalesced(tensors, [&](std::vector<at::Tensor>& buf) {
     collective(rank_, size_, "broadcast", [&] { impl_->pg->broadcast(buf, o)->wait(); });
-    t.detach().copy_(buf[0]);
-  }
+  });
 }
 
 void World::barrier() const {

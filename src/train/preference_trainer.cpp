@@ -1,6 +1,5 @@
 #include "train/preference_trainer.hpp"
 
-#include <ATen/CPUGeneratorImpl.h>
 #include <ATen/DeviceAccelerator.h>
 #include <c10/core/GradMode.h>
 
@@ -10,8 +9,8 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
-#include "core/seed.hpp"
 #include "core/error.hpp"
+#include "core/seed.hpp"
 #include "data/batching.hpp"
 #include "dist/world.hpp"
 #include "io/atomic_file.hpp"
