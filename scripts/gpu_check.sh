@@ -2,11 +2,13 @@
 # Runs on the GPU machine (device tool), from the repository root, with gpu_bundle/ carried:
 #   tests: CUDA tests, `hps logprobs --device cuda` vs CPU
 #   pref:  hps preference-step benchmark (fused and naive log-probs) and hf_pref_bench.py in the same call
+#   real:  the real-lengths workload (hh_rlhf_lengths.jsonl): bench_model --real, packed and --padded, next to
+#          hf_pref_bench_real.py (Qwen2-0.5B and Llama-1B shapes, 16 prompts a step)
 #   train: `hps train` throughput (scripts/gpu_train_bench.sh)
 #   gen:   bench_generate and hf_gen_bench.py in the same call
 # GPU_SECTIONS picks some (default: all). Everything lands in $OUT (summary.txt first).
 set -u
-SECTIONS=${GPU_SECTIONS:-"tests pref train gen"}
+SECTIONS=${GPU_SECTIONS:-"tests real pref train gen"}
 on() { [[ " $SECTIONS " == *" $1 "* ]]; }
 OUT=${OUT:-/tmp/gpu_out}
 mkdir -p "$OUT"
@@ -53,6 +55,20 @@ if [ -f "$B/hf_pref_bench.py" ]; then
   echo "hf_pref_bench rc $? ($(( $(date +%s) - t0 )) s)" >> "$S"
   grep '^{' "$OUT/bench_hf.txt" >> "$S"
 fi
+fi
+
+if on real; then
+  for mode in "" --padded; do
+    t0=$(date +%s)
+    timeout 150 "$B/bench_model" --real "$B/hh_rlhf_lengths.jsonl" --preset gpu --device cuda $mode \
+      > "$OUT/bench_real${mode}.jsonl" 2> "$OUT/bench_real${mode}.err"
+    echo "bench_model --real $mode rc $? ($(( $(date +%s) - t0 )) s)" >> "$S"
+    cat "$OUT/bench_real${mode}.jsonl" >> "$S"; tail -3 "$OUT/bench_real${mode}.err" >> "$S"
+  done
+  t0=$(date +%s)
+  OUT="$OUT" timeout 150 python3 "$B/hf_pref_bench_real.py" > "$OUT/bench_hf_real.txt" 2>&1
+  echo "hf_pref_bench_real rc $? ($(( $(date +%s) - t0 )) s)" >> "$S"
+  grep '^{' "$OUT/bench_hf_real.txt" >> "$S"; grep -i error "$OUT/bench_hf_real.txt" | tail -3 >> "$S"
 fi
 
 export B S OUT

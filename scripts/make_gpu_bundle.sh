@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Packs what scripts/gpu_check.sh needs on the GPU machine (which has torch 2.11 + CUDA 13 in its python3
 # but none of our Debian packages and no network): the binaries built here against the same torch, the
-# shared libraries they need that the image lacks, and the HF baseline script.
+# shared libraries they need that the image lacks, the HF baseline scripts and the real HH-RLHF lengths.
 # Usage: make build && scripts/make_gpu_bundle.sh   → gpu_bundle/ (git-ignored; name it in `carry`)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,5 +14,5 @@ for lib in $(ldd "$BUILD/hps" | awk '/=>/ {print $3}' | grep -v -e torch -e nvid
              -e libstdc -e libgcc -e pthread -e librt -e libdl -e libutil -e libz); do
   cp -L "$lib" gpu_bundle/lib/
 done
-for f in hf_pref_bench.py hf_gen_bench.py; do [ -f "../shared/bench/$f" ] && cp "../shared/bench/$f" gpu_bundle/; done
+for f in hf_pref_bench.py hf_pref_bench_real.py hh_rlhf_lengths.jsonl hf_gen_bench.py; do [ -f "../shared/bench/$f" ] && cp "../shared/bench/$f" gpu_bundle/; done
 du -sh gpu_bundle

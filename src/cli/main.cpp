@@ -1,11 +1,14 @@
 // hps — preference alignment with Hard Preference Sampling. The only place that catches exceptions.
+#include <ATen/Parallel.h>
 #include <CLI/CLI.hpp>
 #include <c10/util/Exception.h>
 
 #include <iostream>
+#include <optional>
 
 #include "cli/commands.hpp"
 #include "core/error.hpp"
+#include "core/threads.hpp"
 #include "dist/world.hpp"
 
 namespace {
@@ -42,9 +45,13 @@ std::string rank_tag() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  hps::ensure_passive_openmp(argv);
   CLI::App app{"hps — align language models with human preferences using Hard Preference Sampling (HPS)"};
   app.set_version_flag("--version", std::string("hps ") + HPS_VERSION);
   app.require_subcommand(1);
+  std::optional<int> threads;
+  app.add_option("--threads", threads,
+                 "CPU threads per process (default: HPS_THREADS, OMP_NUM_THREADS, else the CPUs this process may use)");
   std::vector<hps::cli::Command> commands;
   commands.push_back(hps::cli::add_demo_command(app));
   commands.push_back(hps::cli::add_loss_demo_command(app));
@@ -72,6 +79,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
+    at::set_num_threads(hps::thread_count(threads));
     for (auto& c : commands)
       if (c.app->parsed()) {
         // Under torchrun (WORLD_SIZE set): join the group for the commands that run data-parallel.

@@ -235,6 +235,7 @@ Command add_logprobs_command(CLI::App& app) {
   struct Opts {
     std::string model, adapter, data, out, device = "cpu", dtype, tokenizer, chat, on_bad = "error";
     int64_t batch = 8, max_prompt_length = 1 << 20, max_length = 2 << 20;
+    bool padded = false;
   };
   auto o = std::make_shared<Opts>();
   cmd->add_option("--model", o->model, "model folder")->required();
@@ -251,6 +252,7 @@ Command add_logprobs_command(CLI::App& app) {
   cmd->add_option("--device", o->device, "cpu | cuda | cuda:N");
   cmd->add_option("--dtype", o->dtype, "float32 | bfloat16 | float16 (default: the checkpoint's)");
   cmd->add_option("--batch-size", o->batch, "sequences per forward pass");
+  cmd->add_flag("--padded", o->padded, "one padded row per response (default: packed, each prompt forwarded once)");
   return {cmd, [o]() -> int {
     if (o->batch <= 0) throw UsageError("--batch-size must be > 0");
     const model::Decoder m = load_model_for_cli(o->model, o->adapter, o->device, o->dtype);
@@ -271,7 +273,8 @@ Command add_logprobs_command(CLI::App& app) {
       for (const auto& s : d.skipped) std::cerr << "skipped " << o->data << ":" << s.line << ": " << s.reason << "\n";
       records = data::tokenize_dataset(d, data::Encoder(tok, chat, {o->max_prompt_length, o->max_length, true}));
     }
-    const auto scored = model::score_records(m, records, o->batch);
+    const auto scored =
+        model::score_records(m, records, o->batch, o->padded ? model::Layout::padded : model::Layout::packed);
     io::write_file_atomic(o->out, [&](std::ostream& out) {
       for (size_t r = 0; r < records.size(); ++r)
         out << nlohmann::json{{"line", records[r].line}, {"logp", scored[r].logp}, {"tokens", scored[r].tokens}}.dump()

@@ -152,7 +152,9 @@ Command add_score_command(CLI::App& app) {
   cmd->add_option("--tokenizer", o->tokenizer, "tokenizer folder (default: the model folder)");
   cmd->add_option("--data", o->job.data, "ranked-list JSONL: {\"prompt\", \"responses\"} (e.g. hps generate's output)")->required();
   cmd->add_option("--out", o->job.out, "output JSONL with \"rewards\" added (may equal --data: replaced atomically)")->required();
-  cmd->add_option("--batch-size", o->job.batch_size, "sequences per forward (sorted by length)");
+  cmd->add_option("--batch-size", o->job.batch_size, "sequences per forward (whole prompts; --padded: sorted by length)");
+  cmd->add_flag_callback("--padded", [o] { o->job.layout = model::Layout::padded; },
+                         "one padded row per response (default: packed, each prompt forwarded once)");
   cmd->add_option("--max-length", o->job.max_length, "prompt + response tokens");
   cmd->add_option("--chunk-prompts", o->job.chunk_prompts, "prompts scored between progress saves (resume granularity)");
   cmd->add_option("--device", o->device, "cpu | cuda | cuda:N");

@@ -40,7 +40,7 @@ int64_t score_range(const model::Decoder& rm, const text::Tokenizer& tok, const 
     for (auto& t : recs)
       for (auto& ids : t.responses)
         if (ids.empty()) ids.push_back(tok.eos_id().value_or(rm.config.pad_token_id.value_or(0)));  // an empty answer
-    const auto scores = model::score_rewards(rm, recs, job.batch_size);
+    const auto scores = model::score_rewards(rm, recs, job.batch_size, job.layout);
     std::string lines;
     for (int64_t i = s; i < e; ++i) {
       nlohmann::json j = raw[static_cast<size_t>(i)];

@@ -9,6 +9,7 @@
 #include "data/batching.hpp"
 #include "dist/world.hpp"
 #include "model/decoder.hpp"
+#include "model/packing.hpp"
 #include "text/chat.hpp"
 #include "text/tokenizer.hpp"
 
@@ -19,6 +20,7 @@ struct ScoreJob {
   int64_t batch_size = 16;        // sequences per forward
   int64_t max_length = 2048;      // prompt + response tokens (the prompt keeps its last max_length/2)
   int64_t chunk_prompts = 256;    // prompts scored between progress saves (resume granularity)
+  model::Layout layout = model::Layout::packed;  // packed: each prompt forwarded once for all its responses
 };
 
 // How scoring tokenizes a record: as `hps train-rm` encodes its training data (data::prompt_ids for the

@@ -108,6 +108,19 @@ struct AttnInputs {
   std::map<int64_t, at::Tensor> mask;  // window → [B, 1, T, S] bool (true = attend); empty: causal only
   bool causal_only = false;
   int64_t past = 0;                  // tokens already in the cache
+  // Packed input: cos/sin are [N, 1, D] in token order, attention runs in blocks (see PackedInput).
+  struct Blocks {
+    at::Tensor query, key;               // [count·nq], [count·nk]
+    std::map<int64_t, at::Tensor> mask;  // window → [count, 1, nq, nk] bool
+    int64_t count = 0, nq = 0, nk = 0;
+  };
+  std::vector<Blocks> blocks;
+  at::Tensor scatter;                  // [N]; undefined: padded input
+};
+
+// Held by an autograd capsule so that a checkpointed layer recomputes with the inputs of its forward.
+struct AttnHolder : torch::CustomClassHolder {
+  AttnInputs a;
 };
 
 // allowed[b, t, s] = key s is real, s ≤ past + t, and within the window; plus the diagonal, so that a
@@ -142,11 +155,69 @@ AttnInputs attention_inputs(const ModelConfig& c, const at::Tensor& pos, const a
   return a;
 }
 
+// The packed input's attention inputs. A pad query slot may attend only key slot 0 (a real token), so its
+// softmax stays finite; its output is never scattered back.
+AttnInputs packed_attention_inputs(const ModelConfig& c, const PackedInput& p, at::ScalarType dtype) {
+  AttnInputs a;
+  a.scatter = p.scatter;
+  at::Tensor freqs = p.pos.to(at::kFloat).unsqueeze(-1) * inv_freq(c, p.pos.device());  // [N, D/2]
+  at::Tensor emb = at::cat({freqs, freqs}, -1).unsqueeze(1);                            // [N, 1, D]
+  a.cos = emb.cos().to(dtype);
+  a.sin = emb.sin().to(dtype);
+  for (const auto& b : p.blocks) {
+    AttnInputs::Blocks x{b.query, b.key, {}, b.count, b.nq, b.nk};
+    at::Tensor pq = p.pos.index_select(0, b.query).view({b.count, b.nq, 1});  // pq: [count, nq, 1]
+    at::Tensor pk = p.pos.index_select(0, b.key).view({b.count, 1, b.nk});    // pk: [count, 1, nk]
+    at::Tensor first = at::zeros({1, 1, b.nk}, b.allowed.options());
+    first.select(2, 0).fill_(true);
+    for (int64_t w : c.window) {
+      if (x.mask.count(w)) continue;
+      at::Tensor allowed = b.allowed;  // [count, nq, nk]
+      if (w > 0) allowed = allowed.logical_and(pq - pk < w);  // a sliding window over positions
+      const at::Tensor empty = allowed.any(2, /*keepdim=*/true).logical_not();  // [count, nq, 1]: pad queries
+      x.mask[w] = allowed.logical_or(empty.logical_and(first)).unsqueeze(1);   // [count, 1, nq, nk]
+    }
+    a.blocks.push_back(std::move(x));
+  }
+  return a;
+}
+
+// Packed attention: q [N, Hq, D], k/v [N, Hkv, D] (roped, in token order) → [N, Hq·D].
+at::Tensor packed_attention(const ModelConfig& c, size_t li, const at::Tensor& q, const at::Tensor& k,
+                            const at::Tensor& v, const AttnInputs& a) {
+  const int64_t D = c.head_dim, groups = c.num_heads / c.num_kv_heads;
+  std::vector<at::Tensor> outs;
+  for (const auto& b : a.blocks) {
+    auto slots = [&](const at::Tensor& t, const at::Tensor& idx, int64_t n) {  // [N, h, D] → [count, h, n, D]
+      return t.index_select(0, idx).view({b.count, n, t.size(1), D}).transpose(1, 2);
+    };
+    at::Tensor qb = slots(q, b.query, b.nq), kb = slots(k, b.key, b.nk), vb = slots(v, b.key, b.nk);
+    if (groups > 1) kb = kb.repeat_interleave(groups, 1), vb = vb.repeat_interleave(groups, 1);
+    at::Tensor o = at::scaled_dot_product_attention(qb, kb, vb, b.mask.at(c.window[li]));  // [count, Hq, nq, D]
+    outs.push_back(o.transpose(1, 2).reshape({b.count * b.nq, c.q_dim()}));
+  }
+  return at::cat(outs, 0).index_select(0, a.scatter);  // [N, Hq·D]
+}
+
+// y + mlp(norm(y)): the second half of a layer, y = x + attention.
+at::Tensor mlp_block(const Decoder& m, const Layer& l, const at::Tensor& y) {
+  at::Tensor h2 = rms_norm(y, l.post_norm, m.config.rms_norm_eps);
+  return y + m.linear(l.down, at::silu(m.linear(l.gate, h2)) * m.linear(l.up, h2));
+}
+
 at::Tensor layer_forward(const Decoder& m, const Layer& l, size_t li, const at::Tensor& x, const AttnInputs& a,
                          KVCache* cache) {
   const auto& c = m.config;
   const int64_t B = x.size(0), T = x.size(1), D = c.head_dim;
-  at::Tensor h = rms_norm(x, l.input_norm, c.rms_norm_eps);                       // h: [B, T, H]
+  at::Tensor h = rms_norm(x, l.input_norm, c.rms_norm_eps);  // h: [B, T, H]
+  if (a.scatter.defined()) {  // packed: B = 1, T = N tokens
+    at::Tensor q = m.linear(l.q, h).view({T, c.num_heads, D});     // q: [N, Hq, D]
+    at::Tensor k = m.linear(l.k, h).view({T, c.num_kv_heads, D});  // k: [N, Hkv, D]
+    at::Tensor v = m.linear(l.v, h).view({T, c.num_kv_heads, D});  // v: [N, Hkv, D]
+    q = q * a.cos + rotate_half(q) * a.sin;
+    k = k * a.cos + rotate_half(k) * a.sin;
+    return mlp_block(m, l, x + m.linear(l.o, packed_attention(c, li, q, k, v, a).view({B, T, c.q_dim()})));
+  }
   at::Tensor q = m.linear(l.q, h).view({B, T, c.num_heads, D}).transpose(1, 2);    // q: [B, Hq, T, D]
   at::Tensor k = m.linear(l.k, h).view({B, T, c.num_kv_heads, D}).transpose(1, 2); // k: [B, Hkv, T, D]
   at::Tensor v = m.linear(l.v, h).view({B, T, c.num_kv_heads, D}).transpose(1, 2); // v: [B, Hkv, T, D]
@@ -167,9 +238,7 @@ at::Tensor layer_forward(const Decoder& m, const Layer& l, size_t li, const at::
   if (!a.causal_only) mask = a.mask.at(c.window[li]);
   at::Tensor attn = at::scaled_dot_product_attention(q, k, v, mask, 0.0, a.causal_only);  // [B, Hq, T, D]
   attn = attn.transpose(1, 2).reshape({B, T, c.q_dim()});
-  at::Tensor y = x + m.linear(l.o, attn);
-  at::Tensor h2 = rms_norm(y, l.post_norm, c.rms_norm_eps);
-  return y + m.linear(l.down, at::silu(m.linear(l.gate, h2)) * m.linear(l.up, h2));
+  return mlp_block(m, l, x + m.linear(l.o, attn));
 }
 
 using torch::autograd::AutogradContext;
@@ -180,9 +249,10 @@ using torch::autograd::variable_list;
 // come in as a TensorList so that autograd sees each one as an input (a std::vector would be opaque).
 struct CheckpointedLayer : torch::autograd::Function<CheckpointedLayer> {
   static at::Tensor forward(AutogradContext* ctx, at::Tensor x, at::TensorList params, int64_t model_ptr,
-                            int64_t layer, int64_t inputs_ptr) {
+                            int64_t layer, int64_t holder_ptr) {
     const auto* m = reinterpret_cast<const Decoder*>(model_ptr);
-    const auto* a = reinterpret_cast<const AttnInputs*>(inputs_ptr);
+    auto* holder = reinterpret_cast<AttnHolder*>(holder_ptr);
+    const AttnInputs* a = &holder->a;
     at::Generator gen = x.is_cuda() ? at::globalContext().defaultGenerator(x.device())
                                     : at::detail::getDefaultCPUGenerator();
     ctx->saved_data["rng"] = gen.get_state();
@@ -192,11 +262,8 @@ struct CheckpointedLayer : torch::autograd::Function<CheckpointedLayer> {
     ctx->saved_data["autocast_dtype"] = static_cast<int64_t>(at::autocast::get_autocast_dtype(dev));
     ctx->saved_data["model"] = model_ptr;
     ctx->saved_data["layer"] = layer;
-    // The attention inputs are rebuilt-free: keep copies of the tensors, not the pointer.
-    ctx->saved_data["cos"] = a->cos;
-    ctx->saved_data["sin"] = a->sin;
-    ctx->saved_data["causal"] = a->causal_only;
-    if (!a->causal_only) ctx->saved_data["mask"] = a->mask.at(m->config.window[static_cast<size_t>(layer)]);
+    // The attention inputs (rotary tables, masks, packed blocks) stay alive with this node until backward.
+    ctx->saved_data["inputs"] = c10::IValue::make_capsule(c10::intrusive_ptr<AttnHolder>::reclaim_copy(holder));
     ctx->save_for_backward(params.vec());
     ctx->saved_data["x"] = x;
     return layer_forward(*m, m->layers[static_cast<size_t>(layer)], static_cast<size_t>(layer), x, *a, nullptr);
@@ -205,11 +272,7 @@ struct CheckpointedLayer : torch::autograd::Function<CheckpointedLayer> {
   static variable_list backward(AutogradContext* ctx, variable_list grad_out) {
     const auto* m = reinterpret_cast<const Decoder*>(ctx->saved_data["model"].toInt());
     const auto layer = static_cast<size_t>(ctx->saved_data["layer"].toInt());
-    AttnInputs a;
-    a.cos = ctx->saved_data["cos"].toTensor();
-    a.sin = ctx->saved_data["sin"].toTensor();
-    a.causal_only = ctx->saved_data["causal"].toBool();
-    if (!a.causal_only) a.mask[m->config.window[layer]] = ctx->saved_data["mask"].toTensor();
+    const AttnInputs& a = static_cast<AttnHolder*>(ctx->saved_data["inputs"].toCapsule().get())->a;
     variable_list params = ctx->get_saved_variables();
     at::Tensor x = ctx->saved_data["x"].toTensor().detach().requires_grad_(true);
     at::Generator gen = x.is_cuda() ? at::globalContext().defaultGenerator(x.device())
@@ -234,7 +297,7 @@ struct CheckpointedLayer : torch::autograd::Function<CheckpointedLayer> {
     out.insert(out.end(), grads.begin() + 1, grads.end());
     out.push_back({});  // model_ptr
     out.push_back({});  // layer
-    out.push_back({});  // inputs_ptr
+    out.push_back({});  // holder_ptr
     return out;
   }
 };
@@ -250,7 +313,8 @@ at::Tensor Decoder::linear(const Proj& p, const at::Tensor& x) const {
   return y;
 }
 
-at::Tensor Decoder::run(const at::Tensor& ids, const at::Tensor& mask, const at::Tensor& pos, KVCache* cache) const {
+at::Tensor Decoder::run(const at::Tensor& ids, const at::Tensor& mask, const at::Tensor& pos, KVCache* cache,
+                        const PackedInput* packed) const {
   if (ids.dim() != 2 || mask.sizes() != ids.sizes() || pos.sizes() != ids.sizes())
     throw InputError("decoder input: ids, mask and position ids must all be [B, T]; got ids " +
                      c10::str(ids.sizes()) + ", mask " + c10::str(mask.sizes()) + ", positions " +
@@ -273,7 +337,10 @@ at::Tensor Decoder::run(const at::Tensor& ids, const at::Tensor& mask, const at:
     cache->key_valid.narrow(1, past, T).copy_(key_valid);
     key_valid = cache->key_valid.narrow(1, 0, past + T);
   }
-  AttnInputs a = attention_inputs(config, pos, key_valid, past, all_real, dtype());
+  auto holder = c10::make_intrusive<AttnHolder>();
+  holder->a = packed ? packed_attention_inputs(config, *packed, dtype())
+                     : attention_inputs(config, pos, key_valid, past, all_real, dtype());
+  const AttnInputs& a = holder->a;
   at::Tensor x = at::embedding(embed, ids);  // x: [B, T, H]
   const bool ckpt = state.grad_checkpointing && !cache && at::GradMode::is_enabled();
   for (size_t i = 0; i < layers.size(); ++i) {
@@ -285,7 +352,7 @@ at::Tensor Decoder::run(const at::Tensor& ids, const at::Tensor& mask, const at:
       for (const at::Tensor* t : {&layers[i].input_norm, &layers[i].post_norm})
         if (t->requires_grad()) params.push_back(*t);
       x = CheckpointedLayer::apply(x, at::TensorList(params), reinterpret_cast<int64_t>(this), static_cast<int64_t>(i),
-                                   reinterpret_cast<int64_t>(&a));
+                                   reinterpret_cast<int64_t>(holder.get()));
     } else {
       x = layer_forward(*this, layers[i], i, x, a, cache);
     }
@@ -297,6 +364,20 @@ at::Tensor Decoder::run(const at::Tensor& ids, const at::Tensor& mask, const at:
 at::Tensor Decoder::hidden_states(const at::Tensor& ids, const at::Tensor& mask,
                                   std::optional<at::Tensor> position_ids) const {
   return run(ids, mask, position_ids ? *position_ids : position_ids_from_mask(mask), nullptr);
+}
+
+at::Tensor Decoder::hidden_states_packed(const PackedInput& p) const {
+  const int64_t N = p.ids.numel();
+  bool ok = p.ids.dim() == 1 && p.pos.sizes() == p.ids.sizes() && p.scatter.sizes() == p.ids.sizes() && !p.blocks.empty();
+  for (const auto& b : p.blocks)
+    ok = ok && b.query.numel() == b.count * b.nq && b.key.numel() == b.count * b.nk &&
+         b.allowed.sizes() == at::IntArrayRef{b.count, b.nq, b.nk};
+  if (!ok)
+    throw InputError("packed decoder input: ids, pos, scatter [N] and blocks of query [count·nq], key [count·nk], "
+                     "allowed [count, nq, nk] expected; got ids " + c10::str(p.ids.sizes()) + " with " +
+                     std::to_string(p.blocks.size()) + " block sets");
+  const at::Tensor ids = p.ids.view({1, N});
+  return run(ids, at::ones_like(ids), p.pos.view({1, N}), nullptr, &p).squeeze(0);  // [N, H]
 }
 
 at::Tensor Decoder::logits(const at::Tensor& ids, const at::Tensor& mask, std::optional<at::Tensor> position_ids) const {

@@ -46,6 +46,26 @@ struct KVCache {
   int64_t capacity = 0;
 };
 
+// Padding-free input (issue 15): the N real tokens of several sequences in one row, so the linear layers see
+// no padding. Attention runs in blocks: each block is a set of query tokens and the key tokens they may see,
+// padded only to the longest block of its kind. pack_rows (model/packing.hpp) makes one block per prompt
+// (queries and keys: the prompt, causal) and one per response (queries: the response; keys: its prompt then
+// itself, causal inside the response, full on the prompt): a prompt shared by several responses is computed
+// once, and no response sees another.
+struct AttentionBlocks {
+  at::Tensor query;    // [count·nq] int64: the token in each query slot (pad slots: any token)
+  at::Tensor key;      // [count·nk] int64: the token in each key slot (pad slots: any token)
+  at::Tensor allowed;  // [count, nq, nk] bool: query slot may attend key slot (no sliding window yet)
+  int64_t count = 0, nq = 0, nk = 0;
+};
+
+struct PackedInput {
+  at::Tensor ids;                       // [N] int64
+  at::Tensor pos;                       // [N] int64: position ids, restarting per sequence
+  std::vector<AttentionBlocks> blocks;  // every token is the query of exactly one slot
+  at::Tensor scatter;                   // [N] int64: each token's query slot, the blocks' slots laid end to end
+};
+
 struct ForwardState {
   bool training = false;        // enables LoRA dropout
   bool lora_enabled = true;     // false: the base model (the reference policy for LoRA training)
@@ -75,6 +95,9 @@ class Decoder {
   at::Tensor scores(const at::Tensor& ids, const at::Tensor& mask,
                     std::optional<at::Tensor> position_ids = std::nullopt) const;
 
+  // Final-norm hidden states of a packed input: [N, H], row i for token i.
+  at::Tensor hidden_states_packed(const PackedInput& p) const;
+
   // KV cache: allocate, then feed tokens (prefill [B, T] with left padding, then steps [B, 1]).
   KVCache make_cache(int64_t batch, int64_t capacity) const;
   at::Tensor hidden_states_cached(const at::Tensor& ids, const at::Tensor& mask, KVCache& cache) const;
@@ -93,7 +116,8 @@ class Decoder {
   at::Tensor linear(const Proj& p, const at::Tensor& x) const;
 
  private:
-  at::Tensor run(const at::Tensor& ids, const at::Tensor& mask, const at::Tensor& pos, KVCache* cache) const;
+  at::Tensor run(const at::Tensor& ids, const at::Tensor& mask, const at::Tensor& pos, KVCache* cache,
+                 const PackedInput* packed = nullptr) const;
 };
 
 // Position ids that skip padding: for each row, the number of real tokens strictly before t.

@@ -101,6 +101,23 @@ SeqLogprobs sequence_logprobs(const Decoder& d, const at::Tensor& ids, const at:
   return out;
 }
 
+SeqLogprobs packed_sequence_logprobs(const Decoder& d, const PackedRows& p, int64_t chunk_rows) {
+  if (!d.lm_head.defined()) throw InputError(d.config.architecture + " has no language-model head");
+  at::Tensor h = d.hidden_states_packed(p.input);                                            // h: [N, H]
+  at::Tensor logp = linear_log_softmax_gather(h.index_select(0, p.pred), d.lm_head, p.target, chunk_rows);  // [M]
+  SeqLogprobs out;
+  out.sum = at::zeros({p.rows}, logp.options()).index_add(0, p.row, logp);  // [R]
+  out.count = p.count;
+  return out;
+}
+
+SeqLogprobs sequence_logprobs(const Decoder& d, const at::Tensor& ids, const at::Tensor& mask,
+                              const at::Tensor& response_mask, Layout layout, int64_t chunk_rows) {
+  if (layout == Layout::padded) return sequence_logprobs(d, ids, mask, response_mask, chunk_rows);
+  check_response_mask(ids, response_mask);
+  return packed_sequence_logprobs(d, pack_rows(ids, mask, response_mask, d.device()), chunk_rows);
+}
+
 SeqLogprobs sequence_logprobs_from_logits(const at::Tensor& logits, const at::Tensor& ids,
                                           const at::Tensor& response_mask) {
   check_response_mask(ids, response_mask);

@@ -11,6 +11,7 @@
 #include <cstdint>
 
 #include "model/decoder.hpp"
+#include "model/packing.hpp"
 
 namespace hps::model {
 
@@ -29,6 +30,13 @@ at::Tensor linear_log_softmax_gather(const at::Tensor& h, const at::Tensor& w, c
 // so response_mask[:, 0] must be 0). Uses the model's current state (LoRA on/off, grad mode).
 SeqLogprobs sequence_logprobs(const Decoder& d, const at::Tensor& ids, const at::Tensor& mask,
                               const at::Tensor& response_mask, int64_t chunk_rows = 0);
+
+// The same through `layout`: packed forwards each row's real tokens once and each shared prompt once (see
+// packing.hpp); its sums equal the padded path's up to float rounding. Rows without response tokens get 0.
+SeqLogprobs sequence_logprobs(const Decoder& d, const at::Tensor& ids, const at::Tensor& mask,
+                              const at::Tensor& response_mask, Layout layout, int64_t chunk_rows = 0);
+// From packed rows (pack_rows on d's device).
+SeqLogprobs packed_sequence_logprobs(const Decoder& d, const PackedRows& p, int64_t chunk_rows = 0);
 
 // The same from full logits (simple, memory-hungry): the reference the fused path is tested against.
 SeqLogprobs sequence_logprobs_from_logits(const at::Tensor& logits, const at::Tensor& ids,

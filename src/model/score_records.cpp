@@ -11,36 +11,46 @@ namespace hps::model {
 
 namespace {
 
-// Every (record, response) sequence, longest first, cut into padded batches of `batch_size`; calls
-// on_batch(batch, slots) where slots[i] = (record, response) of row i. Longest-first keeps padding small.
-void for_each_sorted_batch(const std::vector<data::TokenizedRecord>& records, int64_t batch_size, int64_t pad_id,
-                           const std::function<void(const data::SequenceBatch&,
-                                                    const std::vector<std::pair<size_t, size_t>>&)>& on_batch) {
+// Every (record, response) sequence cut into batches of about `batch_size`; calls on_batch(batch, slots)
+// where slots[i] = (record, response) of row i. Padded: longest first, which keeps padding small. Packed:
+// records in order and whole (a record's responses adjacent, so they share its prompt), a batch closed
+// once it holds `batch_size` sequences.
+void for_each_batch(const std::vector<data::TokenizedRecord>& records, int64_t batch_size, int64_t pad_id, Layout layout,
+                    const std::function<void(const data::SequenceBatch&,
+                                             const std::vector<std::pair<size_t, size_t>>&)>& on_batch) {
   struct Seq {
     size_t rec, k, len;
   };
   std::vector<Seq> seqs;
-  for (size_t r = 0; r < records.size(); ++r)
-    for (size_t k = 0; k < records[r].responses.size(); ++k)
+  std::vector<size_t> ends;  // where a batch may end: after each record (packed), after each sequence (padded)
+  for (size_t r = 0; r < records.size(); ++r) {
+    for (size_t k = 0; k < records[r].responses.size(); ++k) {
       seqs.push_back({r, k, records[r].prompt.size() + records[r].responses[k].size()});
-  std::stable_sort(seqs.begin(), seqs.end(), [](const Seq& a, const Seq& b) { return a.len > b.len; });
+      if (layout == Layout::padded) ends.push_back(seqs.size());
+    }
+    if (layout == Layout::packed && !records[r].responses.empty()) ends.push_back(seqs.size());
+  }
+  if (layout == Layout::padded)
+    std::stable_sort(seqs.begin(), seqs.end(), [](const Seq& a, const Seq& b) { return a.len > b.len; });
   const size_t step = static_cast<size_t>(std::max<int64_t>(1, batch_size));
-  for (size_t s = 0; s < seqs.size(); s += step) {
-    const size_t e = std::min(seqs.size(), s + step);
+  for (size_t s = 0, i = 0; s < seqs.size();) {
+    while (i + 1 < ends.size() && ends[i] - s < step) ++i;  // the first end with ≥ step sequences (or the last)
+    const size_t e = ends[i++];
     std::vector<data::PromptResponse> batch;
     std::vector<std::pair<size_t, size_t>> slots;
-    for (size_t i = s; i < e; ++i) {
-      batch.push_back({&records[seqs[i].rec].prompt, &records[seqs[i].rec].responses[seqs[i].k]});
-      slots.emplace_back(seqs[i].rec, seqs[i].k);
+    for (size_t j = s; j < e; ++j) {
+      batch.push_back({&records[seqs[j].rec].prompt, &records[seqs[j].rec].responses[seqs[j].k]});
+      slots.emplace_back(seqs[j].rec, seqs[j].k);
     }
     on_batch(data::pad_sequences(batch, pad_id), slots);
+    s = e;
   }
 }
 
 }  // namespace
 
 std::vector<RecordLogprobs> score_records(const Decoder& d, const std::vector<data::TokenizedRecord>& records,
-                                          int64_t batch_size) {
+                                          int64_t batch_size, Layout layout) {
   std::vector<RecordLogprobs> out(records.size());
   for (size_t r = 0; r < records.size(); ++r) {
     out[r].logp.resize(records[r].responses.size());
@@ -48,8 +58,8 @@ std::vector<RecordLogprobs> score_records(const Decoder& d, const std::vector<da
   }
   c10::InferenceMode no_grad;
   const auto dev = d.device();
-  for_each_sorted_batch(records, batch_size, d.config.pad_token_id.value_or(0), [&](const auto& b, const auto& slots) {
-    SeqLogprobs lp = sequence_logprobs(d, b.ids.to(dev), b.mask.to(dev), b.response_mask.to(dev));
+  for_each_batch(records, batch_size, d.config.pad_token_id.value_or(0), layout, [&](const auto& b, const auto& slots) {
+    SeqLogprobs lp = sequence_logprobs(d, b.ids.to(dev), b.mask.to(dev), b.response_mask.to(dev), layout);
     const at::Tensor sum = lp.sum.to(at::kCPU, at::kDouble), cnt = lp.count.to(at::kCPU, at::kLong);
     for (size_t i = 0; i < slots.size(); ++i) {
       out[slots[i].first].logp[slots[i].second] = sum[static_cast<int64_t>(i)].item<double>();
@@ -60,13 +70,14 @@ std::vector<RecordLogprobs> score_records(const Decoder& d, const std::vector<da
 }
 
 std::vector<std::vector<double>> score_rewards(const Decoder& rm, const std::vector<data::TokenizedRecord>& records,
-                                               int64_t batch_size) {
+                                               int64_t batch_size, Layout layout) {
   std::vector<std::vector<double>> out(records.size());
   for (size_t r = 0; r < records.size(); ++r) out[r].resize(records[r].responses.size());
   c10::InferenceMode no_grad;
   const auto dev = rm.device();
-  for_each_sorted_batch(records, batch_size, rm.config.pad_token_id.value_or(0), [&](const auto& b, const auto& slots) {
-    const at::Tensor sc = rm.scores(b.ids.to(dev), b.mask.to(dev)).select(1, 0).to(at::kCPU, at::kDouble);
+  for_each_batch(records, batch_size, rm.config.pad_token_id.value_or(0), layout, [&](const auto& b, const auto& slots) {
+    const at::Tensor sc =
+        sequence_scores(rm, b.ids.to(dev), b.mask.to(dev), b.response_mask.to(dev), layout).select(1, 0).to(at::kCPU, at::kDouble);
     for (size_t i = 0; i < slots.size(); ++i) out[slots[i].first][slots[i].second] = sc[static_cast<int64_t>(i)].item<double>();
   });
   return out;

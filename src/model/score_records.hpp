@@ -7,6 +7,7 @@
 
 #include "data/pretokenized.hpp"
 #include "model/decoder.hpp"
+#include "model/packing.hpp"
 
 namespace hps::model {
 
@@ -15,13 +16,14 @@ struct RecordLogprobs {
   std::vector<int64_t> tokens;  // [K] response tokens
 };
 
-// Runs without gradients. Sequences are sorted longest first and cut into batches of `batch_size` so that
-// batches pad little; results come back in record order.
+// Runs without gradients; results come back in record order. Packed: whole records in input order, about
+// `batch_size` sequences per batch, each prompt forwarded once for all its responses. Padded: sequences
+// sorted longest first and cut into batches of `batch_size` so that batches pad little.
 std::vector<RecordLogprobs> score_records(const Decoder& d, const std::vector<data::TokenizedRecord>& records,
-                                          int64_t batch_size);
+                                          int64_t batch_size, Layout layout = Layout::packed);
 
 // Reward-model scores (label 0) of every response of every record, batched the same way: [record][response].
 std::vector<std::vector<double>> score_rewards(const Decoder& reward_model, const std::vector<data::TokenizedRecord>& records,
-                                               int64_t batch_size);
+                                               int64_t batch_size, Layout layout = Layout::packed);
 
 }  // namespace hps::model

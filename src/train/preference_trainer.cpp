@@ -67,7 +67,10 @@ struct PreferenceTrainer::Impl {
   void split_data();
   void load_models(const model::LoadOptions& lo);
   void build_ref_cache(std::ostream& log);
-  StepModels models() { return {policy, ref ? &*ref : nullptr, cache ? &*cache : nullptr, device, autocast}; }
+  StepModels models() {
+    return {policy, ref ? &*ref : nullptr, cache ? &*cache : nullptr, device, autocast, layout()};
+  }
+  model::Layout layout() const { return cfg.train.packing ? model::Layout::packed : model::Layout::padded; }
   RunState run_state() { return {policy, opt, *loader, step, bad_steps, world.size()}; }
   // One micro-batch of the configured task; nullopt when the loader's epoch is exhausted.
   std::optional<MicroStep> micro_step(data::PreferenceLoader& ld, bool grad, uint64_t draw_seed,
@@ -201,7 +204,7 @@ void PreferenceTrainer::Impl::build_ref_cache(std::ostream& log) {
     const auto recs = data::tokenize_dataset(both, *encoder);
     model::StateGuard keep(policy);
     policy.state.lora_enabled = false;  // LoRA: the base model is the reference (B = 0 at start anyway)
-    return model::score_records(ref ? *ref : policy, recs, cfg.train.batch_prompts);
+    return model::score_records(ref ? *ref : policy, recs, cfg.train.batch_prompts, layout());
   }, log);
 }
 

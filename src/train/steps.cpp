@@ -71,6 +71,18 @@ std::vector<int64_t> select_best(const data::PreferenceRecord& r) {
   return {best};
 }
 
+// Per-row log-probs of the batch under d's current state: from `packed` when the step packs, else padded rows.
+model::SeqLogprobs row_logprobs(const StepModels& m, const model::Decoder& d, const data::Batch& b,
+                                const model::PackedRows* packed) {
+  if (packed) return model::packed_sequence_logprobs(d, *packed);
+  return model::sequence_logprobs(d, b.ids.to(m.device), b.mask.to(m.device), b.response_mask.to(m.device));
+}
+
+std::optional<model::PackedRows> pack(const StepModels& m, const data::Batch& b) {
+  if (m.layout != model::Layout::packed) return std::nullopt;
+  return model::pack_rows(b.ids, b.mask, b.response_mask, m.device);
+}
+
 // Policy (with gradients when `grad`) and reference log-probs of the forwarded rows at their slots of a
 // [B, K] batch (ragged K: missing slots invalid). Unforwarded slots hold finite placeholders the loss never
 // reads: the selection reads exactly the forwarded slots, and `forwarded` lets it assert so.
@@ -79,16 +91,17 @@ prefs::PrefBatch forward_preferences(const StepModels& m, const data::Batch& row
   const int64_t B = rows.prompts;
   int64_t K = 0;
   for (const auto& r : rewards) K = std::max<int64_t>(K, static_cast<int64_t>(r.size()));
-  const auto ids = rows.ids.to(m.device), mask = rows.mask.to(m.device), resp = rows.response_mask.to(m.device);
+  const auto packed = pack(m, rows);  // one packing for the policy and the reference forward
+  const model::PackedRows* p_rows = packed ? &*packed : nullptr;
   at::Tensor pol;  // pol: [B·k] fp32
   {
     c10::AutoGradMode mode(grad);
     model::AutocastGuard cast(m.device, m.autocast);
     // Not scoped: gradient-checkpointed layers recompute in backward() with the decoder's state of then.
     m.policy.state.training = grad;
-    pol = model::sequence_logprobs(m.policy, ids, mask, resp).sum;
+    pol = row_logprobs(m, m.policy, rows, p_rows).sum;
   }
-  const at::Tensor refl = ref_logprobs(m, rows);  // refl: [B·k]
+  const at::Tensor refl = ref_logprobs(m, rows, p_rows);  // refl: [B·k]
   const Placement p = placement(rows);
   // Rewards and validity from the records (all K_i responses, forwarded or not), filled flat then viewed.
   std::vector<double> reward(static_cast<size_t>(B * K), 0.0);
@@ -110,7 +123,7 @@ prefs::PrefBatch forward_preferences(const StepModels& m, const data::Batch& row
 
 }  // namespace
 
-at::Tensor ref_logprobs(const StepModels& m, const data::Batch& b) {
+at::Tensor ref_logprobs(const StepModels& m, const data::Batch& b, const model::PackedRows* packed) {
   if (m.cache) {
     std::vector<double> v;  // v: [B·k]
     v.reserve(static_cast<size_t>(b.prompts * b.k));
@@ -123,12 +136,13 @@ at::Tensor ref_logprobs(const StepModels& m, const data::Batch& b) {
   }
   c10::AutoGradMode no_grad(false);
   model::AutocastGuard cast(m.device, m.autocast);
-  const auto ids = b.ids.to(m.device), mask = b.mask.to(m.device), resp = b.response_mask.to(m.device);
-  if (m.ref) return model::sequence_logprobs(*m.ref, ids, mask, resp).sum;
+  std::optional<model::PackedRows> own;
+  if (!packed && (own = pack(m, b))) packed = &*own;
+  if (m.ref) return row_logprobs(m, *m.ref, b, packed).sum;
   model::StateGuard keep(m.policy);  // LoRA: the base model (adapters off, no dropout) is the reference
   m.policy.state.lora_enabled = false;
   m.policy.state.training = false;
-  return model::sequence_logprobs(m.policy, ids, mask, resp).sum;
+  return row_logprobs(m, m.policy, b, packed).sum;
 }
 
 at::Tensor prompt_draws(uint64_t draw_seed, int64_t line) {
@@ -176,8 +190,8 @@ std::optional<MicroStep> sft_step(const StepModels& m, data::PreferenceLoader& l
   c10::AutoGradMode mode(grad);
   model::AutocastGuard cast(m.device, m.autocast);
   m.policy.state.training = grad;  // not scoped: see forward_preferences
-  const auto lp = model::sequence_logprobs(m.policy, s->rows.ids.to(m.device), s->rows.mask.to(m.device),
-                                           s->rows.response_mask.to(m.device));  // sum, count: [B]
+  const auto packed = pack(m, s->rows);
+  const auto lp = row_logprobs(m, m.policy, s->rows, packed ? &*packed : nullptr);  // sum, count: [B]
   s->loss = -lp.sum.sum() / lp.count.sum().clamp_min(1).to(lp.sum.scalar_type());
   s->weight = lp.count.sum().item<double>();
   return s;
@@ -204,7 +218,10 @@ std::optional<MicroStep> reward_step(const StepModels& m, data::PreferenceLoader
   model::AutocastGuard cast(m.device, m.autocast);
   m.policy.state.training = grad;  // not scoped: see forward_preferences
   const data::Batch& b = s->rows;
-  const at::Tensor rows = m.policy.scores(b.ids.to(m.device), b.mask.to(m.device)).select(1, 0).to(at::kFloat);  // [B·k]
+  const at::Tensor rows = model::sequence_scores(m.policy, b.ids.to(m.device), b.mask.to(m.device),
+                                                 b.response_mask.to(m.device), m.layout)
+                              .select(1, 0)
+                              .to(at::kFloat);  // [B·k]
   const at::Tensor scores = rows.view({b.prompts, b.k});  // scores: [B, k] row order
   const prefs::Selection sel = prefs::stack_selections(sels);
   const at::Tensor ranked = place_rows(placement(b), rows, b.prompts, K).gather(1, sel.order.to(m.device));  // [B, K] rank order

@@ -15,6 +15,7 @@
 #include "data/batching.hpp"
 #include "data/dataset.hpp"
 #include "model/decoder.hpp"
+#include "model/packing.hpp"
 #include "prefs/losses.hpp"
 #include "prefs/selection.hpp"
 #include "train/ref_cache.hpp"
@@ -32,6 +33,7 @@ struct StepModels {
   const RefCache* cache = nullptr;         // train.ref_cache: reference values read instead of computed
   at::Device device = at::kCPU;
   std::optional<at::ScalarType> autocast;  // [model] autocast: low-precision matmuls over fp32 weights
+  model::Layout layout = model::Layout::packed;  // train.packing: how a micro-batch's rows are forwarded
 };
 
 // One micro-batch's loss and metrics (averaged over the prompts that carry a preference).
@@ -68,7 +70,7 @@ std::optional<MicroStep> reward_step(const StepModels& m, data::PreferenceLoader
 
 // Reference log-probs of a batch's rows, [B·k] float on m.device, without gradients: from the cache
 // (prompt-only rows of ragged batches get 0, never read), the frozen reference, or the policy with its
-// adapters and dropout off.
-at::Tensor ref_logprobs(const StepModels& m, const data::Batch& b);
+// adapters and dropout off. `packed`: the batch already packed (m.layout packed), shared with the policy.
+at::Tensor ref_logprobs(const StepModels& m, const data::Batch& b, const model::PackedRows* packed = nullptr);
 
 }  // namespace hps::train

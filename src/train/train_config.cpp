@@ -109,7 +109,8 @@ const TableSchema<LoopSettings>& loop_schema() {
           .add("eval_every", &L::eval_every)
           .add("max_bad_steps", &L::max_bad_steps, positive<int64_t>())
           .add("stop_after", &L::stop_after)
-          .add("ref_cache", &L::ref_cache);
+          .add("ref_cache", &L::ref_cache)
+          .add("packing", &L::packing);
   return s;
 }
 

@@ -50,6 +50,8 @@ struct LoopSettings {
   int64_t max_bad_steps = 5;    // consecutive non-finite steps before aborting
   int64_t stop_after = 0;       // > 0: stop (after saving) once this many steps ran — for tests and staged runs
   bool ref_cache = false;       // precompute reference log-probs of every response once (OUT/ref_logps.safetensors)
+  bool packing = true;          // padding-free rows, each prompt forwarded once for all its responses; false: the
+                                // padded path (one row per response, padded to the longest)
 };
 
 // What is trained: the policy with a preference loss (`hps train`), the policy on the best responses

@@ -40,7 +40,7 @@ const std::map<std::string, std::string> kEveryKey{
     {"train.lr", "2e-6"}, {"train.schedule", "\"linear\""}, {"train.warmup_ratio", "0.2"}, {"train.beta1", "0.8"},
     {"train.beta2", "0.99"}, {"train.eps", "1e-7"}, {"train.weight_decay", "0.01"}, {"train.max_grad_norm", "0.5"},
     {"train.save_every", "20"}, {"train.keep_last", "3"}, {"train.eval_every", "4"}, {"train.max_bad_steps", "6"},
-    {"train.stop_after", "8"}, {"train.ref_cache", "true"},
+    {"train.stop_after", "8"}, {"train.ref_cache", "true"}, {"train.packing", "false"},
     {"loss.objective", "\"ipo\""}, {"loss.beta", "0.3"}, {"loss.pair_rule", "\"max_max\""}, {"loss.n_factor", "\"one\""},
     {"loss.label_smoothing", "0.1"}, {"loss.robust", "true"}, {"loss.exo_epsilon", "0.01"},
     {"loss.simpo_margin", "0.25"}, {"loss.rdpo_alpha", "0.5"}, {"loss.multi_preferred", "true"},
@@ -108,6 +108,7 @@ TEST(PipelineConfig, EveryTrainKeyReachesThePreferenceStages) {
                                  l.max_grad_norm}),
             std::vector<double>({0.2, 0.8, 0.99, 1e-7, 0.01, 0.5}));
   EXPECT_TRUE(l.ref_cache);
+  EXPECT_FALSE(l.packing);
   EXPECT_EQ(l.seed, 7u);
   EXPECT_EQ(l.out_dir, "/out");
   const prefs::LossConfig& c = t.loss;

@@ -59,8 +59,10 @@ same "$W/pl1" "$W/pl2" "$(last "$W/pl1")/model/model.safetensors"
 "$HPS" sft "${COMMON[@]}" --train.max_steps=3 --train.batch_prompts=4 --train.out_dir="$W/sft1" > /dev/null
 two_ranks sft "${COMMON[@]}" --train.max_steps=3 --train.batch_prompts=2 --train.out_dir="$W/sft2"
 same "$W/sft1" "$W/sft2" "$(last "$W/sft1")/model/model.safetensors"
-"$HPS" train-rm "${COMMON[@]}" --train.max_steps=3 --train.batch_prompts=4 --train.out_dir="$W/rm1" > /dev/null
-two_ranks train-rm "${COMMON[@]}" --train.max_steps=3 --train.batch_prompts=2 --train.out_dir="$W/rm2"
+# lr 1e-3 as for PL: k_proj's bias has an analytically zero gradient (softmax ignores a shift shared by all keys),
+# so its gradient is rounding noise, which AdamW scales by lr / eps; at lr 0.01 that noise alone reaches 1e-5.
+"$HPS" train-rm "${COMMON[@]}" --train.lr=1e-3 --train.max_steps=3 --train.batch_prompts=4 --train.out_dir="$W/rm1" > /dev/null
+two_ranks train-rm "${COMMON[@]}" --train.lr=1e-3 --train.max_steps=3 --train.batch_prompts=2 --train.out_dir="$W/rm2"
 same "$W/rm1" "$W/rm2" "$(last "$W/rm1")/model/model.safetensors"
 
 # A rank that dies: rank 0 is held right after checkpoint 2 (HPS_TEST_PAUSE_AFTER_SAVE) while rank 1 waits for
