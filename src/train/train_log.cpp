@@ -1,8 +1,10 @@
 #include "train/train_log.hpp"
 
+#include <ATen/Parallel.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cmath>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -82,7 +84,12 @@ void TrainLog::start(size_t train_prompts, size_t eval_prompts, const std::strin
          << (converted_from.empty() ? "" : " (score head added to " + converted_from + ")");
   else
     log_ << "SFT on the best responses";
-  log_ << (cfg_.use_lora ? ", LoRA" : ", full fine-tuning") << "\n";
+  log_ << (cfg_.use_lora ? ", LoRA" : ", full fine-tuning") << (cfg_.train.packing ? ", packed rows" : ", padded rows");
+  if (cfg_.model.device == "cpu") {  // what a shared CPU machine needs to know (core/threads.hpp)
+    const char* wait = std::getenv("OMP_WAIT_POLICY");
+    log_ << ", CPU threads " << at::get_num_threads() << " (OMP_WAIT_POLICY " << (wait ? wait : "unset") << ")";
+  }
+  log_ << "\n";
   started_ = std::chrono::steady_clock::now();
 }
 
