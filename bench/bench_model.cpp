@@ -215,6 +215,7 @@ nlohmann::json run_real(const std::string& name, const std::string& shape_name, 
       for (const auto& a : r["responses"]) {
         e.responses.push_back(random_ids(std::min<int64_t>(a.get<int64_t>(), 1024 - p), c.vocab_size));
         e.response_index.push_back(static_cast<int64_t>(e.response_index.size()));
+        e.rewards.push_back(e.rewards.empty() ? 1.0 : 0.0);
       }
       ex.push_back(std::move(e));
     }

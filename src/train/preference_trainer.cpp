@@ -66,6 +66,7 @@ struct PreferenceTrainer::Impl {
   void setup();
   void split_data();
   void load_models(const model::LoadOptions& lo);
+  bool ref_cache_pays(std::ostream& log) const;
   void build_ref_cache(std::ostream& log);
   StepModels models() {
     return {policy, ref ? &*ref : nullptr, cache ? &*cache : nullptr, device, autocast, layout()};
@@ -181,6 +182,33 @@ void PreferenceTrainer::Impl::load_models(const model::LoadOptions& lo) {
       ref->set_requires_grad(false, false);
     }
   }
+}
+
+// train.ref_cache = auto: the cache scores all K responses of every record (training and held-out) once; the
+// steps forward the selected ones (2 per prompt for BT and sampled HPS, all K for PL and HPS-full) of every
+// prompt they read, epoch after epoch, and evaluation its held-out prompts. On when the first is no more work.
+bool PreferenceTrainer::Impl::ref_cache_pays(std::ostream& log) const {
+  const bool all_k = cfg.loss.preference == prefs::Preference::pl || cfg.loss.preference == prefs::Preference::hps_full;
+  auto forwarded = [&](const data::Dataset& d, double& cached) {
+    double f = 0;
+    for (const auto& r : d.records) {
+      const auto k = static_cast<double>(r.responses.size());
+      cached += k, f += all_k ? k : std::min(k, 2.0);
+    }
+    return f;
+  };
+  double cached = 0;
+  const double per_epoch = forwarded(train_set, cached), held_out = forwarded(eval_set, cached);
+  const double prompts_read = static_cast<double>(total * cfg.train.batch_prompts * cfg.train.grad_accum * world.size());
+  const double evals = eval_set.records.empty() ? 0.0
+                       : 1.0 + (cfg.train.eval_every > 0 ? static_cast<double>(total / cfg.train.eval_every) : 0.0);
+  const double steps_forward =
+      prompts_read * per_epoch / static_cast<double>(train_set.records.size()) + evals * held_out;
+  const bool pays = cached <= steps_forward;
+  log << "reference log-prob cache (train.ref_cache = auto): " << (pays ? "on" : "off") << ": " << cached
+      << " responses scored once " << (pays ? "instead of " : "vs ") << std::llround(steps_forward)
+      << " reference forwards in the steps\n";
+  return pays;
 }
 
 void PreferenceTrainer::Impl::build_ref_cache(std::ostream& log) {
@@ -312,6 +340,7 @@ StepLog PreferenceTrainer::Impl::train_step() {
   ++step;
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   s.tokens_per_s = tokens / std::max(secs, 1e-9);
+  s.seconds = secs;
   s.peak_gib = peak_gib(device);
   return s;
 }
@@ -357,7 +386,8 @@ std::vector<StepLog> PreferenceTrainer::run(bool resume, std::ostream& rank0_log
   if (m.world.is_main()) io::make_dirs(m.cfg.train.out_dir);
   m.world.barrier();
   // Before any restore: the cache holds reference (not policy) values. Rank 0 builds it, the others read it.
-  if (m.cfg.train.ref_cache) {
+  const RefCacheMode rc = m.cfg.task == Task::preference ? m.cfg.train.ref_cache : RefCacheMode::off;
+  if (rc == RefCacheMode::on || (rc == RefCacheMode::automatic && m.ref_cache_pays(log))) {
     if (m.world.is_main()) m.build_ref_cache(log);
     m.world.barrier();
     if (!m.world.is_main()) m.build_ref_cache(log);

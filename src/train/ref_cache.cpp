@@ -2,6 +2,7 @@
 
 #include <zlib.h>
 
+#include <chrono>
 #include <cstdio>
 #include <fstream>
 
@@ -75,6 +76,7 @@ RefCache RefCache::load_or_build(const std::string& path, const std::string& key
   } else {
     log << "reference log-prob cache: building " << path << "\n";
   }
+  const auto t0 = std::chrono::steady_clock::now();
   const auto scores = compute();
   if (scores.size() != lines.size()) throw InternalError("reference cache: one score per record expected");
   std::vector<int64_t> offsets{0};
@@ -89,6 +91,8 @@ RefCache RefCache::load_or_build(const std::string& path, const std::string& key
                         {"offsets", at::tensor(offsets, at::kLong)},
                         {"logp", at::tensor(values, at::kDouble)}},
                        {{"key", key}});
+  log << "reference log-prob cache: built " << values.size() << " responses of " << scores.size() << " records in "
+      << std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() << " s\n";
   return c;
 }
 

@@ -109,7 +109,18 @@ const TableSchema<LoopSettings>& loop_schema() {
           .add("eval_every", &L::eval_every)
           .add("max_bad_steps", &L::max_bad_steps, positive<int64_t>())
           .add("stop_after", &L::stop_after)
-          .add("ref_cache", &L::ref_cache)
+          .custom("ref_cache", [](const Config& c, const std::string& key, L& l) {
+            if (!c.has(key)) return;
+            std::string v;
+            try {
+              v = c.get_bool(key, false) ? "true" : "false";
+            } catch (const ConfigError&) {
+              v = c.get_string(key, "");
+            }
+            if (v != "true" && v != "false" && v != "auto")
+              throw ConfigError(key + " must be true, false or \"auto\", found \"" + v + "\"");
+            l.ref_cache = v == "auto" ? RefCacheMode::automatic : v == "true" ? RefCacheMode::on : RefCacheMode::off;
+          })
           .add("packing", &L::packing);
   return s;
 }
@@ -169,7 +180,7 @@ TrainConfig read_train_config(const Config& c, const TrainConfig& base) {
       throw ConfigError("hps train-rm trains the whole model and its score head: set lora.enabled = false (LoRA "
                         "reward models need PEFT's modules_to_save for the head, not supported yet)");
   }
-  if (t.task != Task::preference && t.train.ref_cache)
+  if (t.task != Task::preference && t.train.ref_cache == RefCacheMode::on)
     throw ConfigError("train.ref_cache applies to preference training only");
   return t;
 }

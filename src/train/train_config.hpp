@@ -34,6 +34,12 @@ struct DataSettings {
   double eval_fraction = 0.0;   // held-out share of records (deterministic split by seed)
 };
 
+// train.ref_cache: score every response of every record once with the reference (OUT/ref_logps.safetensors)
+// and read those values in the steps instead of running the reference forward. The reference is frozen and
+// the data offline, so the cache is always valid for preference training; `auto` (the default) turns it on
+// when it costs no more reference forwards than the run would do (preference_trainer.cpp says which).
+enum class RefCacheMode { automatic, on, off };
+
 struct LoopSettings {
   int64_t epochs = 2, max_steps = 0;  // max_steps > 0 overrides epochs
   int64_t batch_prompts = 8, grad_accum = 1;
@@ -49,7 +55,7 @@ struct LoopSettings {
   int64_t eval_every = 0;       // 0: only at the end (when eval_fraction > 0)
   int64_t max_bad_steps = 5;    // consecutive non-finite steps before aborting
   int64_t stop_after = 0;       // > 0: stop (after saving) once this many steps ran — for tests and staged runs
-  bool ref_cache = false;       // precompute reference log-probs of every response once (OUT/ref_logps.safetensors)
+  RefCacheMode ref_cache = RefCacheMode::automatic;  // reference log-probs of every response computed once
   bool packing = true;          // padding-free rows, each prompt forwarded once for all its responses; false: the
                                 // padded path (one row per response, padded to the longest)
 };

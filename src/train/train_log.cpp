@@ -23,7 +23,7 @@ json to_json(const StepLog& s) {
           {"chosen_reward", s.chosen_reward}, {"rejected_reward", s.rejected_reward},
           {"lr", s.lr},               {"gamma", s.gamma},
           {"grad_norm", std::isfinite(s.grad_norm) ? json(s.grad_norm) : json(nullptr)},
-          {"tokens_per_s", s.tokens_per_s}, {"peak_gib", s.peak_gib}, {"skipped", s.skipped},
+          {"tokens_per_s", s.tokens_per_s}, {"seconds", s.seconds}, {"peak_gib", s.peak_gib}, {"skipped", s.skipped},
           {"no_preference", s.no_preference}, {"no_update", s.no_update},
           {"lines", s.lines},         {"responses", s.responses}};
 }
@@ -34,7 +34,7 @@ StepLog step_from_json(const json& j) {
   for (auto [key, v] : {std::pair{"loss", &s.loss}, {"accuracy", &s.accuracy}, {"rm_dpo", &s.rm_dpo},
                         {"rm_rdpo", &s.rm_rdpo}, {"chosen_reward", &s.chosen_reward},
                         {"rejected_reward", &s.rejected_reward}, {"lr", &s.lr}, {"gamma", &s.gamma},
-                        {"tokens_per_s", &s.tokens_per_s}, {"peak_gib", &s.peak_gib}})
+                        {"tokens_per_s", &s.tokens_per_s}, {"seconds", &s.seconds}, {"peak_gib", &s.peak_gib}})
     *v = j.value(key, 0.0);
   s.grad_norm = j.contains("grad_norm") && j["grad_norm"].is_number() ? j["grad_norm"].get<double>() : NAN;
   s.skipped = j.value("skipped", false), s.no_update = j.value("no_update", false);

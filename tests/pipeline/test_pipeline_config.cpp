@@ -107,7 +107,7 @@ TEST(PipelineConfig, EveryTrainKeyReachesThePreferenceStages) {
   EXPECT_EQ(std::vector<double>({l.warmup_ratio, l.adamw.beta1, l.adamw.beta2, l.adamw.eps, l.adamw.weight_decay,
                                  l.max_grad_norm}),
             std::vector<double>({0.2, 0.8, 0.99, 1e-7, 0.01, 0.5}));
-  EXPECT_TRUE(l.ref_cache);
+  EXPECT_EQ(l.ref_cache, train::RefCacheMode::on);
   EXPECT_FALSE(l.packing);
   EXPECT_EQ(l.seed, 7u);
   EXPECT_EQ(l.out_dir, "/out");

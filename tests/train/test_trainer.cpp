@@ -181,7 +181,7 @@ TEST(Trainer, ResumeIsExactAndIgnoresIncompleteCheckpoints) {
 TEST(Trainer, ReferenceCacheGivesTheSameStepsAndIsRebuiltWhenInputsChange) {
   World w;
   test::TempDir a, b;
-  const auto plain = train(w, w.config(a.str(), {"loss.preference=hps", "data.eval_fraction=0.34"}));
+  const auto plain = train(w, w.config(a.str(), {"loss.preference=hps", "data.eval_fraction=0.34", "train.ref_cache=false"}));
   std::ostringstream log;
   Config c = w.config(b.str(), {"loss.preference=hps", "data.eval_fraction=0.34", "train.ref_cache=true"});
   const auto cached = PreferenceTrainer(read_train_config(c), c.dump()).run(false, log);
@@ -199,6 +199,50 @@ TEST(Trainer, ReferenceCacheGivesTheSameStepsAndIsRebuiltWhenInputsChange) {
   std::ostringstream stale;
   PreferenceTrainer(read_train_config(c), c.dump()).run(false, stale);
   EXPECT_THAT(stale.str(), ::testing::HasSubstr("stale"));
+}
+
+TEST(Trainer, ReferenceCacheByDefaultWhenItSavesReferenceForwards) {
+  // 6 prompts × 4 responses: the cache scores 24 responses once. BT and sampled HPS forward 2 per prompt read,
+  // PL all 4: 6 steps of 3 prompts read 18 (36 forwards: on), 2 steps read 6 (12 forwards: off; PL 24: on).
+  World w;
+  struct Case {
+    std::vector<std::string> overrides;
+    std::string line;  // "" = no decision logged
+    bool built;
+  };
+  const std::vector<Case> cases = {
+      {{}, "auto): on: 24 responses scored once instead of 36 reference forwards", true},
+      {{"train.max_steps=2"}, "auto): off: 24 responses scored once vs 12 reference forwards", false},
+      {{"train.max_steps=2", "loss.preference=pl"}, "auto): on: 24 responses scored once instead of 24", true},
+      {{"train.ref_cache=false"}, "", false},
+      {{"train.max_steps=2", "train.ref_cache=true"}, "", true}};
+  for (const auto& c : cases) {
+    test::TempDir out;
+    Config cfg = w.config(out.str());
+    for (const auto& kv : c.overrides) cfg.set_override(kv);
+    std::ostringstream log;
+    PreferenceTrainer(read_train_config(cfg), cfg.dump()).run(false, log);
+    const std::string what = ::testing::PrintToString(c.overrides);
+    if (c.line.empty()) EXPECT_THAT(log.str(), ::testing::Not(::testing::HasSubstr("train.ref_cache = auto"))) << what;
+    else EXPECT_THAT(log.str(), ::testing::HasSubstr("train.ref_cache = " + c.line)) << what;
+    EXPECT_EQ(io::file_exists(out.str() + "/ref_logps.safetensors"), c.built) << what;
+    if (c.built) EXPECT_THAT(log.str(), ::testing::HasSubstr("reference log-prob cache: built 24 responses of 6 records in"));
+  }
+  // SFT has no reference: auto is off without a word; asking for the cache is an error.
+  test::TempDir sft;
+  Config c = w.config(sft.str(), {"train.max_steps=1"});
+  std::ostringstream log;
+  PreferenceTrainer(read_train_config(c, Task::sft), c.dump()).run(false, log);
+  EXPECT_THAT(log.str(), ::testing::Not(::testing::HasSubstr("reference log-prob cache")));
+  c.set_override("train.ref_cache=true");
+  EXPECT_THROW(read_train_config(c, Task::sft), ConfigError);
+  c.set_override("train.ref_cache=sometimes");
+  try {
+    read_train_config(c);
+    ADD_FAILURE() << "no error for train.ref_cache = sometimes";
+  } catch (const ConfigError& e) {
+    EXPECT_THAT(e.what(), ::testing::HasSubstr("train.ref_cache must be true, false or \"auto\", found \"sometimes\""));
+  }
 }
 
 TEST(Trainer, GradientAccumulationEqualsTheLargerBatch) {
