@@ -56,6 +56,24 @@ std::vector<TokenizedRecord> tokenize_dataset(const Dataset& d, const Encoder& e
   return out;
 }
 
+Batch slice_prompts(const Batch& b, int64_t i0, int64_t i1) {
+  if (i0 < 0 || i1 > b.prompts || i0 >= i1)
+    throw InternalError("slice_prompts: [" + std::to_string(i0) + ", " + std::to_string(i1) + ") of " +
+                        std::to_string(b.prompts) + " prompts");
+  Batch s;
+  s.prompts = i1 - i0, s.k = b.k;
+  const at::Tensor mask = b.mask.slice(0, i0 * b.k, i1 * b.k);           // mask: [n·k, T]
+  const at::Tensor used = mask.any(0).nonzero().view(-1);                 // used: columns with a real token
+  const int64_t t0 = used.numel() ? used[0].item<int64_t>() : 0;
+  const int64_t t1 = used.numel() ? used[-1].item<int64_t>() + 1 : 1;
+  auto rows = [&](const at::Tensor& t) { return t.slice(0, i0 * b.k, i1 * b.k).slice(1, t0, t1).contiguous(); };
+  s.ids = rows(b.ids), s.mask = rows(b.mask), s.response_mask = rows(b.response_mask);
+  s.rewards = b.rewards.slice(0, i0, i1).contiguous();
+  s.lines.assign(b.lines.begin() + i0, b.lines.begin() + i1);
+  s.response_index.assign(b.response_index.begin() + i0, b.response_index.begin() + i1);
+  return s;
+}
+
 Batch collate(const std::vector<EncodedExample>& ex, int64_t pad_id, PadSide side) {
   if (ex.empty()) throw InputError("collate: empty batch");
   Batch b;

@@ -74,6 +74,9 @@ struct Batch {
 // k get prompt-only rows (response_index -1, no response tokens), so ragged K batches as well.
 Batch collate(const std::vector<EncodedExample>& examples, int64_t pad_id, PadSide side = PadSide::right);
 
+// Prompts [i0, i1) of a batch with their k rows each, the columns cut to those the rows use.
+Batch slice_prompts(const Batch& b, int64_t i0, int64_t i1);
+
 // Which responses of a record a step needs (indices into record.responses).
 using Select = std::function<std::vector<int64_t>(const PreferenceRecord&)>;
 std::vector<int64_t> select_all(const PreferenceRecord& r);

@@ -69,7 +69,17 @@ struct PreferenceTrainer::Impl {
   bool ref_cache_pays(std::ostream& log) const;
   void build_ref_cache(std::ostream& log);
   StepModels models() {
-    return {policy, ref ? &*ref : nullptr, cache ? &*cache : nullptr, device, autocast, layout()};
+    return {policy,   ref ? &*ref : nullptr, cache ? &*cache : nullptr,  device, autocast, layout(),
+            cfg.train.max_tokens_per_micro_batch, [this](double w) { return backward_scale(w); }};
+  }
+  // What a micro-batch's loss (a mean over its weight w) is multiplied by for backward: 1 / grad_accum; in a
+  // data-parallel group this rank's share of the global mean, w / (the ranks' total) × ranks / grad_accum
+  // (the gradients are averaged over the ranks after). A collective: every rank calls it once per micro-step.
+  double backward_scale(double weight) const {
+    const auto accum = static_cast<double>(cfg.train.grad_accum);
+    if (!world.distributed()) return 1.0 / accum;
+    const double total = world.sum({weight})[0];
+    return total > 0 ? weight * static_cast<double>(world.size()) / total / accum : 0.0;
   }
   model::Layout layout() const { return cfg.train.packing ? model::Layout::packed : model::Layout::padded; }
   RunState run_state() { return {policy, opt, *loader, step, bad_steps, world.size()}; }
@@ -320,6 +330,7 @@ StepLog PreferenceTrainer::Impl::train_step() {
     s.chosen_reward += t.chosen;
     s.rejected_reward += t.rejected;
     append_rows(s, f->rows, world);
+    s.forward_passes += f->forwards;
     tokens += t.tokens, prompts += t.prompts, no_preference += t.no_preference;
   }
   for (double* v : {&s.accuracy, &s.rm_dpo, &s.rm_rdpo, &s.chosen_reward, &s.rejected_reward}) *v /= accum;

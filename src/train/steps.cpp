@@ -63,6 +63,15 @@ std::optional<MicroStep> next_rows(data::PreferenceLoader& ld, const data::Selec
   return s;
 }
 
+// False for an empty micro-batch (a shard's part of a short last batch): nothing to forward. A chunked step
+// with gradients still takes part in backward_scale's agreement on the weights (every rank calls it).
+bool begin_rows(const StepModels& m, MicroStep& s, bool grad) {
+  if (s.rows.prompts > 0) return true;
+  s.forwards = 0;
+  if (grad && m.chunked()) m.backward_scale(0.0);
+  return false;
+}
+
 // The best response (highest reward, first on ties; the first without rewards): what SFT trains on.
 std::vector<int64_t> select_best(const data::PreferenceRecord& r) {
   int64_t best = 0;
@@ -121,7 +130,126 @@ prefs::PrefBatch forward_preferences(const StepModels& m, const data::Batch& row
           valid.to(m.device),        forwarded};
 }
 
+// A chunk's [B_c, K_c] batch widened to K slots with the placeholders forward_preferences puts at unforwarded
+// slots (log-probs 0, length 1, reward 0, invalid, not forwarded), without gradients.
+prefs::PrefBatch widen(const prefs::PrefBatch& b, int64_t K) {
+  const int64_t extra = K - b.policy_logp.size(1);
+  auto pad = [&](const at::Tensor& t, double v) { return at::constant_pad_nd(t.detach(), {0, extra}, v); };
+  return {pad(b.policy_logp, 0), pad(b.ref_logp, 0), pad(b.length, 1), pad(b.reward, 0), pad(b.valid, 0),
+          pad(b.forwarded, 0)};
+}
+
+prefs::PrefBatch cat(const std::vector<prefs::PrefBatch>& parts) {
+  auto field = [&](at::Tensor prefs::PrefBatch::*f) {
+    std::vector<at::Tensor> v;
+    for (const auto& p : parts) v.push_back(p.*f);
+    return at::cat(v);
+  };
+  return {field(&prefs::PrefBatch::policy_logp), field(&prefs::PrefBatch::ref_logp), field(&prefs::PrefBatch::length),
+          field(&prefs::PrefBatch::reward),      field(&prefs::PrefBatch::valid),    field(&prefs::PrefBatch::forwarded)};
+}
+
+// The loss and metrics of a micro-batch's [B, K] log-probs. Non-finite log-probs (a diverged model) make a
+// non-finite step, skipped by the guarded update; the loss core would reject them as bad input.
+void preference_outcome(MicroStep& s, const prefs::PrefBatch& batch, const std::vector<prefs::Selection>& sels,
+                        const prefs::LossConfig& lc) {
+  if (!at::isfinite(at::stack({batch.policy_logp.detach(), batch.ref_logp})).all().item<bool>()) {
+    s.loss = at::full({}, NAN, batch.policy_logp.options());
+    return;
+  }
+  const auto res = prefs::preference_loss(batch, lc, prefs::stack_selections(sels));
+  s.loss = res.loss;
+  s.no_preference = res.no_preference;
+  s.weight = static_cast<double>(s.rows.prompts - res.no_preference);
+  s.accuracy = prefs::mean_over_preferences(res, res.margins.accuracy);
+  s.rm_dpo = prefs::mean_over_preferences(res, res.margins.rm_dpo);
+  s.rm_rdpo = prefs::mean_over_preferences(res, res.margins.rm_rdpo);
+  s.chosen = prefs::mean_over_preferences(res, res.margins.chosen_reward);
+  s.rejected = prefs::mean_over_preferences(res, res.margins.rejected_reward);
+}
+
+template <typename T>
+std::vector<T> part(const std::vector<T>& v, int64_t i0, int64_t i1) {
+  return std::vector<T>(v.begin() + i0, v.begin() + i1);
+}
+
+// train.max_tokens_per_micro_batch: forward and backward chunk by chunk (each chunk's loss weighted by its
+// share w_c / W of the prompts with a preference), then the loss and metrics of the whole micro-batch from
+// the chunks' detached log-probs — the numbers the unchunked step reports.
+void chunked_preferences(const StepModels& m, MicroStep& s, const std::vector<std::vector<double>>& rewards,
+                         const std::vector<prefs::Selection>& sels, bool grad, const prefs::LossConfig& lc) {
+  const double W = static_cast<double>(prefs::stack_selections(sels).has_pref.sum().item<int64_t>());
+  const double scale = grad ? m.backward_scale(W) : 0.0;
+  int64_t K = 0;
+  for (const auto& r : rewards) K = std::max<int64_t>(K, static_cast<int64_t>(r.size()));
+  std::vector<prefs::PrefBatch> parts;
+  const auto chunks = token_chunks(s.rows, m.max_tokens, m.layout);
+  for (const auto& [i0, i1] : chunks) {
+    const prefs::PrefBatch b = forward_preferences(m, data::slice_prompts(s.rows, i0, i1), part(rewards, i0, i1), grad);
+    const bool finite = at::isfinite(at::stack({b.policy_logp.detach(), b.ref_logp})).all().item<bool>();
+    if (grad && finite && scale != 0.0) {
+      const auto res = prefs::preference_loss(b, lc, prefs::stack_selections(part(sels, i0, i1)));
+      const double w = static_cast<double>(i1 - i0 - res.no_preference);
+      if (w > 0) (res.loss * (w / W * scale)).backward();
+    }
+    parts.push_back(widen(b, K));
+  }
+  s.forwards = static_cast<int64_t>(chunks.size());
+  preference_outcome(s, cat(parts), sels, lc);  // no gradients: the backward is done
+}
+
+// A reward model's score of every row [B·k] (fp32), in one forward.
+at::Tensor score_rows(const StepModels& m, const data::Batch& b) {
+  return model::sequence_scores(m.policy, b.ids.to(m.device), b.mask.to(m.device), b.response_mask.to(m.device), m.layout)
+      .select(1, 0)
+      .to(at::kFloat);
+}
+
+using RmLoss = std::function<at::Tensor(const at::Tensor& ranked, const prefs::Selection& sel)>;
+
+// Reward model, train.max_tokens_per_micro_batch: scores chunk by chunk, each chunk's loss (a mean over its w_c
+// prompts with a preference) backpropagated at once with weight w_c / W; the detached scores [B·k] come back.
+at::Tensor chunked_scores(const StepModels& m, MicroStep& s, const std::vector<prefs::Selection>& sels, int64_t K,
+                          bool grad, const RmLoss& loss_of) {
+  const double W = static_cast<double>(prefs::stack_selections(sels).has_pref.sum().item<int64_t>());
+  const double scale = grad ? m.backward_scale(W) : 0.0;
+  std::vector<at::Tensor> parts;
+  const auto chunks = token_chunks(s.rows, m.max_tokens, m.layout);
+  for (const auto& [i0, i1] : chunks) {
+    const data::Batch sub = data::slice_prompts(s.rows, i0, i1);
+    const at::Tensor rows = score_rows(m, sub);  // rows: [n·k]
+    const prefs::Selection sel = prefs::stack_selections(part(sels, i0, i1));
+    const double w = static_cast<double>(sel.has_pref.sum().item<int64_t>());
+    if (grad && scale != 0.0 && w > 0 && at::isfinite(rows).all().item<bool>()) {
+      const at::Tensor ranked = place_rows(placement(sub), rows, i1 - i0, K).gather(1, sel.order.to(m.device));
+      (loss_of(ranked, sel) * (w / W * scale)).backward();
+    }
+    parts.push_back(rows.detach());
+  }
+  s.forwards = static_cast<int64_t>(chunks.size());
+  return at::cat(parts);
+}
+
 }  // namespace
+
+std::vector<std::pair<int64_t, int64_t>> token_chunks(const data::Batch& b, int64_t budget, model::Layout layout) {
+  if (budget <= 0 || b.prompts == 0) return {{0, b.prompts}};
+  const at::Tensor len = b.mask.sum(1).view({b.prompts, b.k}).contiguous();            // len: [B, k] tokens per row
+  const at::Tensor resp = b.response_mask.sum(1).view({b.prompts, b.k}).contiguous();  // resp: [B, k] response tokens
+  const auto L = len.accessor<int64_t, 2>(), R = resp.accessor<int64_t, 2>();
+  std::vector<std::pair<int64_t, int64_t>> out;
+  int64_t start = 0, tokens = 0, longest = 0;  // the open chunk: packed tokens, longest row
+  for (int64_t i = 0; i < b.prompts; ++i) {
+    int64_t group = L[i][0] - R[i][0], group_longest = 0;  // the prompt once, then every response
+    for (int64_t j = 0; j < b.k; ++j) group += R[i][j], group_longest = std::max(group_longest, L[i][j]);
+    const int64_t cost = layout == model::Layout::packed ? tokens + group
+                                                         : (i - start + 1) * b.k * std::max(longest, group_longest);
+    if (i > start && cost > budget) out.emplace_back(start, i), start = i, tokens = 0, longest = 0;
+    tokens += group, longest = std::max(longest, group_longest);
+  }
+  out.emplace_back(start, b.prompts);
+  return out;
+}
 
 at::Tensor ref_logprobs(const StepModels& m, const data::Batch& b, const model::PackedRows* packed) {
   if (m.cache) {
@@ -164,36 +292,45 @@ std::optional<MicroStep> preference_step(const StepModels& m, data::PreferenceLo
     return prefs::read_slots(sels.back(), 0);
   };
   auto s = next_rows(ld, select);
-  if (!s || s->rows.prompts == 0) return s;
-  const prefs::PrefBatch batch = forward_preferences(m, s->rows, rewards, grad);
-  // Non-finite log-probs (a diverged model) make a non-finite step, skipped by the guarded update; the loss
-  // core would reject them as bad input.
-  if (!at::isfinite(at::stack({batch.policy_logp.detach(), batch.ref_logp})).all().item<bool>()) {
-    s->loss = at::full({}, NAN, batch.policy_logp.options());
-    return s;
-  }
-  const auto res = prefs::preference_loss(batch, lc, prefs::stack_selections(sels));
-  s->loss = res.loss;
-  s->no_preference = res.no_preference;
-  s->weight = static_cast<double>(s->rows.prompts - res.no_preference);
-  s->accuracy = prefs::mean_over_preferences(res, res.margins.accuracy);
-  s->rm_dpo = prefs::mean_over_preferences(res, res.margins.rm_dpo);
-  s->rm_rdpo = prefs::mean_over_preferences(res, res.margins.rm_rdpo);
-  s->chosen = prefs::mean_over_preferences(res, res.margins.chosen_reward);
-  s->rejected = prefs::mean_over_preferences(res, res.margins.rejected_reward);
+  if (!s || !begin_rows(m, *s, grad)) return s;
+  if (m.chunked()) chunked_preferences(m, *s, rewards, sels, grad, lc);
+  else preference_outcome(*s, forward_preferences(m, s->rows, rewards, grad), sels, lc);
   return s;
 }
 
 std::optional<MicroStep> sft_step(const StepModels& m, data::PreferenceLoader& ld, bool grad) {
   auto s = next_rows(ld, select_best);
-  if (!s || s->rows.prompts == 0) return s;
+  if (!s || !begin_rows(m, *s, grad)) return s;
   c10::AutoGradMode mode(grad);
   model::AutocastGuard cast(m.device, m.autocast);
   m.policy.state.training = grad;  // not scoped: see forward_preferences
-  const auto packed = pack(m, s->rows);
-  const auto lp = row_logprobs(m, m.policy, s->rows, packed ? &*packed : nullptr);  // sum, count: [B]
-  s->loss = -lp.sum.sum() / lp.count.sum().clamp_min(1).to(lp.sum.scalar_type());
-  s->weight = lp.count.sum().item<double>();
+  if (!m.chunked()) {
+    const auto packed = pack(m, s->rows);
+    const auto lp = row_logprobs(m, m.policy, s->rows, packed ? &*packed : nullptr);  // sum, count: [B]
+    s->loss = -lp.sum.sum() / lp.count.sum().clamp_min(1).to(lp.sum.scalar_type());
+    s->weight = lp.count.sum().item<double>();
+    return s;
+  }
+  // Chunked: the NLL summed chunk by chunk over W, the micro-batch's predicted response tokens (every response
+  // token but a row's first position: what the log-probs count).
+  const double W = s->rows.response_mask.slice(1, 1).sum().item<double>();
+  const double scale = grad ? m.backward_scale(W) : 0.0;
+  at::Tensor nll = at::zeros({}, at::kDouble);
+  double count = 0;
+  const auto chunks = token_chunks(s->rows, m.max_tokens, m.layout);
+  for (const auto& [i0, i1] : chunks) {
+    const data::Batch sub = data::slice_prompts(s->rows, i0, i1);
+    const auto packed = pack(m, sub);
+    const auto lp = row_logprobs(m, m.policy, sub, packed ? &*packed : nullptr);  // sum, count: [n]
+    const at::Tensor part = -lp.sum.sum();
+    if (grad && scale != 0.0 && W > 0 && at::isfinite(part).item<bool>()) (part * (scale / W)).backward();
+    nll = nll + part.detach().cpu().to(at::kDouble);
+    count += lp.count.sum().item<double>();
+  }
+  s->loss = (nll / std::max(count, 1.0)).to(at::kFloat);
+  s->weight = count;
+  s->forwards = static_cast<int64_t>(chunks.size());
+  if (count != W) throw InternalError("sft_step: " + std::to_string(count) + " tokens scored, " + std::to_string(W) + " expected");
   return s;
 }
 
@@ -213,19 +350,19 @@ std::optional<MicroStep> reward_step(const StepModels& m, data::PreferenceLoader
     return prefs::read_slots(sels.back(), 0);
   };
   auto s = next_rows(ld, select);
-  if (!s || s->rows.prompts == 0) return s;
+  if (!s || !begin_rows(m, *s, grad)) return s;
   c10::AutoGradMode mode(grad);
   model::AutocastGuard cast(m.device, m.autocast);
   m.policy.state.training = grad;  // not scoped: see forward_preferences
   const data::Batch& b = s->rows;
-  const at::Tensor rows = model::sequence_scores(m.policy, b.ids.to(m.device), b.mask.to(m.device),
-                                                 b.response_mask.to(m.device), m.layout)
-                              .select(1, 0)
-                              .to(at::kFloat);  // [B·k]
+  const auto loss_of = [&](const at::Tensor& ranked, const prefs::Selection& sel) {
+    return lc.preference == prefs::Preference::pl ? rm_loss_pl(ranked, sel) : rm_loss_bt(ranked, sel, margin);
+  };
+  const at::Tensor rows = m.chunked() ? chunked_scores(m, *s, sels, K, grad, loss_of) : score_rows(m, b);  // [B·k]
   const at::Tensor scores = rows.view({b.prompts, b.k});  // scores: [B, k] row order
   const prefs::Selection sel = prefs::stack_selections(sels);
   const at::Tensor ranked = place_rows(placement(b), rows, b.prompts, K).gather(1, sel.order.to(m.device));  // [B, K] rank order
-  s->loss = lc.preference == prefs::Preference::pl ? rm_loss_pl(ranked, sel) : rm_loss_bt(ranked, sel, margin);
+  s->loss = loss_of(ranked, sel);
   s->no_preference = sel.has_pref.numel() - sel.has_pref.sum().item<int64_t>();
   s->weight = static_cast<double>(sel.has_pref.numel() - s->no_preference);
   s->accuracy = pairwise_accuracy(scores, b.rewards);

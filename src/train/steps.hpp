@@ -10,7 +10,10 @@
 #include <ATen/ATen.h>
 
 #include <cstdint>
+#include <functional>
 #include <optional>
+#include <utility>
+#include <vector>
 
 #include "data/batching.hpp"
 #include "data/dataset.hpp"
@@ -34,6 +37,16 @@ struct StepModels {
   at::Device device = at::kCPU;
   std::optional<at::ScalarType> autocast;  // [model] autocast: low-precision matmuls over fp32 weights
   model::Layout layout = model::Layout::packed;  // train.packing: how a micro-batch's rows are forwarded
+  // train.max_tokens_per_micro_batch > 0: a micro-batch is forwarded in chunks of whole prompts of at most this
+  // many computed tokens (token_chunks), each chunk's backward run at once so only one chunk's activations
+  // live. The step's gradient is the whole micro-batch's: chunk c's loss (a mean over its w_c prompts with a
+  // preference; SFT: tokens) is weighted w_c / W. `backward_scale(W)` (called once per micro-step with
+  // gradients, on every rank, W the micro-batch's weight) returns what the trainer would have multiplied the
+  // whole loss by (1 / grad_accum; data-parallel: the rank's share, see preference_trainer.cpp). The
+  // MicroStep's loss then comes back without gradients: its backward is done.
+  int64_t max_tokens = 0;
+  std::function<double(double weight)> backward_scale;
+  bool chunked() const { return max_tokens > 0; }
 };
 
 // One micro-batch's loss and metrics (averaged over the prompts that carry a preference).
@@ -47,7 +60,14 @@ struct MicroStep {
   int64_t no_preference = 0;  // prompts whose responses all tie: no loss term
   data::Batch rows;           // what was forwarded (source lines, response slots)
   int64_t tokens = 0;         // real tokens forwarded
+  int64_t forwards = 1;       // forward passes: the chunks of train.max_tokens_per_micro_batch (0: empty batch)
 };
+
+// The chunks a micro-batch is forwarded in: consecutive prompt ranges [i0, i1) that each cost at most `budget`
+// computed tokens (packed: each prompt once plus its responses; padded: rows × the longest row). A prompt
+// over the budget on its own is a chunk of its own. Greedy in the loader's order, so the chunks depend on the
+// lengths only: deterministic and resume-exact. budget 0: one chunk.
+std::vector<std::pair<int64_t, int64_t>> token_chunks(const data::Batch& b, int64_t budget, model::Layout layout);
 
 // Each step takes the loader's next batch; nullopt when its epoch is exhausted (nothing is drawn then).
 //

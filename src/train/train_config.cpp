@@ -121,7 +121,10 @@ const TableSchema<LoopSettings>& loop_schema() {
               throw ConfigError(key + " must be true, false or \"auto\", found \"" + v + "\"");
             l.ref_cache = v == "auto" ? RefCacheMode::automatic : v == "true" ? RefCacheMode::on : RefCacheMode::off;
           })
-          .add("packing", &L::packing);
+          .add("packing", &L::packing)
+          .add("max_tokens_per_micro_batch", &L::max_tokens_per_micro_batch, Rule<int64_t>([](const std::string& key, int64_t v) {
+                 if (v < 0) throw ConfigError(key + " must be >= 0 (0: no limit), found " + std::to_string(v));
+               }));
   return s;
 }
 

@@ -56,6 +56,8 @@ struct LoopSettings {
   int64_t max_bad_steps = 5;    // consecutive non-finite steps before aborting
   int64_t stop_after = 0;       // > 0: stop (after saving) once this many steps ran — for tests and staged runs
   RefCacheMode ref_cache = RefCacheMode::automatic;  // reference log-probs of every response computed once
+  int64_t max_tokens_per_micro_batch = 0;  // > 0: forward each micro-batch in chunks of whole prompts of at most
+                                           // this many computed tokens (same gradient; less activation memory)
   bool packing = true;          // padding-free rows, each prompt forwarded once for all its responses; false: the
                                 // padded path (one row per response, padded to the longest)
 };

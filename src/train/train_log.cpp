@@ -24,7 +24,7 @@ json to_json(const StepLog& s) {
           {"lr", s.lr},               {"gamma", s.gamma},
           {"grad_norm", std::isfinite(s.grad_norm) ? json(s.grad_norm) : json(nullptr)},
           {"tokens_per_s", s.tokens_per_s}, {"seconds", s.seconds}, {"peak_gib", s.peak_gib}, {"skipped", s.skipped},
-          {"no_preference", s.no_preference}, {"no_update", s.no_update},
+          {"no_preference", s.no_preference}, {"no_update", s.no_update}, {"forward_passes", s.forward_passes},
           {"lines", s.lines},         {"responses", s.responses}};
 }
 
@@ -39,6 +39,7 @@ StepLog step_from_json(const json& j) {
   s.grad_norm = j.contains("grad_norm") && j["grad_norm"].is_number() ? j["grad_norm"].get<double>() : NAN;
   s.skipped = j.value("skipped", false), s.no_update = j.value("no_update", false);
   s.no_preference = j.value("no_preference", int64_t{0});
+  s.forward_passes = j.value("forward_passes", int64_t{0});
   s.lines = j.value("lines", std::vector<int64_t>{});
   s.responses = j.value("responses", std::vector<std::vector<int64_t>>{});
   return s;

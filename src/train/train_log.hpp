@@ -23,6 +23,7 @@ struct StepLog {
   double loss = 0, accuracy = 0, rm_dpo = 0, rm_rdpo = 0, chosen_reward = 0, rejected_reward = 0;
   double lr = 0, gamma = 0, grad_norm = 0, tokens_per_s = 0, peak_gib = 0;
   double seconds = 0;  // wall time of the step (forward, backward, update)
+  int64_t forward_passes = 0;  // this process's policy forwards: micro-batches, or their token-budget chunks
   bool skipped = false;  // non-finite loss or gradient: no update applied
   int64_t no_preference = 0;  // prompts of this step whose responses all tie (ties = exclude): no loss term
   bool no_update = false;     // every prompt of the step had no preference: nothing to learn, no update

@@ -24,7 +24,7 @@ namespace hps::train {
 // Settings a resumed run must share with its checkpoint: everything that shapes the model, the data a step
 // sees, or the loss, under their TOML names. What may change on resume: train.lr, schedule, warmup, AdamW
 // betas/eps/decay, max_grad_norm, save_every, keep_last, eval_every, stop_after, max_bad_steps, ref_cache,
-// packing, model.device, dtype/autocast, grad_checkpointing (docs/training.md).
+// packing, max_tokens_per_micro_batch, model.device, dtype/autocast, grad_checkpointing (docs/training.md).
 // train.global_batch_prompts (batch_prompts × the processes of a data-parallel run) stands for the batch: a run
 // resumes at another world size when the global batch is kept.
 nlohmann::json compat_fields(const TrainConfig& c, int64_t world_size = 1);

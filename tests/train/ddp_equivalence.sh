@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Data parallelism over c10d (Gloo, 2 processes on loopback) = one process with the same global batch:
 # per-step losses and final parameters within 1e-5, for HPS with LoRA (gradient accumulation, a short last
-# batch that leaves rank 0 empty, a prompt whose responses all tie), PL with full fine-tuning, SFT and a BT
+# batch that leaves rank 0 empty, a prompt whose responses all tie; also in token-budget chunks), PL with full fine-tuning, SFT and a BT
 # reward model. Then the same HPS run launched by the real launcher, torchrun --no-python (when given).
 # Usage: ddp_equivalence.sh HPS FIXTURES [TORCHRUN]
 set -euo pipefail
@@ -48,6 +48,11 @@ two_ranks "${HPS_RUN[@]}" --train.batch_prompts=2 --train.out_dir="$W/hps2"
 grep -q "data-parallel: 2 processes (rank 0 of 2" "$W/rank0.log" || fail "rank 0 did not describe the group"
 [[ ! -s $W/rank1.log ]] || fail "rank 1 printed: $(head -3 "$W/rank1.log")"
 same "$W/hps1" "$W/hps2" "$(last "$W/hps1")/adapter/adapter_model.safetensors"
+# The same with token-budget chunks (each backpropagated at once, weighted through one agreement per
+# micro-step, which the rank with the empty last batch joins too).
+two_ranks "${HPS_RUN[@]}" --train.batch_prompts=2 --train.max_tokens_per_micro_batch=20 --train.out_dir="$W/hps2c"
+grep -q '"forward_passes":[3-9]' "$W/hps2c/metrics.jsonl" || fail "the token budget split no micro-batch"
+same "$W/hps1" "$W/hps2c" "$(last "$W/hps1")/adapter/adapter_model.safetensors"
 
 # PL with full fine-tuning (a frozen reference on every rank).
 PL_RUN=(train "${COMMON[@]}" --loss.preference=pl --lora.enabled=false --train.max_steps=3 --train.lr=1e-3)
