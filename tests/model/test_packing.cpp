@@ -82,12 +82,12 @@ TEST(Packing, EachSharedPromptIsForwardedOnce) {
   EXPECT_GE(s.min().item<int64_t>(), 0);
 }
 
-std::vector<at::Tensor> grads(Decoder& d, const data::Batch& b, Layout layout) {
+std::vector<at::Tensor> grads(Decoder& d, const data::Batch& b, Layout layout, const at::Device& dev = at::kCPU) {
   for (auto& t : d.trainable_parameters()) t.mutable_grad() = at::Tensor();
-  const SeqLogprobs lp = sequence_logprobs(d, b.ids, b.mask, b.response_mask, layout);
+  const SeqLogprobs lp = sequence_logprobs(d, b.ids.to(dev), b.mask.to(dev), b.response_mask.to(dev), layout);
   (lp.sum * at::arange(1, lp.sum.size(0) + 1, lp.sum.options())).sum().backward();  // rows weighted differently
   std::vector<at::Tensor> g;
-  for (auto& t : d.trainable_parameters()) g.push_back(t.grad().clone());
+  for (auto& t : d.trainable_parameters()) g.push_back(t.grad().cpu());
   return g;
 }
 
@@ -125,6 +125,32 @@ TEST(Packing, RewardScoresEqualThePaddedPath) {
     const at::Tensor packed = sequence_scores(rm, b.ids, b.mask, b.response_mask, Layout::packed);
     EXPECT_LE(max_diff(packed, padded), 1e-5) << arch;
   }
+}
+
+// On CUDA (skipped without a GPU; scripts/gpu_check.sh runs it): the block attention through CUDA's SDPA
+// kernels gives the padded path's log-probs — fp32 to 1e-4, bf16 within its rounding (2 % of a row's sum) —
+// and, with LoRA in fp32, its gradients.
+TEST(Packing, CudaPackedRowsEqualThePaddedPath) {
+  if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device: the CPU tests above cover packing";
+  const at::Device cuda(at::kCUDA, 0);
+  for (const std::string arch : {"llama", "qwen2", "mistral"})
+    for (const auto dtype : {at::kFloat, at::kBFloat16}) {
+      Decoder d = load_model(model_dir(arch), {cuda, dtype});
+      const data::Batch b = ragged_batch(d.config.vocab_size, data::PadSide::right);
+      const at::Tensor ids = b.ids.to(cuda), mask = b.mask.to(cuda), resp = b.response_mask.to(cuda);
+      const at::Tensor padded = sequence_logprobs(d, ids, mask, resp, Layout::padded).sum.cpu().to(at::kDouble);
+      const at::Tensor packed = sequence_logprobs(d, ids, mask, resp, Layout::packed).sum.cpu().to(at::kDouble);
+      const double tol = dtype == at::kFloat ? 1e-4 : 2e-2;
+      EXPECT_LE(((packed - padded).abs() / padded.abs().clamp_min(1.0)).max().item<double>(), tol) << arch << " " << dtype;
+    }
+  Decoder d = load_model(model_dir("llama"), {cuda, at::kFloat});
+  load_lora(d, model_dir("llama-lora"));
+  d.set_requires_grad(false, true);
+  const data::Batch b = ragged_batch(d.config.vocab_size, data::PadSide::right);
+  const auto ref = grads(d, b, Layout::padded, cuda), got = grads(d, b, Layout::packed, cuda);
+  ASSERT_EQ(got.size(), ref.size());
+  for (size_t i = 0; i < got.size(); ++i)
+    EXPECT_LE(max_diff(got[i], ref[i]), 1e-4 * std::max(1.0, ref[i].abs().max().item<double>())) << i;
 }
 
 TEST(Packing, RowWithoutARealTokenIsAnError) {
