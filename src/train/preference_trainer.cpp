@@ -238,12 +238,38 @@ void PreferenceTrainer::Impl::build_ref_cache(std::ostream& log) {
   both.records.insert(both.records.end(), eval_set.records.begin(), eval_set.records.end());
   std::vector<int64_t> lines;
   for (const auto& r : both.records) lines.push_back(r.line);
-  cache = RefCache::load_or_build(cfg.train.out_dir + "/ref_logps.safetensors", key.dump(), lines, [&] {
-    const auto recs = data::tokenize_dataset(both, *encoder);
+  const auto n = static_cast<int64_t>(both.records.size());
+  auto score = [&](int64_t i0, int64_t i1) {  // records [i0, i1)
+    data::Dataset part = both;
+    part.records.assign(both.records.begin() + i0, both.records.begin() + i1);
+    const auto recs = data::tokenize_dataset(part, *encoder);
     model::StateGuard keep(policy);
     policy.state.lora_enabled = false;  // LoRA: the base model is the reference (B = 0 at start anyway)
     return model::score_records(ref ? *ref : policy, recs, cfg.train.batch_prompts, layout());
-  }, log);
+  };
+  const std::string path = cfg.train.out_dir + "/ref_logps.safetensors";
+  if (!world.distributed()) {
+    cache = RefCache::load_or_build(path, key.dump(), lines, [&] { return score(0, n); }, log);
+    return;
+  }
+  // Data-parallel: when rank 0's file is not current, every rank scores its contiguous share of the records
+  // and rank 0 writes them merged in record order; then every rank reads the file.
+  std::vector<model::RecordLogprobs> merged;
+  if (world.any(world.is_main() && !RefCache::is_current(path, key.dump()))) {
+    const int64_t r = world.rank(), S = world.size();
+    nlohmann::json mine = nlohmann::json::array();
+    for (const auto& rec : score(r * n / S, (r + 1) * n / S)) mine.push_back({rec.logp, rec.tokens});
+    for (const std::string& part : world.gather(mine.dump()))
+      for (const auto& rec : nlohmann::json::parse(part))
+        merged.push_back({rec.at(0).get<std::vector<double>>(), rec.at(1).get<std::vector<int64_t>>()});
+    log << "reference log-prob cache: scored in " << S << " shards\n";
+  }
+  if (world.is_main()) cache = RefCache::load_or_build(path, key.dump(), lines, [&] { return merged; }, log);
+  world.barrier();
+  if (!world.is_main())
+    cache = RefCache::load_or_build(path, key.dump(), lines, [&]() -> std::vector<model::RecordLogprobs> {
+      throw InternalError("the reference cache rank 0 wrote is not current");
+    }, log);
 }
 
 std::optional<MicroStep> PreferenceTrainer::Impl::micro_step(data::PreferenceLoader& ld, bool grad, uint64_t draw_seed,
@@ -396,13 +422,9 @@ std::vector<StepLog> PreferenceTrainer::run(bool resume, std::ostream& rank0_log
         << " prompts (train.batch_prompts " << m.cfg.train.batch_prompts << " per process)\n";
   if (m.world.is_main()) io::make_dirs(m.cfg.train.out_dir);
   m.world.barrier();
-  // Before any restore: the cache holds reference (not policy) values. Rank 0 builds it, the others read it.
+  // Before any restore: the cache holds reference (not policy) values. Every rank scores a share (build_ref_cache).
   const RefCacheMode rc = m.cfg.task == Task::preference ? m.cfg.train.ref_cache : RefCacheMode::off;
-  if (rc == RefCacheMode::on || (rc == RefCacheMode::automatic && m.ref_cache_pays(log))) {
-    if (m.world.is_main()) m.build_ref_cache(log);
-    m.world.barrier();
-    if (!m.world.is_main()) m.build_ref_cache(log);
-  }
+  if (rc == RefCacheMode::on || (rc == RefCacheMode::automatic && m.ref_cache_pays(log))) m.build_ref_cache(log);
   if (resume) {
     if (auto dir = latest_checkpoint(m.cfg.train.out_dir)) {
       restore_trainer_state(*dir, m.cfg, m.run_state());

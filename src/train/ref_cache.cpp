@@ -55,6 +55,17 @@ std::map<int64_t, std::vector<double>> read_entries(const io::SafetensorsFile& f
 
 }  // namespace
 
+bool RefCache::is_current(const std::string& path, const std::string& key) {
+  if (!io::file_exists(path)) return false;
+  try {
+    auto f = io::SafetensorsFile::open(path);
+    auto it = f.metadata().find("key");
+    return it != f.metadata().end() && it->second == key;
+  } catch (const InputError&) {
+    return false;
+  }
+}
+
 RefCache RefCache::load_or_build(const std::string& path, const std::string& key, const std::vector<int64_t>& lines,
                                  const std::function<std::vector<model::RecordLogprobs>()>& compute, std::ostream& log) {
   RefCache c;

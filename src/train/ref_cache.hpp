@@ -25,6 +25,9 @@ class RefCache {
   // writes are atomic, so not an interrupted one of ours) is an InputError naming it, never a rebuild.
   static RefCache load_or_build(const std::string& path, const std::string& key, const std::vector<int64_t>& lines,
                                 const std::function<std::vector<model::RecordLogprobs>()>& compute, std::ostream& log);
+  // Whether `path` is a readable cache stored under `key` (false when absent, stale or unreadable: a build
+  // then follows, and load_or_build names a damaged file).
+  static bool is_current(const std::string& path, const std::string& key);
   // log π_ref of response `slot` of the record at source line `line`; InputError if absent.
   double at(int64_t line, int64_t slot) const;
   bool hit() const { return hit_; }

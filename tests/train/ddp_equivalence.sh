@@ -48,6 +48,11 @@ two_ranks "${HPS_RUN[@]}" --train.batch_prompts=2 --train.out_dir="$W/hps2"
 grep -q "data-parallel: 2 processes (rank 0 of 2" "$W/rank0.log" || fail "rank 0 did not describe the group"
 [[ ! -s $W/rank1.log ]] || fail "rank 1 printed: $(head -3 "$W/rank1.log")"
 same "$W/hps1" "$W/hps2" "$(last "$W/hps1")/adapter/adapter_model.safetensors"
+# train.ref_cache = auto turned the reference cache on (27 responses vs 64 reference forwards): the 2-rank run
+# scored it in two shards, merged in record order — the values a single process computes.
+grep -q "reference log-prob cache: scored in 2 shards" "$W/rank0.log" || fail "the cache was not built sharded"
+"$HPS" model diff "$W/hps1/ref_logps.safetensors" "$W/hps2/ref_logps.safetensors" --atol 1e-6 > "$W/diff.txt" ||
+  { cat "$W/diff.txt" >&2; fail "the sharded reference cache differs from one process's"; }
 # The same with token-budget chunks (each backpropagated at once, weighted through one agreement per
 # micro-step, which the rank with the empty last batch joins too).
 two_ranks "${HPS_RUN[@]}" --train.batch_prompts=2 --train.max_tokens_per_micro_batch=20 --train.out_dir="$W/hps2c"
@@ -55,7 +60,9 @@ grep -q '"forward_passes":[3-9]' "$W/hps2c/metrics.jsonl" || fail "the token bud
 same "$W/hps1" "$W/hps2c" "$(last "$W/hps1")/adapter/adapter_model.safetensors"
 
 # PL with full fine-tuning (a frozen reference on every rank).
-PL_RUN=(train "${COMMON[@]}" --loss.preference=pl --lora.enabled=false --train.max_steps=3 --train.lr=1e-3)
+# (the reference forward in the steps, not the cache)
+PL_RUN=(train "${COMMON[@]}" --loss.preference=pl --lora.enabled=false --train.max_steps=3 --train.lr=1e-3
+        --train.ref_cache=false)
 "$HPS" "${PL_RUN[@]}" --train.batch_prompts=4 --train.out_dir="$W/pl1" > /dev/null
 two_ranks "${PL_RUN[@]}" --train.batch_prompts=2 --train.out_dir="$W/pl2"
 same "$W/pl1" "$W/pl2" "$(last "$W/pl1")/model/model.safetensors"
