@@ -86,8 +86,8 @@ int main(int argc, char** argv) {
         const auto launch = hps::dist::launch_from_env();
         if (launch && launch->world_size > 1 && !c.data_parallel)
           throw hps::UsageError("hps " + c.app->get_name() + " runs as one process; launched with WORLD_SIZE=" +
-                                std::to_string(launch->world_size) + " (only hps train, sft, train-rm, generate, score "
-                                "and pipeline run data-parallel so far: launch it without torchrun)");
+                                std::to_string(launch->world_size) + " (only hps train, sft, train-rm, generate, score, "
+                                "eval and pipeline run data-parallel so far: launch it without torchrun)");
         if (c.data_parallel) hps::dist::init_from_env();
         return c.run();
       }

@@ -190,9 +190,9 @@ Command add_eval_command(CLI::App& app) {
   return {cmd, [j, m]() -> int {
     if (!m->policy.empty() && (m->reference.empty() || j->test.empty()))
       throw UsageError("--policy needs --reference and --test (margins on test pairs, KL on winning responses)");
-    pipeline::run_eval(*j, *m, std::cout);
+    pipeline::run_eval(*j, *m, dist::world().main_log(std::cout));  // under torchrun: sharded scoring
     return 0;
-  }};
+  }, /*data_parallel=*/true};
 }
 
 Command add_report_command(CLI::App& app) {

@@ -6,6 +6,7 @@
 #include <ostream>
 #include <string>
 
+#include "dist/world.hpp"
 #include "eval/evaluate.hpp"
 
 namespace hps::pipeline {
@@ -19,11 +20,14 @@ struct EvalModels {
   std::string device = "cpu";
 };
 
-// The requests' log-probs under the policy (with its adapter) and the reference, batched.
-eval::ModelScores score_requests(const EvalModels& models, const eval::ModelRequests& requests, int64_t batch_size = 8);
+// The requests' log-probs under the policy (with its adapter) and the reference, batched. In a process group
+// each rank scores a contiguous share of each request list and every rank gets them all, in order.
+eval::ModelScores score_requests(const EvalModels& models, const eval::ModelRequests& requests, const dist::World& world,
+                                 int64_t batch_size = 8);
 
 // The whole of `hps eval`: read the files, score with the models when given, evaluate, write results.json,
-// report.md and rewards.svg.
+// report.md and rewards.svg. Under torchrun every rank scores its share; rank 0 evaluates and writes (the
+// others return empty results).
 eval::EvalResults run_eval(const eval::EvalJob& job, const EvalModels& models, std::ostream& log);
 
 }  // namespace hps::pipeline

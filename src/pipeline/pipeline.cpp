@@ -179,7 +179,7 @@ eval::NamedDir evaluate(const SeedRun& r, const Models& m, const std::string& na
     if (name != "sft" || r.p.sft) job.training = training_cost(train_dir);  // a given policy has no training cost here
     job.oracle = r.oracle;
     const EvalModels models{model_dir, adapter, m.sft_model, r.files.tokenizer, text::to_string(m.chat.format), r.p.run.device};
-    if (dist::world().is_main()) run_eval(job, models, r.logs.detail);  // on numbers: rank 0 alone
+    run_eval(job, models, r.logs.detail);  // every rank scores a share; rank 0 evaluates and writes
   });
   return {name, d};
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # hps generate and hps score over 2 Gloo ranks: each rank writes whole batches / chunks into OUT.part-*, rank 0
 # joins them, and the joined file is byte-identical to one process's — with seeded sampling, a short last batch,
-# an interrupted sharded run resumed, and scoring in place.
+# an interrupted sharded run resumed, and scoring in place; hps eval's model scoring in shards.
 # Usage: sharded_files.sh HPS FIXTURES
 set -euo pipefail
 HPS=$1 FIX=$2
@@ -46,4 +46,23 @@ two_ranks "${SCORE[@]}" --data "$W/scored_two.jsonl" --out "$W/scored_two.jsonl"
 grep -q '"rewards"' "$W/scored_two.jsonl" || fail "scored file has no rewards"
 cmp "$W/scored_one.jsonl" "$W/scored_two.jsonl" || fail "sharded scoring differs from one process"
 echo "score (in place): 2 ranks = 1 process, byte for byte"
+# hps eval with models: each rank scores a share of the test pairs and winning responses (margins, KL), rank 0
+# evaluates; results.json equals one process's (its numbers to 1e-6: batches differ in composition).
+"$HPS" model init --config-json "$FIX/train/tiny_qwen2_config.json" --tokenizer "$FIX/tokenizers/qwen2" --std 0.1 \
+  --seed 7 --out "$W/ref" > /dev/null
+for i in 1 2 3 4 5 6 7 8 9; do
+  echo "{\"prompt\": \"Question $i: name a colour.\", \"responses\": [\"Red $i.\", \"Blue, maybe.\", \"No\"], \"rewards\": [$i, 0.5, -1]}"
+done > "$W/test.jsonl"
+EVAL=(eval --generations "$W/scored_one.jsonl" --test "$W/test.jsonl" --policy "$W/policy" --reference "$W/ref")
+"$HPS" "${EVAL[@]}" --out "$W/eval_one" > /dev/null
+two_ranks "${EVAL[@]}" --out "$W/eval_two"
+[[ -e $W/eval_two/results.json ]] || fail "the 2-rank eval wrote no results.json"
+skeleton() { sed -E 's/-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?/N/g' "$1"; }
+numbers() { grep -oE -- '-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?' "$1"; }
+cmp <(skeleton "$W/eval_one/results.json") <(skeleton "$W/eval_two/results.json") || fail "sharded eval results differ in shape"
+paste <(numbers "$W/eval_one/results.json") <(numbers "$W/eval_two/results.json") |
+  awk '{ d = $1 - $2; if (d < 0) d = -d; a = $1 < 0 ? -$1 : $1; if (d > 1e-6 * (a > 1 ? a : 1)) { print "FAIL: " $1 " vs " $2 > "/dev/stderr"; bad = 1 } } END { exit bad }' ||
+  fail "sharded eval results differ from one process"
+grep -q '"kl' "$W/eval_two/results.json" || fail "no KL in the sharded eval results"
+echo "eval (models scored in shards): 2 ranks = 1 process ($(numbers "$W/eval_one/results.json" | wc -l) numbers)"
 echo "sharded files match one process"
