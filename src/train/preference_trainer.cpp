@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <optional>
 
@@ -136,6 +137,10 @@ void PreferenceTrainer::Impl::sync_parameters() {
   if (!world.distributed()) return;
   auto params = policy.trainable_parameters();
   c10::AutoGradMode no_grad(false);
+  // Test hook (train.ddp_equivalence): HPS_TEST_PERTURB_RANK=<r> moves rank r's parameters before the
+  // broadcast, as if it had loaded other weights; the run must still equal one process's.
+  if (const char* r = std::getenv("HPS_TEST_PERTURB_RANK"); r && std::to_string(world.rank()) == r)
+    for (auto& p : params) p.add_(1.0);
   world.broadcast(params, 0);
 }
 

@@ -64,7 +64,8 @@ same "$W/hps1" "$W/hps2c" "$(last "$W/hps1")/adapter/adapter_model.safetensors"
 PL_RUN=(train "${COMMON[@]}" --loss.preference=pl --lora.enabled=false --train.max_steps=3 --train.lr=1e-3
         --train.ref_cache=false)
 "$HPS" "${PL_RUN[@]}" --train.batch_prompts=4 --train.out_dir="$W/pl1" > /dev/null
-two_ranks "${PL_RUN[@]}" --train.batch_prompts=2 --train.out_dir="$W/pl2"
+# Rank 1's parameters are moved before the start-up broadcast (a test hook): rank 0's weights reach every rank.
+HPS_TEST_PERTURB_RANK=1 two_ranks "${PL_RUN[@]}" --train.batch_prompts=2 --train.out_dir="$W/pl2"
 same "$W/pl1" "$W/pl2" "$(last "$W/pl1")/model/model.safetensors"
 
 # SFT (token-level mean over the global batch) and a BT reward model, full fine-tuning.
