@@ -1,5 +1,7 @@
 #include "model/score_records.hpp"
 
+#include <nlohmann/json.hpp>
+
 #include <c10/core/InferenceMode.h>
 
 #include <algorithm>
@@ -81,6 +83,21 @@ std::vector<std::vector<double>> score_rewards(const Decoder& rm, const std::vec
     for (size_t i = 0; i < slots.size(); ++i) out[slots[i].first][slots[i].second] = sc[static_cast<int64_t>(i)].item<double>();
   });
   return out;
+}
+
+std::vector<RecordLogprobs> score_records_sharded(const Decoder& d, const std::vector<data::TokenizedRecord>& records,
+                                                  int64_t batch_size, Layout layout, const dist::World& world) {
+  if (!world.distributed()) return score_records(d, records, batch_size, layout);
+  const auto n = static_cast<int64_t>(records.size()), r = world.rank(), S = world.size();
+  const std::vector<data::TokenizedRecord> mine(records.begin() + r * n / S, records.begin() + (r + 1) * n / S);
+  nlohmann::json part = nlohmann::json::array();  // [[logp…], [tokens…]] per record; doubles round-trip exactly
+  if (!mine.empty())
+    for (const auto& rec : score_records(d, mine, batch_size, layout)) part.push_back({rec.logp, rec.tokens});
+  std::vector<RecordLogprobs> all;
+  for (const std::string& text : world.gather(part.dump()))
+    for (const auto& rec : nlohmann::json::parse(text))
+      all.push_back({rec.at(0).get<std::vector<double>>(), rec.at(1).get<std::vector<int64_t>>()});
+  return all;
 }
 
 }  // namespace hps::model

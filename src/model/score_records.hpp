@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "data/pretokenized.hpp"
+#include "dist/world.hpp"
 #include "model/decoder.hpp"
 #include "model/packing.hpp"
 
@@ -21,6 +22,11 @@ struct RecordLogprobs {
 // sorted longest first and cut into batches of `batch_size` so that batches pad little.
 std::vector<RecordLogprobs> score_records(const Decoder& d, const std::vector<data::TokenizedRecord>& records,
                                           int64_t batch_size, Layout layout = Layout::packed);
+
+// The same in a process group: each rank scores a contiguous share of `records` ([r·n/S, (r+1)·n/S)) and every
+// rank gets all of them, in record order (one gather). A single process scores everything.
+std::vector<RecordLogprobs> score_records_sharded(const Decoder& d, const std::vector<data::TokenizedRecord>& records,
+                                                  int64_t batch_size, Layout layout, const dist::World& world);
 
 // Reward-model scores (label 0) of every response of every record, batched the same way: [record][response].
 std::vector<std::vector<double>> score_rewards(const Decoder& reward_model, const std::vector<data::TokenizedRecord>& records,

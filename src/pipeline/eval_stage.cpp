@@ -1,7 +1,5 @@
 #include "pipeline/eval_stage.hpp"
 
-#include <nlohmann/json.hpp>
-
 #include "dist/world.hpp"
 #include "model/load.hpp"
 #include "model/lora.hpp"
@@ -10,22 +8,6 @@
 
 namespace hps::pipeline {
 
-namespace {
-
-// Every rank's scores of its share, in rank order (= record order) on every rank.
-std::vector<model::RecordLogprobs> gather_scores(const std::vector<model::RecordLogprobs>& mine, const dist::World& world) {
-  if (!world.distributed()) return mine;
-  nlohmann::json j = nlohmann::json::array();
-  for (const auto& r : mine) j.push_back({r.logp, r.tokens});
-  std::vector<model::RecordLogprobs> all;
-  for (const std::string& part : world.gather(j.dump()))
-    for (const auto& r : nlohmann::json::parse(part))
-      all.push_back({r.at(0).get<std::vector<double>>(), r.at(1).get<std::vector<int64_t>>()});
-  return all;
-}
-
-}  // namespace
-
 eval::ModelScores score_requests(const EvalModels& m, const eval::ModelRequests& req, const dist::World& world,
                                  int64_t batch_size) {
   const model::LoadOptions lo{dist::local_device(m.device), std::nullopt};
@@ -33,13 +15,9 @@ eval::ModelScores score_requests(const EvalModels& m, const eval::ModelRequests&
   const model::Decoder reference = model::load_model(m.reference, lo);
   auto both = [&](const std::vector<data::TokenizedRecord>& records) {
     if (records.empty()) return eval::PolicyAndReference{};
-    const auto n = static_cast<int64_t>(records.size()), r = world.rank(), S = world.size();
-    const std::vector<data::TokenizedRecord> mine(records.begin() + r * n / S, records.begin() + (r + 1) * n / S);
-    auto score = [&](const model::Decoder& d) {
-      return gather_scores(mine.empty() ? std::vector<model::RecordLogprobs>{} : model::score_records(d, mine, batch_size), world);
-    };
-    auto p = score(policy);
-    return eval::PolicyAndReference{std::move(p), score(reference)};
+    auto p = model::score_records_sharded(policy, records, batch_size, model::Layout::packed, world);
+    return eval::PolicyAndReference{std::move(p),
+                                    model::score_records_sharded(reference, records, batch_size, model::Layout::packed, world)};
   };
   return {both(req.worst), both(req.hardest), both(req.winners)};
 }

@@ -243,31 +243,23 @@ void PreferenceTrainer::Impl::build_ref_cache(std::ostream& log) {
   both.records.insert(both.records.end(), eval_set.records.begin(), eval_set.records.end());
   std::vector<int64_t> lines;
   for (const auto& r : both.records) lines.push_back(r.line);
-  const auto n = static_cast<int64_t>(both.records.size());
-  auto score = [&](int64_t i0, int64_t i1) {  // records [i0, i1)
-    data::Dataset part = both;
-    part.records.assign(both.records.begin() + i0, both.records.begin() + i1);
-    const auto recs = data::tokenize_dataset(part, *encoder);
+  auto score = [&] {  // every record, in shards under torchrun
+    const auto recs = data::tokenize_dataset(both, *encoder);
     model::StateGuard keep(policy);
     policy.state.lora_enabled = false;  // LoRA: the base model is the reference (B = 0 at start anyway)
-    return model::score_records(ref ? *ref : policy, recs, cfg.train.batch_prompts, layout());
+    return model::score_records_sharded(ref ? *ref : policy, recs, cfg.train.batch_prompts, layout(), world);
   };
   const std::string path = cfg.train.out_dir + "/ref_logps.safetensors";
   if (!world.distributed()) {
-    cache = RefCache::load_or_build(path, key.dump(), lines, [&] { return score(0, n); }, log);
+    cache = RefCache::load_or_build(path, key.dump(), lines, score, log);
     return;
   }
   // Data-parallel: when rank 0's file is not current, every rank scores its contiguous share of the records
   // and rank 0 writes them merged in record order; then every rank reads the file.
   std::vector<model::RecordLogprobs> merged;
   if (world.any(world.is_main() && !RefCache::is_current(path, key.dump()))) {
-    const int64_t r = world.rank(), S = world.size();
-    nlohmann::json mine = nlohmann::json::array();
-    for (const auto& rec : score(r * n / S, (r + 1) * n / S)) mine.push_back({rec.logp, rec.tokens});
-    for (const std::string& part : world.gather(mine.dump()))
-      for (const auto& rec : nlohmann::json::parse(part))
-        merged.push_back({rec.at(0).get<std::vector<double>>(), rec.at(1).get<std::vector<int64_t>>()});
-    log << "reference log-prob cache: scored in " << S << " shards\n";
+    merged = score();
+    log << "reference log-prob cache: scored in " << world.size() << " shards\n";
   }
   if (world.is_main()) cache = RefCache::load_or_build(path, key.dump(), lines, [&] { return merged; }, log);
   world.barrier();
