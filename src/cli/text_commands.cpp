@@ -104,6 +104,18 @@ Command add_data_command(CLI::App& app) {
   }};
 }
 
+// A count of prompts per batch or chunk: an integer ≥ 1 (0 divided by zero in the resume check).
+const CLI::Validator kCountAtLeastOne(
+    [](std::string& v) {
+      try {
+        size_t used = 0;
+        if (std::stoll(v, &used) >= 1 && used == v.size()) return std::string();
+      } catch (const std::exception&) {
+      }
+      return "must be an integer >= 1, found '" + v + "'";
+    },
+    "INT>=1");
+
 Command add_generate_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("generate", "Sample n responses per prompt of a dataset into ranked-list JSONL (resumable)");
   struct Opts {
@@ -123,7 +135,8 @@ Command add_generate_command(CLI::App& app) {
   cmd->add_option("--max-new-tokens", o->job.sampling.max_new_tokens, "tokens per response at most");
   cmd->add_option("--stop", o->job.sampling.stop, "stop string (repeatable): the response is cut before it");
   cmd->add_option("--seed", o->job.sampling.seed, "same seed, same samples");
-  cmd->add_option("--batch-prompts", o->job.batch_prompts, "prompts per batch (each with its n samples)");
+  cmd->add_option("--batch-prompts", o->job.batch_prompts, "prompts per batch (each with its n samples)")
+      ->check(kCountAtLeastOne);
   cmd->add_option("--max-prompt-length", o->job.max_prompt_length, "keep the last N prompt tokens");
   cmd->add_option("--stop-after-prompts", o->job.stop_after_prompts, "stop after this many prompts (resume later)");
   cmd->add_option("--device", o->device, "cpu | cuda | cuda:N");
@@ -156,7 +169,8 @@ Command add_score_command(CLI::App& app) {
   cmd->add_flag_callback("--padded", [o] { o->job.layout = model::Layout::padded; },
                          "one padded row per response (default: packed, each prompt forwarded once)");
   cmd->add_option("--max-length", o->job.max_length, "prompt + response tokens");
-  cmd->add_option("--chunk-prompts", o->job.chunk_prompts, "prompts scored between progress saves (resume granularity)");
+  cmd->add_option("--chunk-prompts", o->job.chunk_prompts, "prompts scored between progress saves (resume granularity)")
+      ->check(kCountAtLeastOne);
   cmd->add_option("--device", o->device, "cpu | cuda | cuda:N");
   cmd->add_option("--dtype", o->dtype, "float32 | bfloat16 | float16 (default: the checkpoint's)");
   cmd->add_option("--chat-format", o->chat, "llama3 | chatml | mistral | hh (default: from the tokenizer's template)");

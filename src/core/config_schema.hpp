@@ -10,6 +10,7 @@
 //   loop.read(cfg, l);      // ConfigError for an unknown key in [train], a wrong type or a broken rule
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <functional>
 #include <span>
@@ -36,17 +37,36 @@ std::string shown(const T& v) {
 template <typename T>
 using Rule = std::function<void(const std::string& key, const T& value)>;
 
+// Numbers from settings are finite: NaN fails every comparison below, ±inf is refused here.
+template <typename T>
+bool finite_value(const T& v) {
+  if constexpr (std::is_floating_point_v<T>) return std::isfinite(v);
+  return true;
+}
+template <typename T>
+constexpr const char* and_finite() {
+  return std::is_floating_point_v<T> ? " and finite" : "";
+}
+
 template <typename T>
 Rule<T> positive() {
   return [](const std::string& key, const T& v) {
-    if (!(v > T(0))) throw ConfigError(key + " must be > 0, found " + shown(v));
+    if (!(v > T(0)) || !finite_value(v)) throw ConfigError(key + " must be > 0" + and_finite<T>() + ", found " + shown(v));
   };
 }
 
 template <typename T>
 Rule<T> at_least(T lo) {
   return [lo](const std::string& key, const T& v) {
-    if (!(v >= lo)) throw ConfigError(key + " must be ≥ " + shown(lo) + ", found " + shown(v));
+    if (!(v >= lo) || !finite_value(v)) throw ConfigError(key + " must be ≥ " + shown(lo) + and_finite<T>() + ", found " + shown(v));
+  };
+}
+
+// lo ≤ v < hi (AdamW's betas: [0, 1)).
+template <typename T>
+Rule<T> in_half_open(T lo, T hi) {
+  return [lo, hi](const std::string& key, const T& v) {
+    if (!(v >= lo && v < hi)) throw ConfigError(key + " must be in [" + shown(lo) + ", " + shown(hi) + "), found " + shown(v));
   };
 }
 

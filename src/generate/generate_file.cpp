@@ -82,6 +82,8 @@ int64_t generate_range(const model::Decoder& d, const text::Tokenizer& tok, cons
 
 int64_t generate_file(const model::Decoder& d, const text::Tokenizer& tok, const text::ChatTemplate& chat,
                       const GenerateJob& job, std::ostream& log, const dist::World& world) {
+  if (job.batch_prompts <= 0)
+    throw ConfigError("generate: batch_prompts (--batch-prompts) must be > 0, found " + std::to_string(job.batch_prompts));
   data::DatasetOptions opt = job.data_options;
   opt.min_responses = 0;  // prompts only: responses are not needed
   opt.allow_empty_responses = true;

@@ -60,6 +60,8 @@ int64_t score_range(const model::Decoder& rm, const text::Tokenizer& tok, const 
 
 int64_t score_file(const model::Decoder& rm, const text::Tokenizer& tok, const text::ChatTemplate& chat,
                    const ScoreJob& job, std::ostream& log, const dist::World& world) {
+  if (job.chunk_prompts <= 0)
+    throw ConfigError("score: chunk_prompts (--chunk-prompts) must be > 0, found " + std::to_string(job.chunk_prompts));
   if (rm.config.head != model::Head::sequence_classification)
     throw InputError(rm.config.architecture + " is not a reward model (*ForSequenceClassification)");
   if (tok.vocab_size() > rm.config.vocab_size)

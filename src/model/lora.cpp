@@ -59,6 +59,13 @@ void add_lora(Decoder& d, const LoraConfig& cfg, uint64_t seed) {
       throw ConfigError("lora.targets: unknown module '" + t + "' (expected q_proj, k_proj, v_proj, o_proj, "
                         "gate_proj, up_proj, down_proj)");
   TargetMatcher match{cfg.targets, std::nullopt};
+  // A rank above a projection's smaller side adds nothing a full update would not, and a huge one only
+  // exhausts memory: refuse it before allocating (PEFT would try).
+  for (auto& [name, p] : modules(d))
+    if (match.matches(name) && cfg.rank > std::min(p->weight.size(0), p->weight.size(1)))
+      throw ConfigError("lora.rank = " + std::to_string(cfg.rank) + " exceeds " + name + "'s smaller dimension " +
+                        std::to_string(std::min(p->weight.size(0), p->weight.size(1))) + " [" +
+                        std::to_string(p->weight.size(0)) + ", " + std::to_string(p->weight.size(1)) + "]");
   auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
   d.set_requires_grad(false, false);
   for (auto& [name, p] : modules(d)) {

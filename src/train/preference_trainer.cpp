@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
+#include <limits>
 #include <optional>
 
 #include "core/error.hpp"
@@ -125,6 +126,9 @@ void PreferenceTrainer::Impl::setup() {
   const int64_t global_batch = cfg.train.batch_prompts * world.size();
   const int64_t micro = (static_cast<int64_t>(train_set.records.size()) + global_batch - 1) / global_batch;
   const int64_t per_epoch = std::max<int64_t>(1, micro / cfg.train.grad_accum);
+  if (cfg.train.max_steps <= 0 && cfg.train.epochs > std::numeric_limits<int64_t>::max() / per_epoch)
+    throw ConfigError("train.epochs = " + std::to_string(cfg.train.epochs) + " × " + std::to_string(per_epoch) +
+                      " steps per epoch overflows the step count; set fewer epochs or train.max_steps");
   total = cfg.train.max_steps > 0 ? cfg.train.max_steps : cfg.train.epochs * per_epoch;
   warmup = static_cast<int64_t>(cfg.train.warmup_ratio * static_cast<double>(total));
   sync_parameters();

@@ -90,25 +90,25 @@ const TableSchema<LoopSettings>& loop_schema() {
   using L = LoopSettings;
   static const TableSchema<L> s =
       TableSchema<L>("train")
-          .add("epochs", &L::epochs)
-          .add("max_steps", &L::max_steps)
+          .add("epochs", &L::epochs, at_least<int64_t>(0))
+          .add("max_steps", &L::max_steps, at_least<int64_t>(0))
           .add("batch_prompts", &L::batch_prompts, positive<int64_t>())
           .add("grad_accum", &L::grad_accum, positive<int64_t>())
           .add("lr", &L::lr, positive<double>())
           .name("schedule", &L::schedule, [](const std::string& v, const std::string&) { return parse_schedule(v); })
-          .add("warmup_ratio", &L::warmup_ratio)
-          .add("beta1", [](L& l) -> double& { return l.adamw.beta1; })
-          .add("beta2", [](L& l) -> double& { return l.adamw.beta2; })
-          .add("eps", [](L& l) -> double& { return l.adamw.eps; })
-          .add("weight_decay", [](L& l) -> double& { return l.adamw.weight_decay; })
-          .add("max_grad_norm", &L::max_grad_norm)
+          .add("warmup_ratio", &L::warmup_ratio, probability())
+          .add("beta1", [](L& l) -> double& { return l.adamw.beta1; }, in_half_open(0.0, 1.0))
+          .add("beta2", [](L& l) -> double& { return l.adamw.beta2; }, in_half_open(0.0, 1.0))
+          .add("eps", [](L& l) -> double& { return l.adamw.eps; }, positive<double>())
+          .add("weight_decay", [](L& l) -> double& { return l.adamw.weight_decay; }, at_least(0.0))
+          .add("max_grad_norm", &L::max_grad_norm, at_least(0.0))  // 0: no clipping
           .add("seed", &L::seed)
-          .add("out_dir", &L::out_dir)
-          .add("save_every", &L::save_every)
+          .add("out_dir", &L::out_dir, required("the folder for checkpoints and metrics"))
+          .add("save_every", &L::save_every, at_least<int64_t>(0))
           .add("keep_last", &L::keep_last, positive<int64_t>())
-          .add("eval_every", &L::eval_every)
+          .add("eval_every", &L::eval_every, at_least<int64_t>(0))
           .add("max_bad_steps", &L::max_bad_steps, positive<int64_t>())
-          .add("stop_after", &L::stop_after)
+          .add("stop_after", &L::stop_after, at_least<int64_t>(0))
           .custom("ref_cache", [](const Config& c, const std::string& key, L& l) {
             if (!c.has(key)) return;
             std::string v;

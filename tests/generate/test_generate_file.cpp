@@ -38,6 +38,16 @@ TEST(GenerateFile, ResumeAfterACrashWritesWhatAnUninterruptedRunWrites) {
   std::ofstream(job.out, std::ios::app) << "{\"prompt\": \"half a li";  // a crash mid-write
   job.stop_after_prompts = 0;
   EXPECT_EQ(generate_file(m, tok, chat, job, log), 3);
+  // batch_prompts 0 (the pipeline's and a library caller's path; the CLI refuses it earlier) is a named error,
+  // not a division by zero in the resume check.
+  job.batch_prompts = 0;
+  try {
+    generate_file(m, tok, chat, job, log);
+    ADD_FAILURE() << "no error for batch_prompts = 0";
+  } catch (const ConfigError& e) {
+    EXPECT_THAT(e.what(), ::testing::HasSubstr("batch_prompts (--batch-prompts) must be > 0, found 0"));
+  }
+  job.batch_prompts = 2;
   EXPECT_THAT(log.str(), ::testing::HasSubstr("removing a partial last line"));
   EXPECT_EQ(io::read_file(dir.str("full.jsonl")), io::read_file(job.out));
   // Every line: the prompt and n decodable responses.

@@ -245,6 +245,37 @@ TEST(Trainer, ReferenceCacheByDefaultWhenItSavesReferenceForwards) {
   }
 }
 
+TEST(TrainConfig, NumericSettingsAreFiniteAndInRange) {
+  // Each was accepted before and trained with it (NaN lr: a NaN adapter and exit 0; an empty out_dir: the root).
+  const World w;
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"train.lr=inf", "train.lr must be > 0 and finite, found inf"},
+      {"train.beta1=1.0", "train.beta1 must be in [0, 1), found 1"},
+      {"train.beta2=-0.1", "train.beta2 must be in [0, 1), found -0.1"},
+      {"train.eps=0.0", "train.eps must be > 0 and finite, found 0"},
+      {"train.weight_decay=-1.0", "train.weight_decay must be ≥ 0 and finite, found -1"},
+      {"train.warmup_ratio=1.5", "train.warmup_ratio must be a probability in [0, 1], found 1.5"},
+      {"train.warmup_ratio=nan", "train.warmup_ratio must be a probability in [0, 1], found nan"},
+      {"train.max_grad_norm=-1.0", "train.max_grad_norm must be ≥ 0 and finite, found -1"},
+      {"train.out_dir=''", "train.out_dir is required"},
+      {"train.epochs=-1", "train.epochs must be ≥ 0, found -1"},
+      {"train.save_every=-2", "train.save_every must be ≥ 0"},
+      {"train.max_tokens_per_micro_batch=-5", "train.max_tokens_per_micro_batch must be >= 0"}};
+  for (const auto& [kv, want] : bad) {
+    Config c = w.config("/tmp/unused", {kv});
+    EXPECT_THAT(message_of<ConfigError>([&] { read_train_config(c); }), ::testing::HasSubstr(want)) << kv;
+  }
+  // epochs × steps per epoch beyond int64: an error before anything is trained.
+  test::TempDir out;
+  Config c = w.config(out.str(), {"train.max_steps=0", "train.epochs=9223372036854775807"});
+  EXPECT_THAT(message_of<ConfigError>([&] { PreferenceTrainer(read_train_config(c), c.dump()); }),
+              ::testing::HasSubstr("overflows the step count"));
+  // A LoRA rank beyond the model's projections: refused before allocating (it ran the machine out of memory).
+  Config r = w.config(out.str(), {"lora.rank=100000000"});
+  EXPECT_THAT(message_of<ConfigError>([&] { PreferenceTrainer(read_train_config(r), r.dump()); }),
+              ::testing::HasSubstr("lora.rank = 100000000 exceeds"));
+}
+
 TEST(Trainer, GradientAccumulationEqualsTheLargerBatch) {
   // 2 micro-batches of 3 prompts, each loss halved, = one batch of 6 (the loss is a mean over prompts, the
   // loader order and the per-prompt draws are the same), so the weights after each step agree.
