@@ -6,6 +6,7 @@
 #include "cli/commands.hpp"
 #include "core/error.hpp"
 #include "io/atomic_file.hpp"
+#include "io/json_text.hpp"
 #include "data/dataset.hpp"
 #include "data/inspect.hpp"
 #include "generate/generate_file.hpp"
@@ -42,16 +43,11 @@ Command add_tokenize_command(CLI::App& app) {
     const std::string input = file->count() ? io::read_file(o->file) : o->text;
     const auto tok = text::Tokenizer::from_dir(o->tokenizer);
     if (o->decode) {
-      nlohmann::json ids;
-      try {
-        ids = nlohmann::json::parse(input);
-      } catch (const nlohmann::json::parse_error& e) {
-        throw UsageError(std::string("--decode expects a JSON array of token ids: ") + e.what());
-      }
+      const nlohmann::json ids = io::parse_json(input, file->count() ? o->file : "--text");
       if (!ids.is_array()) throw UsageError("--decode expects a JSON array of token ids");
       std::vector<int64_t> v;
       for (const auto& x : ids) {
-        if (!x.is_number_integer()) throw UsageError("--decode: " + x.dump() + " is not an integer id");
+        if (!x.is_number_integer()) throw UsageError(std::string("--decode: a ") + x.type_name() + " is not an integer id");
         v.push_back(x.get<int64_t>());
       }
       std::cout << tok.decode(v, o->skip_special) << "\n";

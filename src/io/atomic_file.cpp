@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "core/error.hpp"
+#include "io/json_text.hpp"
 
 namespace hps::io {
 
@@ -48,21 +49,7 @@ std::string read_file(const std::string& path) {
   return ss.str();
 }
 
-nlohmann::json read_json_file(const std::string& path) {
-  const std::string text = read_file(path);
-  try {
-    return nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
-    // e.byte is 1-based; report line and column for humans.
-    size_t line = 1, col = 1;
-    for (size_t i = 0; i + 1 < e.byte && i < text.size(); ++i) {
-      if (text[i] == '\n') ++line, col = 1;
-      else ++col;
-    }
-    throw InputError(path + ": line " + std::to_string(line) + ", column " + std::to_string(col) +
-                     ": invalid JSON (" + e.what() + ")");
-  }
-}
+nlohmann::json read_json_file(const std::string& path) { return parse_json(read_file(path), path); }
 
 void write_json_file(const std::string& path, const nlohmann::json& value) {
   write_file_atomic(path, [&](std::ostream& out) { out << value.dump(2) << "\n"; });

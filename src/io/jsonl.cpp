@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.hpp"
+#include "io/json_text.hpp"
 
 namespace hps::io {
 
@@ -28,12 +29,7 @@ void for_each_jsonl(const std::string& path, const std::function<void(int64_t, c
   auto handle = [&]() {
     ++line_no;
     if (line.find_first_not_of(" \t\r") == std::string::npos) return;
-    nlohmann::json value;
-    try {
-      value = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range for numbers like 1e999
-      throw InputError(path + ":" + std::to_string(line_no) + ": invalid JSON (" + e.what() + ")");
-    }
+    const nlohmann::json value = parse_json(line, path + ":" + std::to_string(line_no));
     try {
       on_record(line_no, value);
     } catch (Error& e) {

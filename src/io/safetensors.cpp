@@ -12,6 +12,7 @@
 #include <set>
 
 #include "core/error.hpp"
+#include "io/json_text.hpp"
 #include "io/atomic_file.hpp"
 
 namespace hps::io {
@@ -80,9 +81,9 @@ ParsedHeader parse_header(const std::string& header_json, uint64_t data_bytes, c
   };
   json header;
   try {
-    header = json::parse(header_json, on_event);
-  } catch (const json::exception& e) {
-    throw InputError(where + ": header is not valid UTF-8 JSON (" + e.what() + ")");
+    header = parse_json(header_json, where + ": header", on_event);
+  } catch (const InputError& e) {
+    throw InputError(e.message() + " — the header is not valid UTF-8 JSON");
   }
   if (!header.is_object())
     throw InputError(where + ": header must be a JSON object, found " + std::string(header.type_name()));

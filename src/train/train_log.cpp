@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "io/atomic_file.hpp"
+#include "io/json_text.hpp"
 #include "io/jsonl.hpp"
 #include "prefs/losses.hpp"
 
@@ -66,8 +67,10 @@ TrainLog::TrainLog(const TrainConfig& cfg, bool resume, int64_t resumed_step, in
   std::vector<std::string> keep;
   if (resume && io::file_exists(metrics_path_)) {
     std::ifstream in(metrics_path_);
+    int64_t n = 0;
     for (std::string line; std::getline(in, line);)
-      if (!line.empty() && step_from_json(json::parse(line)).step <= resumed_step) keep.push_back(line);
+      if (++n, !line.empty() && step_from_json(io::parse_json(line, metrics_path_ + ":" + std::to_string(n))).step <= resumed_step)
+        keep.push_back(line);
   }
   io::write_file_atomic(metrics_path_, [&](std::ostream& o) {
     for (const auto& l : keep) o << l << "\n";

@@ -51,6 +51,23 @@ TEST(Jsonl, RecordsWithOneBasedLinesSkippingBlankOnesPlainAndGzip) {
   EXPECT_FALSE(first_jsonl_record(d.str("empty.jsonl")).has_value());
 }
 
+TEST(Jsonl, DeepNestingIsANamedErrorNotACrash) {
+  // 100 000 nested brackets used to crash the error path (a recursive dump or copy of the value).
+  test::TempDir d;
+  write_text(d.str("deep.jsonl"), "{}\n" + std::string(100000, '[') + "\n");
+  EXPECT_THAT(message_of<InputError>([&] { read_all(d.str("deep.jsonl")); }),
+              HasSubstr("deep.jsonl:2: JSON nested deeper than 512 levels"));
+  write_text(d.str("config.json"), "{\"a\": " + std::string(600, '[') + std::string(600, ']') + "}");
+  EXPECT_THAT(message_of<InputError>([&] { io::read_json_file(d.str("config.json")); }),
+              HasSubstr("config.json: JSON nested deeper than 512 levels"));
+  // 512 levels are fine; a syntax error names line and column.
+  write_text(d.str("ok.json"), std::string(512, '[') + std::string(512, ']'));
+  EXPECT_TRUE(io::read_json_file(d.str("ok.json")).is_array());
+  write_text(d.str("bad.json"), "{\n  \"a\": 1,\n  \"b\": }\n");
+  EXPECT_THAT(message_of<InputError>([&] { io::read_json_file(d.str("bad.json")); }),
+              HasSubstr("bad.json: invalid JSON at line 3, column 8"));
+}
+
 TEST(Jsonl, ErrorsNameTheFileAndLine) {
   test::TempDir d;
   write_text(d.str("bad.jsonl"), "{\"a\": 1}\n{\"a\": }\n");

@@ -108,6 +108,10 @@ TEST(SafetensorsCorrupt, HeaderNotUtf8Json) {
   EXPECT_THAT(open_error("{\"a\": \"\xff\xfe\"}", ""), ::testing::HasSubstr("not valid UTF-8 JSON"));
   EXPECT_THAT(open_error("{\"a\": [1, 2", ""), ::testing::HasSubstr("not valid UTF-8 JSON"));
   EXPECT_THAT(open_error("[1, 2]", ""), ::testing::HasSubstr("must be a JSON object"));
+  // A header nested 100 000 deep (it crashed `hps model inspect`): a named error.
+  std::string deep = "{\"t\": {\"shape\": ";
+  deep.append(100000, '[').append("}}");
+  EXPECT_THAT(open_error(deep, ""), ::testing::HasSubstr("header: JSON nested deeper than 512 levels"));
 }
 
 TEST(SafetensorsCorrupt, DuplicateNames) {

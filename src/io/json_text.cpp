@@ -1,0 +1,45 @@
+#include "io/json_text.hpp"
+
+#include "core/error.hpp"
+
+namespace hps::io {
+
+namespace {
+
+// " at line L, column C" of the 1-based byte offset `byte` in `text` (" at column C" for one line).
+std::string position(std::string_view text, size_t byte) {
+  size_t line = 1, col = 1;
+  for (size_t i = 0; i + 1 < byte && i < text.size(); ++i) {
+    if (text[i] == '\n') ++line, col = 1;
+    else ++col;
+  }
+  const bool one_line = text.find('\n') == std::string_view::npos;
+  return (one_line ? " at column " : " at line " + std::to_string(line) + ", column ") + std::to_string(col);
+}
+
+struct TooDeep {};  // thrown out of the parser's callback; nothing of the partial value is copied or printed
+
+}  // namespace
+
+nlohmann::json parse_json(std::string_view text, const std::string& where, const JsonEvent& on_event) {
+  int deepest = 0;
+  auto guard = [&](int depth, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
+    if (depth > kMaxJsonDepth) {
+      deepest = depth;
+      throw TooDeep{};
+    }
+    return on_event ? on_event(depth, event, parsed) : true;
+  };
+  try {
+    return nlohmann::json::parse(text, guard);
+  } catch (const TooDeep&) {
+    throw InputError(where + ": JSON nested deeper than " + std::to_string(kMaxJsonDepth) + " levels (" +
+                     std::to_string(deepest) + " reached)");
+  } catch (const nlohmann::json::parse_error& e) {
+    throw InputError(where + ": invalid JSON" + position(text, e.byte) + " (" + e.what() + ")");
+  } catch (const nlohmann::json::exception& e) {  // out_of_range: numbers like 1e999
+    throw InputError(where + ": invalid JSON (" + e.what() + ")");
+  }
+}
+
+}  // namespace hps::io
