@@ -407,6 +407,15 @@ EvalLog PreferenceTrainer::Impl::evaluate() {
 
 // Rank 0 writes the checkpoint (the atomic protocol of run_checkpoint); every rank waits for it to be complete.
 void PreferenceTrainer::Impl::save(std::ostream& log) {
+  // Never write non-finite weights (the guarded update never applies a non-finite step, so only weights that
+  // were loaded that way can hold them): every rank refuses together.
+  std::string bad;
+  for (const auto& [name, p] : policy.named_parameters())
+    if (p.requires_grad() && bad.empty() && !at::isfinite(p).all().item<bool>()) bad = name;
+  if (world.any(!bad.empty()))
+    throw NumericError("refusing to save checkpoint " + std::to_string(step) + ": " +
+                       (bad.empty() ? std::string("another rank's parameters") : bad) +
+                       " holds non-finite values (were they loaded that way? check " + cfg.model.path + ")");
   if (world.is_main()) {
     const nlohmann::json model_config =
         cfg.use_lora ? nlohmann::json() : saved_model_config(cfg.model.path, policy, !converted_from.empty());
@@ -463,6 +472,9 @@ std::vector<StepLog> PreferenceTrainer::run(bool resume, std::ostream& rank0_log
     }
   }
   if (tl) tl->ties();
+  if (!out.empty() && std::all_of(out.begin(), out.end(), [](const StepLog& s) { return s.skipped; }))
+    throw NumericError("all " + std::to_string(out.size()) + " steps of this run had a non-finite loss or gradient; "
+                       "no update was applied. Check the model's weights and the data, or lower train.lr");
   if (eval_on) {
     m.evals.push_back(m.evaluate());
     if (tl) tl->eval(m.evals.back());

@@ -311,6 +311,29 @@ TEST(Trainer, AbortsAfterConsecutiveNonFiniteStepsWithoutApplyingThem) {
   EXPECT_FALSE(latest_checkpoint(out.str())) << "nothing was saved from a run that never took a step";
 }
 
+TEST(Trainer, ARunWhoseEveryStepWasSkippedFailsAndNeverSavesNonFiniteWeights) {
+  // Fewer steps than max_bad_steps, all non-finite: it exited 0 before. Full fine-tuning trains the NaN norm
+  // itself: its checkpoint is refused; with LoRA the adapter is finite but the run still fails.
+  World w;
+  const auto j = io::read_json_file(w.model + "/config.json");
+  model::Decoder d = model::load_model(w.model);
+  d.final_norm[0] = NAN;
+  model::save_model(d, j, w.model);
+  for (const bool lora : {false, true}) {
+    test::TempDir out;
+    std::ostringstream log;
+    Config c = w.config(out.str(), {"train.max_steps=2", lora ? "lora.enabled=true" : "lora.enabled=false"});
+    PreferenceTrainer t(read_train_config(c), c.dump());
+    const std::string msg = message_of<NumericError>([&] { t.run(false, log); });
+    if (lora) {
+      EXPECT_THAT(msg, ::testing::HasSubstr("all 2 steps of this run had a non-finite loss or gradient"));
+    } else {
+      EXPECT_THAT(msg, ::testing::HasSubstr("refusing to save checkpoint 2: model.norm.weight holds non-finite values"));
+      EXPECT_FALSE(latest_checkpoint(out.str()));
+    }
+  }
+}
+
 TEST(Trainer, AutocastRunsLowPrecisionMatmulsOverFp32Weights) {
   World w;
   test::TempDir a, b;
