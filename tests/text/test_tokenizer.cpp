@@ -126,6 +126,24 @@ TEST(Tokenizer, RejectsWhatItCannotReproduce) {
   EXPECT_THAT(attempt([](auto& k) { k["added_tokens"][0]["id"] = -5; }), ::testing::HasSubstr("has id -5"));
 }
 
+TEST(Tokenizer, AnExponentiallyBacktrackingSplitPatternIsANamedErrorNotAHang) {
+  // (\w|\w)+\d on 40 letters backtracks 2^40 times: it never ended under a 10^12 budget.
+  test::TempDir tmp;
+  auto j = io::read_json_file(dir("gpt2") + "/tokenizer.json");
+  j["pre_tokenizer"] = {{"type", "Sequence"},
+                        {"pretokenizers",
+                         {{{"type", "Split"}, {"pattern", {{"Regex", "(\\w|\\w)+\\d"}}}, {"behavior", "Isolated"}, {"invert", false}},
+                          {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", false}}}}};
+  io::write_json_file(tmp.str("tokenizer.json"), j);
+  const Tokenizer tok = Tokenizer::from_file(tmp.str("tokenizer.json"));
+  const std::string msg = message_of<InputError>([&] { tok.encode(std::string(40, 'a')); });
+  EXPECT_THAT(msg, ::testing::HasSubstr("tokenizer.json"));
+  EXPECT_THAT(msg, ::testing::HasSubstr("backtracks exponentially"));
+  // Linear patterns keep working on long runs (a 1 MB run of one letter needs more than Oniguruma's 10^7).
+  const Tokenizer gpt2 = Tokenizer::from_file(dir("gpt2") + "/tokenizer.json");
+  EXPECT_FALSE(gpt2.encode(std::string(1 << 20, 'a')).empty());
+}
+
 TEST(Utf8, LossyDecodingReplacesMaximalSubparts) {
   EXPECT_EQ(utf8_lossy("a\xff" "b"), "a\xEF\xBF\xBD" "b");
   EXPECT_EQ(utf8_lossy("\xe6\x97"), "\xEF\xBF\xBD");                          // truncated: one replacement
