@@ -294,13 +294,17 @@ TEST(Trainer, GradientAccumulationEqualsTheLargerBatch) {
   EXPECT_GT(moved, 0.0) << "the adapters trained";
 }
 
-TEST(Trainer, AbortsAfterConsecutiveNonFiniteStepsWithoutApplyingThem) {
-  World w;
-  // A model whose final norm holds a NaN: every loss is NaN.
+// Rewrites the world's model with a NaN in its final norm: every loss is NaN.
+void poison_final_norm(const World& w) {
   const auto j = io::read_json_file(w.model + "/config.json");
   model::Decoder d = model::load_model(w.model);
   d.final_norm[0] = NAN;
   model::save_model(d, j, w.model);
+}
+
+TEST(Trainer, AbortsAfterConsecutiveNonFiniteStepsWithoutApplyingThem) {
+  World w;
+  poison_final_norm(w);
   test::TempDir out;
   std::ostringstream log;
   Config c = w.config(out.str(), {"train.max_bad_steps=2", "lora.enabled=false"});
@@ -315,10 +319,7 @@ TEST(Trainer, ARunWhoseEveryStepWasSkippedFailsAndNeverSavesNonFiniteWeights) {
   // Fewer steps than max_bad_steps, all non-finite: it exited 0 before. Full fine-tuning trains the NaN norm
   // itself: its checkpoint is refused; with LoRA the adapter is finite but the run still fails.
   World w;
-  const auto j = io::read_json_file(w.model + "/config.json");
-  model::Decoder d = model::load_model(w.model);
-  d.final_norm[0] = NAN;
-  model::save_model(d, j, w.model);
+  poison_final_norm(w);
   for (const bool lora : {false, true}) {
     test::TempDir out;
     std::ostringstream log;
