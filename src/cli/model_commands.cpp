@@ -2,6 +2,7 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
+#include <cmath>
 #include <iomanip>
 #include <iostream>
 #include <memory>
@@ -275,6 +276,13 @@ Command add_logprobs_command(CLI::App& app) {
     }
     const auto scored =
         model::score_records(m, records, o->batch, o->padded ? model::Layout::padded : model::Layout::packed);
+    // A non-finite log-prob (NaN weights, rope_theta = 0, …) would be written as null: refuse the file.
+    for (size_t r = 0; r < records.size(); ++r)
+      for (size_t k = 0; k < scored[r].logp.size(); ++k)
+        if (!std::isfinite(scored[r].logp[k]))
+          throw NumericError(o->data + ":" + std::to_string(records[r].line) + ": response " + std::to_string(k) +
+                             " has log-prob " + std::to_string(scored[r].logp[k]) + " under " + o->model +
+                             " (non-finite: check the model's weights and config); nothing written");
     io::write_file_atomic(o->out, [&](std::ostream& out) {
       for (size_t r = 0; r < records.size(); ++r)
         out << nlohmann::json{{"line", records[r].line}, {"logp", scored[r].logp}, {"tokens", scored[r].tokens}}.dump()

@@ -42,6 +42,7 @@ void write_file_atomic(const std::string& path, const std::function<void(std::os
 }
 
 std::string read_file(const std::string& path) {
+  if (dir_exists(path)) throw InputError(path + " is a folder, not a file");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw InputError("cannot open " + path + ": " + std::strerror(errno));
   std::ostringstream ss;
