@@ -1,5 +1,8 @@
 #include "io/json_text.hpp"
 
+#include <set>
+#include <vector>
+
 #include "core/error.hpp"
 
 namespace hps::io {
@@ -18,20 +21,34 @@ std::string position(std::string_view text, size_t byte) {
 }
 
 struct TooDeep {};  // thrown out of the parser's callback; nothing of the partial value is copied or printed
+struct DuplicateKey {
+  std::string key;
+};
 
 }  // namespace
 
-nlohmann::json parse_json(std::string_view text, const std::string& where, const JsonEvent& on_event) {
+nlohmann::json parse_json(std::string_view text, const std::string& where, const JsonEvent& on_event,
+                          bool unique_keys) {
+  using Event = nlohmann::json::parse_event_t;
   int deepest = 0;
-  auto guard = [&](int depth, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
+  std::vector<std::set<std::string>> keys;  // keys: the open objects' keys, innermost last
+  auto guard = [&](int depth, Event event, nlohmann::json& parsed) {
     if (depth > kMaxJsonDepth) {
       deepest = depth;
       throw TooDeep{};
+    }
+    if (unique_keys) {
+      if (event == Event::object_start) keys.emplace_back();
+      if (event == Event::object_end && !keys.empty()) keys.pop_back();
+      if (event == Event::key && !keys.empty() && !keys.back().insert(parsed.get<std::string>()).second)
+        throw DuplicateKey{parsed.get<std::string>()};
     }
     return on_event ? on_event(depth, event, parsed) : true;
   };
   try {
     return nlohmann::json::parse(text, guard);
+  } catch (const DuplicateKey& d) {
+    throw InputError(where + ": key \"" + d.key.substr(0, 200) + "\" appears twice in one object (JSON keeps only the last)");
   } catch (const TooDeep&) {
     throw InputError(where + ": JSON nested deeper than " + std::to_string(kMaxJsonDepth) + " levels (" +
                      std::to_string(deepest) + " reached)");

@@ -19,6 +19,8 @@ using JsonEvent = std::function<bool(int depth, nlohmann::json::parse_event_t ev
 
 // Parses `text`; errors (syntax, numbers out of range, nesting) are InputErrors "<where>: invalid JSON at
 // line L, column C (…)" / "<where>: JSON nested deeper than …".
-nlohmann::json parse_json(std::string_view text, const std::string& where, const JsonEvent& on_event = nullptr);
+// `unique_keys`: a key repeated within one object is an error (nlohmann keeps the last one silently).
+nlohmann::json parse_json(std::string_view text, const std::string& where, const JsonEvent& on_event = nullptr,
+                          bool unique_keys = false);
 
 }  // namespace hps::io

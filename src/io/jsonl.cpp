@@ -29,7 +29,7 @@ void for_each_jsonl(const std::string& path, const std::function<void(int64_t, c
   auto handle = [&]() {
     ++line_no;
     if (line.find_first_not_of(" \t\r") == std::string::npos) return;
-    const nlohmann::json value = parse_json(line, path + ":" + std::to_string(line_no));
+    const nlohmann::json value = parse_json(line, path + ":" + std::to_string(line_no), nullptr, /*unique_keys=*/true);
     try {
       on_record(line_no, value);
     } catch (Error& e) {

@@ -51,7 +51,7 @@ TEST(Jsonl, RecordsWithOneBasedLinesSkippingBlankOnesPlainAndGzip) {
   EXPECT_FALSE(first_jsonl_record(d.str("empty.jsonl")).has_value());
 }
 
-TEST(Jsonl, DeepNestingIsANamedErrorNotACrash) {
+TEST(Jsonl, DeepNestingAndDuplicateKeysAreNamedErrors) {
   // 100 000 nested brackets used to crash the error path (a recursive dump or copy of the value).
   test::TempDir d;
   write_text(d.str("deep.jsonl"), "{}\n" + std::string(100000, '[') + "\n");
@@ -60,6 +60,10 @@ TEST(Jsonl, DeepNestingIsANamedErrorNotACrash) {
   write_text(d.str("config.json"), "{\"a\": " + std::string(600, '[') + std::string(600, ']') + "}");
   EXPECT_THAT(message_of<InputError>([&] { io::read_json_file(d.str("config.json")); }),
               HasSubstr("config.json: JSON nested deeper than 512 levels"));
+  // A key twice in one object of a record (nested too) is an error; the same key in two objects is fine.
+  write_text(d.str("dup.jsonl"), "{\"a\": {\"x\": 1, \"y\": {\"x\": 2}}}\n{\"prompt\": \"p\", \"r\": {\"k\": 1, \"k\": 2}}\n");
+  EXPECT_THAT(message_of<InputError>([&] { read_all(d.str("dup.jsonl")); }),
+              HasSubstr("dup.jsonl:2: key \"k\" appears twice in one object"));
   // 512 levels are fine; a syntax error names line and column.
   write_text(d.str("ok.json"), std::string(512, '[') + std::string(512, ']'));
   EXPECT_TRUE(io::read_json_file(d.str("ok.json")).is_array());
