@@ -9,6 +9,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "core/error.hpp"
 #include "io/atomic_file.hpp"
 #include "io/json_text.hpp"
 #include "io/jsonl.hpp"
@@ -66,11 +67,26 @@ TrainLog::TrainLog(const TrainConfig& cfg, bool resume, int64_t resumed_step, in
       tty_(&log == &std::cout && ::isatty(STDOUT_FILENO)), started_(std::chrono::steady_clock::now()) {
   std::vector<std::string> keep;
   if (resume && io::file_exists(metrics_path_)) {
-    std::ifstream in(metrics_path_);
-    int64_t n = 0;
-    for (std::string line; std::getline(in, line);)
-      if (++n, !line.empty() && step_from_json(io::parse_json(line, metrics_path_ + ":" + std::to_string(n))).step <= resumed_step)
+    // Lines of steps up to the resumed one are kept. A last line without its newline is a write the run did
+    // not finish (killed, disk full): dropped, and said; any other bad line is an error naming it.
+    const std::string text = io::read_file(metrics_path_);
+    size_t start = 0;
+    for (int64_t n = 1; start < text.size(); ++n) {
+      const size_t end = text.find('\n', start);
+      const std::string line = text.substr(start, end == std::string::npos ? std::string::npos : end - start);
+      start = end == std::string::npos ? text.size() : end + 1;
+      if (line.empty()) continue;
+      if (end == std::string::npos) {
+        try {
+          io::parse_json(line, metrics_path_);
+        } catch (const InputError&) {
+          log_ << "dropped the torn last line " << n << " of " << metrics_path_ << " (an interrupted write)\n";
+          break;
+        }
+      }
+      if (step_from_json(io::parse_json(line, metrics_path_ + ":" + std::to_string(n))).step <= resumed_step)
         keep.push_back(line);
+    }
   }
   io::write_file_atomic(metrics_path_, [&](std::ostream& o) {
     for (const auto& l : keep) o << l << "\n";

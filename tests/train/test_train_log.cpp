@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <sstream>
 
+#include "core/error.hpp"
 #include "io/atomic_file.hpp"
 #include "test_util.hpp"
 #include "train/train_log.hpp"
@@ -43,6 +45,28 @@ TEST(TrainLog, SummaryCountsEveryLine) {
   EXPECT_EQ(t.no_update_steps, 1);
   io::write_file_atomic(dir.str("metrics.jsonl"), [](std::ostream&) {});
   EXPECT_FALSE(read_train_summary(dir.path).responses_per_prompt());
+}
+
+TEST(TrainLog, ResumeDropsATornLastLineAndNamesAnyOtherBadOne) {
+  // A run killed (or out of disk) mid-write leaves half a line without its newline; --resume failed on it
+  // with an unnamed JSON error until the file was edited by hand.
+  test::TempDir dir;
+  TrainConfig cfg;
+  cfg.train.out_dir = dir.path;
+  const std::string good = to_json(step(1, {{0, 1}})).dump() + "\n" + to_json(step(2, {{0, 1}})).dump() + "\n";
+  io::write_file_atomic(dir.str("metrics.jsonl"), [&](std::ostream& o) { o << good << "{\"step\": 3, \"lo"; });
+  std::ostringstream log;
+  { TrainLog t(cfg, /*resume=*/true, 2, 10, log); }
+  EXPECT_NE(log.str().find("dropped the torn last line 3 of"), std::string::npos) << log.str();
+  EXPECT_EQ(io::read_file(dir.str("metrics.jsonl")), good);
+  // A bad line that is not the unfinished last one is an error naming file and line.
+  io::write_file_atomic(dir.str("metrics.jsonl"), [&](std::ostream& o) { o << "{\"step\": \n" << good; });
+  try {
+    TrainLog t(cfg, true, 2, 10, log);
+    ADD_FAILURE() << "no error for a torn line in the middle";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("metrics.jsonl:1: invalid JSON"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace
