@@ -8,13 +8,11 @@ HPS=$1 FIX=$2
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
-expect_error() {  # expect_error NAME REGEX -- command…
-  local name=$1 regex=$2 rc
-  shift 3
-  "$@" > "$W/out.txt" 2> "$W/err.txt"; rc=$?
-  ((rc != 0)) || fail "$name: exit 0 ($(head -c 200 "$W/out.txt"))"
-  grep -Eq "$regex" "$W/err.txt" || fail "$name: message '$(head -c 300 "$W/err.txt")' lacks /$regex/"
-  echo "$name: exit $rc, $(head -1 "$W/err.txt" | cut -c1-160)"
+expect_error() {  # expect_error NAME CODE REGEX -- command…: the exit code and message, via expect_exit.sh
+  local name=$1
+  shift
+  bash "$(dirname "$0")/expect_exit.sh" "$@" > "$W/expect.txt" || { cat "$W/expect.txt" >&2; fail "$name"; }
+  echo "$name: $(grep -m1 '^hps: ' "$W/expect.txt" | cut -c1-160)"
 }
 
 "$HPS" model init --config-json "$FIX/train/tiny_qwen2_config.json" --tokenizer "$FIX/tokenizers/qwen2" --std 0.1 \
@@ -22,10 +20,10 @@ expect_error() {  # expect_error NAME REGEX -- command…
 sed -i -E 's/"rope_theta": *[0-9.e+]+/"rope_theta": 0/' "$W/model/config.json"
 grep -q '"rope_theta": 0' "$W/model/config.json" || fail "could not set rope_theta = 0"
 echo '{"prompt": "Hello", "responses": ["a b", "c"], "rewards": [1, 0]}' > "$W/data.jsonl"
-expect_error "logprobs with rope_theta = 0" "data.jsonl:1: response 0 has log-prob (-?nan|inf).*nothing written" -- \
+expect_error "logprobs with rope_theta = 0" 1 "data.jsonl:1: response 0 has log-prob (-?nan|inf).*nothing written" -- \
   "$HPS" logprobs --model "$W/model" --data "$W/data.jsonl" --out "$W/lp.jsonl"
 [[ ! -e $W/lp.jsonl ]] || fail "logprobs wrote $W/lp.jsonl: $(head -c 200 "$W/lp.jsonl")"
 
-expect_error "tokenize --file on a folder" "$W is a folder, not a file" -- \
+expect_error "tokenize --file on a folder" 1 "$W is a folder, not a file" -- \
   "$HPS" tokenize --tokenizer "$FIX/tokenizers/qwen2" --file "$W"
 echo "hostile inputs are named errors"

@@ -137,15 +137,21 @@ at::Tensor build_mask(const at::Tensor& key_valid, int64_t past, int64_t T, int6
   return allowed.unsqueeze(1);
 }
 
+// The rotary tables of positions `pos` ([B, T] → cos/sin [B, 1, T, D]; packed [N] → [N, 1, D]): a head axis
+// of size 1 after the first, so they broadcast over the heads of q and k.
+void set_rope(AttnInputs& a, const ModelConfig& c, const at::Tensor& pos, at::ScalarType dtype) {
+  at::Tensor freqs = pos.to(at::kFloat).unsqueeze(-1) * inv_freq(c, pos.device());  // [..., D/2]
+  at::Tensor emb = at::cat({freqs, freqs}, -1).unsqueeze(1);                          // head axis after the first
+  a.cos = emb.cos().to(dtype);
+  a.sin = emb.sin().to(dtype);
+}
+
 AttnInputs attention_inputs(const ModelConfig& c, const at::Tensor& pos, const at::Tensor& key_valid, int64_t past,
                             bool all_real, at::ScalarType dtype) {
   AttnInputs a;
   a.past = past;
   const int64_t T = pos.size(1);
-  at::Tensor freqs = pos.to(at::kFloat).unsqueeze(-1) * inv_freq(c, pos.device());  // [B, T, D/2]
-  at::Tensor emb = at::cat({freqs, freqs}, -1).unsqueeze(1);                          // [B, 1, T, D]
-  a.cos = emb.cos().to(dtype);
-  a.sin = emb.sin().to(dtype);
+  set_rope(a, c, pos, dtype);  // cos, sin: [B, 1, T, D]
   bool windows_matter = false;
   for (int64_t w : c.window) windows_matter |= (w > 0 && w < past + T);
   a.causal_only = all_real && past == 0 && !windows_matter;
@@ -160,10 +166,7 @@ AttnInputs attention_inputs(const ModelConfig& c, const at::Tensor& pos, const a
 AttnInputs packed_attention_inputs(const ModelConfig& c, const PackedInput& p, at::ScalarType dtype) {
   AttnInputs a;
   a.scatter = p.scatter;
-  at::Tensor freqs = p.pos.to(at::kFloat).unsqueeze(-1) * inv_freq(c, p.pos.device());  // [N, D/2]
-  at::Tensor emb = at::cat({freqs, freqs}, -1).unsqueeze(1);                            // [N, 1, D]
-  a.cos = emb.cos().to(dtype);
-  a.sin = emb.sin().to(dtype);
+  set_rope(a, c, p.pos, dtype);  // cos, sin: [N, 1, D]
   for (const auto& b : p.blocks) {
     AttnInputs::Blocks x{b.query, b.key, {}, b.count, b.nq, b.nk};
     at::Tensor pq = p.pos.index_select(0, b.query).view({b.count, b.nq, 1});  // pq: [count, nq, 1]

@@ -53,14 +53,18 @@ std::map<int64_t, std::vector<double>> read_entries(const io::SafetensorsFile& f
   return out;
 }
 
+// Whether the cache file was written under `key` (the inputs its values depend on).
+bool stored_under(const io::SafetensorsFile& f, const std::string& key) {
+  const auto it = f.metadata().find("key");
+  return it != f.metadata().end() && it->second == key;
+}
+
 }  // namespace
 
 bool RefCache::is_current(const std::string& path, const std::string& key) {
   if (!io::file_exists(path)) return false;
   try {
-    auto f = io::SafetensorsFile::open(path);
-    auto it = f.metadata().find("key");
-    return it != f.metadata().end() && it->second == key;
+    return stored_under(io::SafetensorsFile::open(path), key);
   } catch (const InputError&) {
     return false;
   }
@@ -72,8 +76,7 @@ RefCache RefCache::load_or_build(const std::string& path, const std::string& key
   if (io::file_exists(path)) {
     try {
       auto f = io::SafetensorsFile::open(path);
-      auto it = f.metadata().find("key");
-      c.hit_ = it != f.metadata().end() && it->second == key;
+      c.hit_ = stored_under(f, key);
       if (c.hit_) c.by_line_ = read_entries(f);
     } catch (InputError& e) {
       e.add_context("while reading the reference log-prob cache " + path + " (damaged: delete it to rebuild)");

@@ -149,11 +149,16 @@ prefs::PrefBatch cat(const std::vector<prefs::PrefBatch>& parts) {
           field(&prefs::PrefBatch::reward),      field(&prefs::PrefBatch::valid),    field(&prefs::PrefBatch::forwarded)};
 }
 
-// The loss and metrics of a micro-batch's [B, K] log-probs. Non-finite log-probs (a diverged model) make a
-// non-finite step, skipped by the guarded update; the loss core would reject them as bad input.
+// Whether the policy and reference log-probs are all finite (a diverged model makes them NaN or ±inf).
+bool finite_logps(const prefs::PrefBatch& b) {
+  return at::isfinite(at::stack({b.policy_logp.detach(), b.ref_logp})).all().item<bool>();
+}
+
+// The loss and metrics of a micro-batch's [B, K] log-probs. Non-finite log-probs make a non-finite step,
+// skipped by the guarded update; the loss core would reject them as bad input.
 void preference_outcome(MicroStep& s, const prefs::PrefBatch& batch, const std::vector<prefs::Selection>& sels,
                         const prefs::LossConfig& lc) {
-  if (!at::isfinite(at::stack({batch.policy_logp.detach(), batch.ref_logp})).all().item<bool>()) {
+  if (!finite_logps(batch)) {
     s.loss = at::full({}, NAN, batch.policy_logp.options());
     return;
   }
@@ -186,8 +191,7 @@ void chunked_preferences(const StepModels& m, MicroStep& s, const std::vector<st
   const auto chunks = token_chunks(s.rows, m.max_tokens, m.layout);
   for (const auto& [i0, i1] : chunks) {
     const prefs::PrefBatch b = forward_preferences(m, data::slice_prompts(s.rows, i0, i1), part(rewards, i0, i1), grad);
-    const bool finite = at::isfinite(at::stack({b.policy_logp.detach(), b.ref_logp})).all().item<bool>();
-    if (grad && finite && scale != 0.0) {
+    if (grad && scale != 0.0 && finite_logps(b)) {
       const auto res = prefs::preference_loss(b, lc, prefs::stack_selections(part(sels, i0, i1)));
       const double w = static_cast<double>(i1 - i0 - res.no_preference);
       if (w > 0) (res.loss * (w / W * scale)).backward();

@@ -76,16 +76,15 @@ TrainLog::TrainLog(const TrainConfig& cfg, bool resume, int64_t resumed_step, in
       const std::string line = text.substr(start, end == std::string::npos ? std::string::npos : end - start);
       start = end == std::string::npos ? text.size() : end + 1;
       if (line.empty()) continue;
-      if (end == std::string::npos) {
-        try {
-          io::parse_json(line, metrics_path_);
-        } catch (const InputError&) {
-          log_ << "dropped the torn last line " << n << " of " << metrics_path_ << " (an interrupted write)\n";
-          break;
-        }
+      nlohmann::json j;
+      try {
+        j = io::parse_json(line, metrics_path_ + ":" + std::to_string(n));
+      } catch (const InputError&) {
+        if (end != std::string::npos) throw;
+        log_ << "dropped the torn last line " << n << " of " << metrics_path_ << " (an interrupted write)\n";
+        break;
       }
-      if (step_from_json(io::parse_json(line, metrics_path_ + ":" + std::to_string(n))).step <= resumed_step)
-        keep.push_back(line);
+      if (step_from_json(j).step <= resumed_step) keep.push_back(line);
     }
   }
   io::write_file_atomic(metrics_path_, [&](std::ostream& o) {
