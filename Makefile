@@ -1,6 +1,7 @@
 # hps — the two commands of the README, plus helpers. Every target installs what it needs.
 #   make run    main job on the embedded default (no downloads beyond the one-time set-up)
-#   make test   build + ctest
+#   make test   build + ctest + every fuzzer for HPS_FUZZ_SECONDS (default 30) each
+#   make fuzz   the fuzzers alone (HPS_FUZZ_SECONDS=600 make fuzz for a longer hunt)
 HPS_HOME    ?= $(HOME)/.cache/hps
 TORCH_VENV  ?= $(HPS_HOME)/torch-2.11
 BUILD       ?= build
@@ -9,7 +10,7 @@ JOBS        ?= $(shell nproc)
 # TORCH_PREFIX: your own LibTorch (a directory with share/cmake/Torch); default: the set-up's venv.
 TORCH_PREFIX ?=
 
-.PHONY: setup configure build test run clean fixtures roundtrip
+.PHONY: setup configure build test fuzz run clean fixtures roundtrip
 
 setup:
 	@HPS_HOME="$(HPS_HOME)" TORCH_VENV="$(TORCH_VENV)" TORCH_PREFIX="$(TORCH_PREFIX)" bash scripts/setup.sh
@@ -28,6 +29,11 @@ build: configure
 
 test: build
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
+	@bash scripts/fuzz.sh
+
+# libFuzzer + ASan + UBSan over every parser of untrusted bytes (fuzz/, docs/reliability.md); needs only clang.
+fuzz: setup
+	@bash scripts/fuzz.sh
 
 run: build
 	./$(BUILD)/hps demo
@@ -46,4 +52,4 @@ roundtrip: build
 	"$(TORCH_VENV)/bin/python" tools/fixtures/make_model_fixtures.py --roundtrip $(BUILD)/hps
 
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) build-fuzz

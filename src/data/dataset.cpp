@@ -6,6 +6,7 @@
 #include "core/enum_names.hpp"
 #include "core/error.hpp"
 #include "io/jsonl.hpp"
+#include "io/json_text.hpp"
 
 namespace hps::data {
 
@@ -77,7 +78,7 @@ void set_prompt(PreferenceRecord& rec, const json& r) {
     const json& f = r["prompt_format"];
     if (!f.is_string() || (f != "raw" && f != "user"))
       throw BadRecord("field 'prompt_format': expected \"raw\" (the prompt text is used verbatim) or \"user\" (one "
-                      "user message), found " + f.dump());
+                      "user message), found " + io::json_excerpt(f));
     if (!p.is_string()) throw BadRecord("field 'prompt_format': only a text prompt has one (messages are rendered with the chat format)");
     raw = f == "raw";
   }
@@ -113,7 +114,7 @@ PreferenceRecord read_pku(const json& r, const DatasetOptions& opt) {
   const char* key = opt.pku_ranking == PkuRanking::helpful ? "better_response_id" : "safer_response_id";
   const json& id = field(r, key);
   if (!id.is_number_integer() || (id.get<int64_t>() != 0 && id.get<int64_t>() != 1))
-    throw BadRecord(std::string("field '") + key + "': expected 0 or 1, found " + id.dump());
+    throw BadRecord(std::string("field '") + key + "': expected 0 or 1, found " + io::json_excerpt(id));
   const bool first = id.get<int64_t>() == 0;
   rec.responses = {first ? r0 : r1, first ? r1 : r0};
   rec.rewards = {1.0, 0.0};

@@ -5,6 +5,7 @@
 #include "core/error.hpp"
 #include "data/batching.hpp"
 #include "io/jsonl.hpp"
+#include "io/json_text.hpp"
 
 namespace hps::data {
 
@@ -18,7 +19,7 @@ std::vector<int64_t> token_list(const nlohmann::json& v, const std::string& fiel
   for (size_t i = 0; i < v.size(); ++i) {
     if (!v[i].is_number_integer())
       throw InputError("field '" + field + "'[" + std::to_string(i) + "]: expected an integer token id, found " +
-                       v[i].dump());
+                       io::json_excerpt(v[i]));
     const int64_t id = v[i].get<int64_t>();
     if (id < 0 || id >= vocab)
       throw InputError("field '" + field + "'[" + std::to_string(i) + "]: token id " + std::to_string(id) +

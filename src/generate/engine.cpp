@@ -54,6 +54,10 @@ std::vector<std::vector<std::vector<int64_t>>> generate_ids(const model::Decoder
   for (int64_t t = 0; t < c.max_new_tokens; ++t) {
     at::Tensor logits = at::linear(h, d.lm_head);          // [N, V]
     if (vocab_limit > 0 && vocab_limit < logits.size(1)) logits = logits.narrow(1, 0, vocab_limit);
+    // NaN logits would sample garbage silently (argmax) or fail inside multinomial (a device assert on CUDA).
+    if (!logits.isfinite().all().item<bool>())
+      throw NumericError("generate: non-finite logits at new token " + std::to_string(t + 1) +
+                         " (NaN or inf in the model's weights or activations; `hps model inspect` checks the weights)");
     at::Tensor next = sample_next(logits, c, gen);         // [N]
     next = at::where(done, at::full({}, pad_id, next.options()), next);
     steps.push_back(next);

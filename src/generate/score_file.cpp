@@ -1,6 +1,7 @@
 #include "generate/score_file.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <nlohmann/json.hpp>
 
 #include "core/error.hpp"
@@ -43,6 +44,11 @@ int64_t score_range(const model::Decoder& rm, const text::Tokenizer& tok, const 
     const auto scores = model::score_rewards(rm, recs, job.batch_size, job.layout);
     std::string lines;
     for (int64_t i = s; i < e; ++i) {
+      for (const double v : scores[static_cast<size_t>(i - s)])  // JSON would write NaN as null
+        if (!std::isfinite(v))
+          throw NumericError(job.data + ":" + std::to_string(ds.records[static_cast<size_t>(i)].line) +
+                             ": the reward model scored a response " + std::to_string(v) +
+                             " (NaN or inf in its weights?); nothing of this chunk was written");
       nlohmann::json j = raw[static_cast<size_t>(i)];
       j["rewards"] = scores[static_cast<size_t>(i - s)];
       lines += j.dump() + "\n";

@@ -59,4 +59,13 @@ nlohmann::json parse_json(std::string_view text, const std::string& where, const
   }
 }
 
+std::string json_excerpt(const nlohmann::json& value, size_t max_chars) {
+  // dump() is safe here: every parsed value is at most kMaxJsonDepth deep.
+  const std::string text = value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  if (text.size() <= max_chars) return text;
+  size_t cut = max_chars;
+  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;  // not inside a UTF-8 character
+  return text.substr(0, cut) + "… (" + value.type_name() + " of " + std::to_string(text.size()) + " bytes)";
+}
+
 }  // namespace hps::io

@@ -23,4 +23,8 @@ using JsonEvent = std::function<bool(int depth, nlohmann::json::parse_event_t ev
 nlohmann::json parse_json(std::string_view text, const std::string& where, const JsonEvent& on_event = nullptr,
                           bool unique_keys = false);
 
+// What an error message shows of a value: its JSON text when short, else the first `max_chars` characters,
+// "…", the type and the full size ("[1, 2, 3, … (array of 100000 bytes)"). Never a full dump of a large value.
+std::string json_excerpt(const nlohmann::json& value, size_t max_chars = 80);
+
 }  // namespace hps::io

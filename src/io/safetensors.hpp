@@ -1,13 +1,6 @@
-// safetensors reader and writer (https://huggingface.co/docs/safetensors, format spec in its README).
-//
-// Layout: [u64 little-endian N][N bytes of UTF-8 JSON header][data]. The header maps each tensor name to
-// {"dtype", "shape", "data_offsets": [begin, end]} (offsets relative to the data section) plus an optional
-// "__metadata__" string→string map. The reader mmaps the file (MAP_PRIVATE: tensors alias the page cache,
-// no copy on load; an in-place write copies one page, never touches the file) and enforces every rule below
-// with its own message naming the file, tensor and byte offsets:
-//   file shorter than 8 bytes · header length past EOF or > 100 MB · header not a UTF-8 JSON object ·
-//   duplicate names · unknown dtype · begin > end · gaps or overlaps between tensors ·
-//   byte size != numel × dtype size (checked multiplication) · trailing bytes after the last tensor.
+// safetensors reader and writer. The layout and its rules: io/safetensors_header.hpp. The reader mmaps the
+// file (MAP_PRIVATE: tensors alias the page cache, no copy on load; an in-place write copies one page, never
+// touches the file).
 #pragma once
 
 #include <ATen/ATen.h>
@@ -18,16 +11,9 @@
 #include <string>
 #include <vector>
 
+#include "io/safetensors_header.hpp"
+
 namespace hps::io {
-
-inline constexpr uint64_t kMaxHeaderBytes = 100'000'000;
-
-struct TensorInfo {
-  std::string name;
-  std::string dtype;            // as written in the file: "F32", "BF16", ...
-  std::vector<int64_t> shape;
-  uint64_t begin = 0, end = 0;  // byte offsets relative to the data section
-};
 
 // The at::ScalarType for a safetensors dtype name; throws InputError naming `where` for names the spec
 // does not define or torch cannot hold.
@@ -37,7 +23,7 @@ std::string dtype_name(at::ScalarType type);
 
 class SafetensorsFile {
  public:
-  // Opens and validates; throws InputError on any rule above.
+  // Opens and validates; throws InputError on any rule of io/safetensors_header.hpp.
   static SafetensorsFile open(const std::string& path);
 
   const std::string& path() const { return path_; }
@@ -59,13 +45,6 @@ class SafetensorsFile {
   std::map<std::string, size_t> index_;
   std::map<std::string, std::string> metadata_;
 };
-
-// Parses and validates a header (exposed for tests). `file_size` is the whole file's size in bytes.
-struct ParsedHeader {
-  std::vector<TensorInfo> tensors;
-  std::map<std::string, std::string> metadata;
-};
-ParsedHeader parse_header(const std::string& header_json, uint64_t data_bytes, const std::string& where);
 
 // Writes tensors (any device; contiguous copies are made on CPU) in name order, 8-byte aligned header,
 // atomically (temp file + rename). Python's safetensors reads the result.

@@ -323,12 +323,17 @@ at::Tensor Decoder::run(const at::Tensor& ids, const at::Tensor& mask, const at:
                      c10::str(ids.sizes()) + ", mask " + c10::str(mask.sizes()) + ", positions " +
                      c10::str(pos.sizes()));
   if (ids.numel() == 0) throw InputError("decoder input: empty batch " + c10::str(ids.sizes()));
-  // One host sync: token ids in range (an out-of-range id would be a device assert on CUDA) and padding.
-  at::Tensor stats = at::stack({ids.min(), ids.max(), mask.to(at::kLong).min()}).cpu();
+  // One host sync: token ids in range (an out-of-range id would be a device assert on CUDA), positions
+  // within the trained context, and padding.
+  at::Tensor stats = at::stack({ids.min(), ids.max(), mask.to(at::kLong).min(), pos.max().to(at::kLong)}).cpu();
   const auto* s = stats.data_ptr<int64_t>();
   if (s[0] < 0 || s[1] >= config.vocab_size)
     throw InputError("decoder input: token ids must be in [0, " + std::to_string(config.vocab_size) + "), found " +
                      std::to_string(s[0] < 0 ? s[0] : s[1]));
+  if (s[3] >= config.max_position_embeddings)
+    throw InputError("decoder input: a sequence reaches position " + std::to_string(s[3]) +
+                     ", beyond the model's context (max_position_embeddings = " +
+                     std::to_string(config.max_position_embeddings) + " in config.json); shorten the input");
   const bool all_real = s[2] > 0;
   const int64_t T = ids.size(1);
   const int64_t past = cache ? cache->length : 0;
@@ -403,6 +408,10 @@ at::Tensor Decoder::scores(const at::Tensor& ids, const at::Tensor& mask, std::o
 }
 
 KVCache Decoder::make_cache(int64_t batch, int64_t capacity) const {
+  if (capacity > config.max_position_embeddings)  // before allocating a cache no forward could fill
+    throw InputError("a KV cache of " + std::to_string(capacity) + " positions (prompt + new tokens) exceeds the " +
+                     "model's context (max_position_embeddings = " + std::to_string(config.max_position_embeddings) +
+                     " in config.json); shorten the prompt or lower --max-new-tokens");
   KVCache c;
   const auto opts = at::TensorOptions().dtype(dtype()).device(device());
   for (size_t i = 0; i < layers.size(); ++i) {

@@ -12,6 +12,7 @@
 #include "core/error.hpp"
 #include "io/atomic_file.hpp"
 #include "io/checkpoint.hpp"
+#include "io/json_text.hpp"
 
 namespace hps::model {
 
@@ -89,7 +90,7 @@ LoraConfig read_lora_config(const std::string& adapter_dir) {
   };
   if (!j.is_object()) throw InputError(path + ": expected a JSON object");
   if (j.value("peft_type", std::string("LORA")) != "LORA")
-    fail("peft_type", "only LORA adapters are supported, found " + j["peft_type"].dump());
+    fail("peft_type", "only LORA adapters are supported, found " + io::json_excerpt(j["peft_type"]));
   LoraConfig c;
   if (!j.contains("r") || !j["r"].is_number_integer() || j["r"].get<int64_t>() <= 0)
     fail("r", "expected a positive integer");
@@ -102,19 +103,19 @@ LoraConfig read_lora_config(const std::string& adapter_dir) {
   // Options that change the math: refuse rather than compute something PEFT would not.
   if (j.value("use_dora", false)) fail("use_dora", "DoRA adapters are not supported");
   if (j.value("fan_in_fan_out", false)) fail("fan_in_fan_out", "must be false for Llama/Qwen2/Mistral");
-  if (j.contains("bias") && j["bias"] != "none") fail("bias", "only \"none\" is supported, found " + j["bias"].dump());
+  if (j.contains("bias") && j["bias"] != "none") fail("bias", "only \"none\" is supported, found " + io::json_excerpt(j["bias"]));
   if (j.value("lora_bias", false)) fail("lora_bias", "LoRA bias terms are not supported");
   for (const char* k : {"rank_pattern", "alpha_pattern"})
     if (j.contains(k) && j[k].is_object() && !j[k].empty()) fail(k, "per-module ranks/alphas are not supported");
   for (const char* k : {"modules_to_save", "layers_to_transform", "target_parameters", "trainable_token_indices"})
     if (j.contains(k) && !j[k].is_null() && !(j[k].is_array() && j[k].empty()))
-      fail(k, "not supported (found " + j[k].dump() + ")");
+      fail(k, "not supported (found " + io::json_excerpt(j[k]) + ")");
   if (!j.contains("target_modules")) fail("target_modules", "required");
   const json& t = j["target_modules"];
   if (t.is_array()) {
     c.targets.clear();
     for (const auto& v : t) {
-      if (!v.is_string()) fail("target_modules", "expected module names, found " + v.dump());
+      if (!v.is_string()) fail("target_modules", "expected module names, found " + io::json_excerpt(v));
       c.targets.push_back(v.get<std::string>());
     }
   } else if (t == "all-linear") {

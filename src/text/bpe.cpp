@@ -4,6 +4,7 @@
 #include <queue>
 
 #include "core/error.hpp"
+#include "io/json_text.hpp"
 #include "text/utf8.hpp"
 
 namespace hps::text {
@@ -44,16 +45,16 @@ Bpe Bpe::from_json(const nlohmann::json& m, const std::string& where) {
     if (mg.is_string()) {  // older files: "a b"
       const std::string s = mg.get<std::string>();
       const size_t sp = s.find(' ', 1);
-      if (sp == std::string::npos) throw InputError(where + ": merge " + mg.dump() + " is not \"left right\"");
+      if (sp == std::string::npos) throw InputError(where + ": merge " + io::json_excerpt(mg) + " is not \"left right\"");
       left = s.substr(0, sp), right = s.substr(sp + 1);
     } else if (mg.is_array() && mg.size() == 2) {  // newer files: ["a", "b"]
       left = mg[0].get<std::string>(), right = mg[1].get<std::string>();
     } else {
-      throw InputError(where + ": merge " + mg.dump() + " must be \"left right\" or [left, right]");
+      throw InputError(where + ": merge " + io::json_excerpt(mg) + " must be \"left right\" or [left, right]");
     }
     auto l = b.vocab_.find(left), r = b.vocab_.find(right), lr = b.vocab_.find(left + right);
     if (l == b.vocab_.end() || r == b.vocab_.end() || lr == b.vocab_.end())
-      throw InputError(where + ": merge " + mg.dump() + " uses a token missing from the vocabulary");
+      throw InputError(where + ": merge " + io::json_excerpt(mg) + " uses a token missing from the vocabulary");
     // A pair listed twice keeps its last rank, as HF's merge map (built by collecting into a map) does.
     b.merges_.insert_or_assign(pair_key(l->second, r->second), std::make_pair(rank++, static_cast<int32_t>(lr->second)));
   }

@@ -74,6 +74,10 @@ std::string trim(const std::string& s) {
 
 void check_turns(ChatFormat f, const std::vector<Message>& m) {
   if (m.empty()) throw InputError("chat prompt has no messages");
+  for (size_t k = 0; k < m.size(); ++k)  // rendering decodes characters (trim): it needs valid UTF-8
+    if (const auto bad = find_invalid_utf8(m[k].content))
+      throw InputError("chat message " + std::to_string(k) + ": invalid UTF-8 at byte offset " +
+                       std::to_string(*bad) + " of its content");
   size_t i = m[0].role == "system" ? 1 : 0;
   if (i == 1 && f == ChatFormat::hh) throw InputError("the hh format has no system turn");
   // Mistral's published [INST] templates either reject a system turn (v0.1/v0.2) or place it differently by

@@ -1,7 +1,5 @@
 #include "text/tokenizer.hpp"
 
-#include <utf8proc.h>
-
 #include <algorithm>
 #include <array>
 #include <cstdlib>
@@ -9,6 +7,7 @@
 
 #include "core/error.hpp"
 #include "io/atomic_file.hpp"
+#include "io/json_text.hpp"
 #include "text/regex.hpp"
 #include "text/utf8.hpp"
 
@@ -136,7 +135,7 @@ void parse_post(const json& p, const std::string& where, std::optional<Template>
         throw InputError(where + ": post_processor template names special token '" + name + "' without ids");
       out->push_back({false, p.at("special_tokens").at(name).at("ids").get<std::vector<int64_t>>()});
     } else {
-      throw InputError(where + ": post_processor template item " + item.dump() + " is not understood");
+      throw InputError(where + ": post_processor template item " + io::json_excerpt(item) + " is not understood");
     }
   }
 }
@@ -199,9 +198,21 @@ Tokenizer Tokenizer::from_json(const nlohmann::json& j, const std::string& path)
   int64_t max_id = -1;
   for (const auto& [tok, id] : impl.bpe.vocab()) max_id = std::max(max_id, id);
   for (const auto& a : impl.added) max_id = std::max(max_id, a.id);
+  // id → token is a dense array: a stray huge id would allocate gigabytes for nothing (2^26: 2.4 GB).
+  // Real vocabularies are dense, with at most a few holes; allow holes up to the count itself.
+  const int64_t count = static_cast<int64_t>(impl.bpe.vocab().size() + impl.added.size());
+  if (max_id >= 2 * count + 1024)
+    throw InputError(path + ": token id " + std::to_string(max_id) + " is far beyond the " + std::to_string(count) +
+                     " tokens the file defines (ids must be below 2 × tokens + 1024 = " +
+                     std::to_string(2 * count + 1024) + ")");
   t.id_to_token_.assign(static_cast<size_t>(max_id + 1), "");
   for (const auto& [tok, id] : impl.bpe.vocab()) t.id_to_token_[static_cast<size_t>(id)] = tok;
   for (const auto& a : impl.added) t.id_to_token_[static_cast<size_t>(a.id)] = a.content;
+  for (const auto& [is_sequence, ids] : impl.single)  // the template's ids: tokens this file defines
+    for (const int64_t id : ids)
+      if (!is_sequence && (id < 0 || id > max_id || t.id_to_token_[static_cast<size_t>(id)].empty()))
+        throw InputError(path + ": post_processor template adds token id " + std::to_string(id) +
+                         ", which is not in the vocabulary");
   return t;
 }
 
@@ -225,15 +236,7 @@ Tokenizer Tokenizer::from_dir(const std::string& dir) {
 
 std::string Tokenizer::Impl::normalize(const std::string& s) const {
   std::string cur = s;
-  for (Norm n : norms) {
-    utf8proc_uint8_t* dst = nullptr;
-    const int opts = UTF8PROC_STABLE | UTF8PROC_COMPOSE | (n == Norm::nfkc ? UTF8PROC_COMPAT : 0);
-    const auto len = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(cur.data()),
-                                  static_cast<utf8proc_ssize_t>(cur.size()), &dst, static_cast<utf8proc_option_t>(opts));
-    if (len < 0) throw InputError(std::string("normalization failed: ") + utf8proc_errmsg(len));
-    cur.assign(reinterpret_cast<char*>(dst), static_cast<size_t>(len));
-    std::free(dst);
-  }
+  for (Norm n : norms) cur = unicode_normalize(cur, n == Norm::nfkc);
   return cur;
 }
 

@@ -2,7 +2,11 @@
 
 #include <utf8proc.h>
 
+#include <algorithm>
 #include <unordered_map>
+#include <vector>
+
+#include "core/error.hpp"
 
 namespace hps::text {
 
@@ -78,6 +82,43 @@ char32_t decode_at(std::string_view s, size_t i) {
     case 3: return ((c & 0x0F) << 12) | ((b(i + 1) & 0x3F) << 6) | (b(i + 2) & 0x3F);
     default: return ((c & 0x07) << 18) | ((b(i + 1) & 0x3F) << 12) | ((b(i + 2) & 0x3F) << 6) | (b(i + 3) & 0x3F);
   }
+}
+
+std::string unicode_normalize(std::string_view s, bool compat) {
+  const auto opts = static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_COMPOSE | (compat ? UTF8PROC_COMPAT : 0));
+  const auto fail = [](utf8proc_ssize_t rc) { return InputError(std::string("normalization failed: ") + utf8proc_errmsg(rc)); };
+  // 1. Decompose each code point (full canonical / compatibility decomposition, Hangul included).
+  std::vector<utf8proc_int32_t> cps;  // cps: [code points], then the UTF-8 result in place
+  cps.reserve(s.size() + 8);
+  const auto* bytes = reinterpret_cast<const utf8proc_uint8_t*>(s.data());
+  for (size_t i = 0; i < s.size();) {
+    utf8proc_int32_t cp = 0;
+    const utf8proc_ssize_t n = utf8proc_iterate(bytes + i, static_cast<utf8proc_ssize_t>(s.size() - i), &cp);
+    if (n <= 0) throw fail(n < 0 ? n : UTF8PROC_ERROR_INVALIDUTF8);
+    i += static_cast<size_t>(n);
+    utf8proc_int32_t buf[32];  // no code point decomposes into more than 18
+    const utf8proc_ssize_t k = utf8proc_decompose_char(cp, buf, 32, opts, nullptr);
+    if (k < 0 || k > 32) throw fail(k < 0 ? k : UTF8PROC_ERROR_OVERFLOW);
+    cps.insert(cps.end(), buf, buf + k);
+  }
+  // 2. Canonical ordering (Unicode §3.11): a stable sort of each run of non-starters by combining class.
+  const auto ccc = [](utf8proc_int32_t cp) { return utf8proc_get_property(cp)->combining_class; };
+  for (size_t a = 0; a < cps.size();) {
+    if (ccc(cps[a]) == 0) {
+      ++a;
+      continue;
+    }
+    size_t b = a;
+    while (b < cps.size() && ccc(cps[b]) != 0) ++b;
+    std::stable_sort(cps.begin() + static_cast<std::ptrdiff_t>(a), cps.begin() + static_cast<std::ptrdiff_t>(b),
+                     [&](utf8proc_int32_t x, utf8proc_int32_t y) { return ccc(x) < ccc(y); });
+    a = b;
+  }
+  // 3. Canonical composition and UTF-8, in place (4 bytes of room per code point).
+  cps.push_back(0);  // room for utf8proc's terminating NUL
+  const utf8proc_ssize_t len = utf8proc_reencode(cps.data(), static_cast<utf8proc_ssize_t>(cps.size() - 1), opts);
+  if (len < 0) throw fail(len);
+  return std::string(reinterpret_cast<const char*>(cps.data()), static_cast<size_t>(len));
 }
 
 void append_utf8(std::string& out, char32_t cp) {

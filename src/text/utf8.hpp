@@ -25,6 +25,11 @@ inline size_t utf8_len(unsigned char c) { return c < 0x80 ? 1 : c < 0xE0 ? 2 : c
 char32_t decode_at(std::string_view s, size_t i);
 void append_utf8(std::string& out, char32_t cp);
 
+// Unicode NFC (compat: NFKC) of valid UTF-8, as utf8proc computes it, but with canonical ordering done by a
+// stable sort per run of combining marks: utf8proc's own ordering is an exchange sort, quadratic in a run's
+// length (a 1 MB run of marks took over a minute; HF tokenizers: under a second).
+std::string unicode_normalize(std::string_view s, bool compat);
+
 // GPT-2 byte map: byte b ↔ the UTF-8 string of one printable code point.
 const std::array<std::string, 256>& byte_to_unicode();
 // Inverse: the byte for a code point of that map, or -1.

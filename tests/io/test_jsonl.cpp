@@ -100,6 +100,28 @@ TEST(Jsonl, TruncatedGzipStreamIsAnErrorAfterTheLastCompleteLine) {
   EXPECT_THAT(message_of<InputError>([&] { read_all(d.str("cut.gz")); }), HasSubstr("truncated gzip stream after line"));
 }
 
+// Bytes that zlib and nlohmann drop without a word: each is an error naming file and position.
+TEST(Jsonl, NulBytesAndNonGzipBytesAfterAGzipStreamAreErrorsConcatenatedMembersAreRead) {
+  test::TempDir d;
+  write_text(d.str("nul.jsonl"), std::string("{\"a\": 1}\n{\"a\": 2}\0{\"a\": 3}\n", 27));
+  EXPECT_THAT(message_of<InputError>([&] { read_all(d.str("nul.jsonl")); }),
+              HasSubstr("nul.jsonl:2: NUL byte at column 9"));
+  write_gzip(d.str("a.gz"), "{\"a\": 1}\n");
+  write_gzip(d.str("b.gz"), "{\"a\": 2}\n{\"a\": 3}\n");
+  const std::string a = read_file(d.str("a.gz")), b = read_file(d.str("b.gz"));
+  write_text(d.str("cat.gz"), a + b);  // `cat a.gz b.gz`: one stream of three records
+  const auto rows = read_all(d.str("cat.gz"));
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_EQ(rows[2].second["a"], 3);
+  EXPECT_EQ(rows[2].first, 3);
+  write_text(d.str("tail.gz"), a + "{\"a\": 9}\n");  // plain text appended to a gzip file
+  EXPECT_THAT(message_of<InputError>([&] { read_all(d.str("tail.gz")); }),
+              HasSubstr("tail.gz: " + std::to_string(a.size()) + ": bytes after the end of the gzip stream that are not gzip"));
+  // Gzip is recognized by its bytes, not its name.
+  write_text(d.str("named.jsonl"), b);
+  EXPECT_EQ(read_all(d.str("named.jsonl")).size(), 2u);
+}
+
 TEST(JsonlAppender, KeepsCompleteLinesCutsAPartialOneAndAppends) {
   test::TempDir d;
   const std::string p = d.str("out.jsonl");

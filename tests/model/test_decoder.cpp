@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 
 #include "core/error.hpp"
@@ -234,6 +235,42 @@ TEST(ModelConfig, RejectsWhatItCannotComputeFaithfully) {
   j = llama_config();
   j["vocab_size"] = "128";
   EXPECT_THAT(config_error(j), ::testing::HasSubstr("'vocab_size': expected an integer"));
+}
+
+// A row longer than the trained context is refused before it runs (a 100k-token row ran for minutes).
+TEST(Decoder, PositionsBeyondTheTrainedContextAreANamedError) {
+  const Decoder d = load_model(model_dir("llama"));  // max_position_embeddings 64
+  const at::Tensor ok = at::zeros({1, 64}, at::kLong), long_row = at::zeros({1, 65}, at::kLong);
+  EXPECT_EQ(d.hidden_states(ok, at::ones_like(ok)).size(1), 64);
+  EXPECT_THAT(message_of<InputError>([&] { d.hidden_states(long_row, at::ones_like(long_row)); }),
+              ::testing::HasSubstr("reaches position 64, beyond the model's context (max_position_embeddings = 64"));
+  EXPECT_THAT(message_of<InputError>([&] { d.make_cache(2, 65); }),
+              ::testing::HasSubstr("KV cache of 65 positions (prompt + new tokens) exceeds the model's context"));
+}
+
+// Sizes are bounded before anything is allocated for them, numbers are finite and positive, special ids index
+// the vocabulary, and wrong JSON types are named errors (not nlohmann's type_error).
+TEST(ModelConfig, SizesNumbersAndSpecialIdsAreChecked) {
+  const std::vector<std::pair<std::function<void(nlohmann::json&)>, std::string>> cases = {
+      {[](auto& j) { j["num_hidden_layers"] = 200000000; }, "'num_hidden_layers': must be in [1, 4096], found 200000000"},
+      {[](auto& j) { j["vocab_size"] = int64_t{1} << 40; }, "'vocab_size': must be in [1, 16777216]"},
+      {[](auto& j) { j["rms_norm_eps"] = -1e-6; }, "'rms_norm_eps': must be a finite number > 0"},
+      {[](auto& j) { j["rope_parameters"]["rope_theta"] = 0; }, "'rope_theta': must be a finite number > 0"},
+      {[](auto& j) { j["rope_parameters"]["original_max_position_embeddings"] = "16"; },
+       "needs original_max_position_embeddings, a positive integer"},
+      {[](auto& j) { j["pad_token_id"] = 128; }, "'pad_token_id': a token id must be an integer in [0, vocab_size = 128), found 128"},
+      {[](auto& j) { j["bos_token_id"] = -1; }, "'bos_token_id': a token id must be an integer in [0, vocab_size = 128), found -1"},
+      {[](auto& j) { j["eos_token_id"] = {2, "x"}; }, "'eos_token_id': a token id must be an integer in [0, vocab_size = 128), found \"x\""},
+  };
+  for (const auto& [edit, expected] : cases) {
+    auto j = llama_config();
+    edit(j);
+    EXPECT_THAT(config_error(j), ::testing::HasSubstr(expected));
+  }
+  auto j = llama_config();
+  j["eos_token_id"] = {2, 3};
+  j["pad_token_id"] = nullptr;
+  EXPECT_EQ(parse_model_config(j, "config.json").eos_token_ids, (std::vector<int64_t>{2, 3}));
 }
 
 TEST(ModelConfig, Qwen2SlidingWindowLayers) {

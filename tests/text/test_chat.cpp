@@ -57,6 +57,13 @@ TEST(Chat, Llama3TrimIsUnicodeStrip) {
             "<|start_header_id|>user<|end_header_id|>\n\nhi<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n");
 }
 
+// Found by fuzz_chat: trailing 0xFF bytes sent llama3's trim past the end of the content (heap overflow).
+TEST(Chat, InvalidUtf8ContentIsANamedError) {
+  for (ChatFormat f : {ChatFormat::llama3, ChatFormat::chatml, ChatFormat::mistral, ChatFormat::hh})
+    EXPECT_THAT(message_of<InputError>([f] { render_prompt({f, ""}, {{"user", "What is 2+2?\xff\xff\xff"}}); }),
+                ::testing::HasSubstr("chat message 0: invalid UTF-8 at byte offset 12"));
+}
+
 TEST(Chat, ErrorsNameTheOverride) {
   EXPECT_THAT(message_of<ConfigError>([] { detect_chat_template("<|start_header_id|>… Cutting Knowledge Date: …"); }),
               ::testing::HasSubstr("Llama-3.1+"));

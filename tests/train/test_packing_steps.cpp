@@ -88,7 +88,9 @@ void expect_same(const TrainedRun& a, const TrainedRun& b, const std::string& wh
   ASSERT_EQ(a.steps.size(), b.steps.size()) << what;
   for (size_t i = 0; i < a.steps.size(); ++i) {
     EXPECT_NEAR(a.steps[i].loss, b.steps[i].loss, 1e-5) << what << " step " << i;
-    EXPECT_NEAR(a.steps[i].accuracy, b.steps[i].accuracy, 1e-9) << what << " step " << i;
+    // Step 0: the policy is the reference, so every margin is 0 up to rounding, and which side of 0 the
+    // rounding of two layouts lands on is up to the machine's kernels (this one flipped it on another CPU).
+    if (i > 0) EXPECT_NEAR(a.steps[i].accuracy, b.steps[i].accuracy, 1e-9) << what << " step " << i;
     EXPECT_NEAR(a.steps[i].chosen_reward, b.steps[i].chosen_reward, 1e-5) << what << " step " << i;
     EXPECT_NEAR(a.steps[i].grad_norm, b.steps[i].grad_norm, 1e-5 * std::max(1.0, b.steps[i].grad_norm)) << what;
     EXPECT_EQ(a.steps[i].responses, b.steps[i].responses) << what << " step " << i;
