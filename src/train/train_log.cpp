@@ -4,8 +4,10 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstdlib>
+#include <cerrno>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -91,6 +93,7 @@ TrainLog::TrainLog(const TrainConfig& cfg, bool resume, int64_t resumed_step, in
     for (const auto& l : keep) o << l << "\n";
   });
   metrics_.open(metrics_path_, std::ios::app);
+  if (!metrics_) throw InputError("cannot open " + metrics_path_ + " for appending: " + std::strerror(errno));
 }
 
 void TrainLog::start(size_t train_prompts, size_t eval_prompts, const std::string& converted_from) {
@@ -127,7 +130,11 @@ void TrainLog::skipped_records(const std::vector<data::SkippedRecord>& skipped) 
 void TrainLog::step(const StepLog& s) {
   ++ran_;
   no_preference_ += s.no_preference;
-  metrics_ << to_json(s).dump() << "\n" << std::flush;
+  // A failed write (a full disk) stops the run with its reason: the line would otherwise be lost or torn
+  // without a word. The last checkpoint stays; --resume drops a torn last line.
+  if (!(metrics_ << to_json(s).dump() << "\n" << std::flush))
+    throw InputError("cannot write step " + std::to_string(s.step) + " to " + metrics_path_ + ": " +
+                     std::strerror(errno) + " (disk full?); free space and resume with --resume");
   const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
   const auto eta = static_cast<int64_t>(elapsed / static_cast<double>(ran_) * static_cast<double>(total_ - s.step));
   if (tty_) {

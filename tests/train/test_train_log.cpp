@@ -1,6 +1,9 @@
 // metrics.jsonl: a step's line reads back to the same StepLog, and a run's TrainSummary counts what its lines
 // say (forwarded responses per prompt, tied prompts, steps without an update).
 #include <gtest/gtest.h>
+#include <sys/resource.h>
+
+#include <csignal>
 
 #include <cmath>
 #include <sstream>
@@ -67,6 +70,33 @@ TEST(TrainLog, ResumeDropsATornLastLineAndNamesAnyOtherBadOne) {
   } catch (const InputError& e) {
     EXPECT_NE(std::string(e.what()).find("metrics.jsonl:1: invalid JSON"), std::string::npos) << e.what();
   }
+}
+
+// A full disk: the write of a step line fails and the run stops with a named error (it went on silently and
+// left a torn metrics.jsonl). A file-size limit stands in for the full disk: writes past it fail with EFBIG.
+TEST(TrainLog, AFailedMetricsWriteIsANamedError) {
+  test::TempDir dir;
+  TrainConfig cfg;
+  cfg.train.out_dir = dir.path;
+  std::ostringstream log;
+  TrainLog t(cfg, /*resume=*/false, 0, 1000, log);
+  t.step(step(1, {{0, 1}}));
+  rlimit old{};
+  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &old), 0);
+  const auto previous = std::signal(SIGXFSZ, SIG_IGN);
+  rlimit small = old;
+  small.rlim_cur = static_cast<rlim_t>(io::read_file(dir.str("metrics.jsonl")).size() + 10);
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &small), 0);
+  std::string message;
+  try {
+    for (int64_t i = 2; i < 1000; ++i) t.step(step(i, {{0, 1}}));
+  } catch (const InputError& e) {
+    message = e.what();
+  }
+  ::setrlimit(RLIMIT_FSIZE, &old);
+  std::signal(SIGXFSZ, previous);
+  EXPECT_NE(message.find("cannot write step 2 to " + dir.str("metrics.jsonl")), std::string::npos) << message;
+  EXPECT_NE(message.find("disk full?"), std::string::npos) << message;
 }
 
 }  // namespace
