@@ -178,6 +178,9 @@ void PreferenceLoader::seek(int64_t epoch, size_t position) {
     order_.resize(data_->records.size());
     for (size_t i = 0; i < order_.size(); ++i) order_[i] = i;
   }
+  if (position > order_.size())
+    throw InputError("loader position " + std::to_string(position) + " is past the " + std::to_string(order_.size()) +
+                     " records of an epoch (a checkpoint of other data?)");
 }
 
 void PreferenceLoader::next_epoch() { seek(epoch_ + 1, 0); }

@@ -4,6 +4,7 @@
 #include <ftw.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <cerrno>
 #include <cstdio>
@@ -94,6 +95,23 @@ std::vector<std::string> list_dir(const std::string& path) {
   }
   ::closedir(d);
   std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::string file_fingerprint(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw InputError("cannot read " + path + " to fingerprint it");
+  uLong crc = crc32(0, nullptr, 0);
+  uint64_t size = 0;
+  std::vector<char> buf(1 << 20);
+  while (in) {
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    const auto n = static_cast<size_t>(in.gcount());
+    crc = crc32_z(crc, reinterpret_cast<const Bytef*>(buf.data()), n);
+    size += n;
+  }
+  char out[48];
+  std::snprintf(out, sizeof out, "%llu:%08lx", static_cast<unsigned long long>(size), static_cast<unsigned long>(crc));
   return out;
 }
 

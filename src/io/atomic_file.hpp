@@ -30,5 +30,8 @@ void make_dirs(const std::string& path);    // mkdir -p; InputError on failure
 void remove_tree(const std::string& path);  // rm -rf; silent when absent
 void copy_file(const std::string& from, const std::string& to);  // atomic on the destination
 std::vector<std::string> list_dir(const std::string& path);        // sorted names, without . and ..
+// Size and CRC-32 of a file's bytes, streamed ("<size>:<crc hex>"; zlib's CRC runs at several GB/s): what
+// tells a changed or damaged input or checkpoint file from the one recorded.
+std::string file_fingerprint(const std::string& path);
 
 }  // namespace hps::io

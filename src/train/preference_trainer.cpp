@@ -64,8 +64,20 @@ struct PreferenceTrainer::Impl {
   int64_t step = 0, bad_steps = 0, total = 0, warmup = 0;
   std::vector<EvalLog> evals;
   int64_t pad_id = 0;
+  nlohmann::json inputs;  // fingerprints of the data and the base model's files (input_fingerprints)
 
   void setup();
+  // Size + CRC of the data file and of every .safetensors / .json of the base model, computed once per run:
+  // a resumed run must read the same inputs (trainer_state.cpp checks), and they key the reference cache.
+  const nlohmann::json& input_fingerprints() {
+    if (inputs.is_null()) {
+      inputs = {{"data", io::file_fingerprint(cfg.data.path)}, {"model", nlohmann::json::object()}};
+      for (const auto& f : io::list_dir(cfg.model.path))
+        if (f.ends_with(".safetensors") || f.ends_with(".json"))
+          inputs["model"][f] = io::file_fingerprint(cfg.model.path + "/" + f);
+    }
+    return inputs;
+  }
   void split_data();
   void load_models(const model::LoadOptions& lo);
   bool ref_cache_pays(std::ostream& log) const;
@@ -84,7 +96,7 @@ struct PreferenceTrainer::Impl {
     return total > 0 ? weight * static_cast<double>(world.size()) / total / accum : 0.0;
   }
   model::Layout layout() const { return cfg.train.packing ? model::Layout::packed : model::Layout::padded; }
-  RunState run_state() { return {policy, opt, *loader, step, bad_steps, world.size()}; }
+  RunState run_state() { return {policy, opt, *loader, step, bad_steps, world.size(), input_fingerprints()}; }
   // One micro-batch of the configured task; nullopt when the loader's epoch is exhausted.
   std::optional<MicroStep> micro_step(data::PreferenceLoader& ld, bool grad, uint64_t draw_seed,
                                       const prefs::LossConfig& lc);
@@ -232,8 +244,9 @@ bool PreferenceTrainer::Impl::ref_cache_pays(std::ostream& log) const {
 
 void PreferenceTrainer::Impl::build_ref_cache(std::ostream& log) {
   // The key: every file the reference values depend on, plus the settings that shape the token ids.
-  nlohmann::json key = {{"tokenizer", file_fingerprint(cfg.model.tokenizer + "/tokenizer.json")},
-                        {"data", file_fingerprint(cfg.data.path)},
+  nlohmann::json key = {{"tokenizer", io::file_fingerprint(cfg.model.tokenizer + "/tokenizer.json")},
+                        {"data", input_fingerprints()["data"]},
+                        {"model", input_fingerprints()["model"]},
                         {"chat_format", text::to_string(chat.format)},
                         {"default_system", chat.default_system},
                         {"max_prompt_length", cfg.data.max_prompt_length},
@@ -241,8 +254,6 @@ void PreferenceTrainer::Impl::build_ref_cache(std::ostream& log) {
                         {"format", data::to_string(train_set.format)},
                         {"pku_ranking", cfg.data.options.pku_ranking == data::PkuRanking::helpful ? "helpful" : "safe"},
                         {"dtype", model::dtype_to_hf(policy.dtype())}};
-  for (const auto& f : io::list_dir(cfg.model.path))
-    if (f.ends_with(".safetensors") || f.ends_with(".json")) key["model"][f] = file_fingerprint(cfg.model.path + "/" + f);
   data::Dataset both = train_set;  // training and held-out records: evaluation reads the cache too
   both.records.insert(both.records.end(), eval_set.records.begin(), eval_set.records.end());
   std::vector<int64_t> lines;
@@ -437,7 +448,7 @@ std::vector<StepLog> PreferenceTrainer::run(bool resume, std::ostream& rank0_log
   if (rc == RefCacheMode::on || (rc == RefCacheMode::automatic && m.ref_cache_pays(log))) m.build_ref_cache(log);
   if (resume) {
     if (auto dir = latest_checkpoint(m.cfg.train.out_dir)) {
-      restore_trainer_state(*dir, m.cfg, m.run_state());
+      restore_trainer_state(*dir, m.cfg, m.total, m.run_state(), log);
       log << "resumed from " << *dir << " at step " << m.step << "/" << m.total << "\n";
     } else {
       log << "no complete checkpoint in " << m.cfg.train.out_dir << ": starting fresh\n";

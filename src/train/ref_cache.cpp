@@ -1,7 +1,5 @@
 #include "train/ref_cache.hpp"
 
-#include <zlib.h>
-
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -11,23 +9,6 @@
 #include "io/safetensors.hpp"
 
 namespace hps::train {
-
-std::string file_fingerprint(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw InputError("cannot read " + path + " to fingerprint it");
-  uLong crc = crc32(0, nullptr, 0);
-  uint64_t size = 0;
-  std::vector<char> buf(1 << 20);
-  while (in) {
-    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-    const auto n = static_cast<uInt>(in.gcount());
-    crc = crc32(crc, reinterpret_cast<const Bytef*>(buf.data()), n);
-    size += n;
-  }
-  char out[48];
-  std::snprintf(out, sizeof out, "%llu:%08lx", static_cast<unsigned long long>(size), static_cast<unsigned long>(crc));
-  return out;
-}
 
 namespace {
 

@@ -15,8 +15,6 @@
 
 namespace hps::train {
 
-// CRC-32 and size of a file's bytes, streamed ("<size>:<crc hex>").
-std::string file_fingerprint(const std::string& path);
 
 class RefCache {
  public:

@@ -8,9 +8,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <nlohmann/json.hpp>
 
 #include "core/error.hpp"
 #include "io/atomic_file.hpp"
+#include "io/json_text.hpp"
 
 namespace hps::train {
 
@@ -22,7 +25,7 @@ const std::string kMarker = "COMPLETE";
 int64_t step_of(const std::string& name) {
   if (name.rfind(kPrefix, 0) != 0) return -1;
   const std::string digits = name.substr(kPrefix.size());
-  if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos) return -1;
+  if (digits.empty() || digits.size() > 18 || digits.find_first_not_of("0123456789") != std::string::npos) return -1;
   return std::stoll(digits);
 }
 }  // namespace
@@ -71,13 +74,20 @@ void write_checkpoint(const std::string& out_dir, int64_t step, const std::funct
   io::make_dirs(tmp);
   write(tmp);
   if (const char* pause = std::getenv("HPS_TEST_PAUSE_IN_SAVE")) pause_for_test(pause, tmp);
-  for (const auto& f : io::list_dir(tmp)) fsync_path(tmp + "/" + f);
+  // Every file's size and CRC-32 go into the marker, so a resume can tell a damaged or edited file.
+  nlohmann::json files = nlohmann::json::object();
+  for (const auto& e : std::filesystem::recursive_directory_iterator(tmp))
+    if (e.is_regular_file()) {
+      files[std::filesystem::relative(e.path(), tmp).string()] = io::file_fingerprint(e.path().string());
+      fsync_path(e.path().string());
+    }
   fsync_path(tmp);
   io::remove_tree(final_dir);  // a rerun of the same step replaces its checkpoint
   if (std::rename(tmp.c_str(), final_dir.c_str()) != 0)
     throw InputError("cannot rename " + tmp + " to " + final_dir + ": " + std::strerror(errno));
   fsync_path(out_dir);
-  io::write_file_atomic(final_dir + "/" + kMarker, [&](std::ostream& o) { o << step << "\n"; });
+  io::write_file_atomic(final_dir + "/" + kMarker,
+                        [&](std::ostream& o) { o << nlohmann::json{{"step", step}, {"files", files}}.dump(1) << "\n"; });
   fsync_path(final_dir);
   // Prune: older complete checkpoints beyond keep_last, and leftovers of interrupted writes.
   auto done = complete_checkpoints(out_dir);
@@ -99,6 +109,24 @@ std::vector<std::string> complete_checkpoints(const std::string& out_dir) {
   std::vector<std::string> out;
   for (auto& [s, p] : found) out.push_back(std::move(p));
   return out;
+}
+
+void verify_checkpoint(const std::string& dir) {
+  const std::string marker = dir + "/" + kMarker;
+  const nlohmann::json m = io::parse_json(io::read_file(marker), marker);
+  if (!m.is_object()) return;  // the marker of an older hps: the step alone, no checksums to verify
+  if (!m.contains("files") || !m["files"].is_object()) throw InputError(marker + ": field 'files' must be an object");
+  for (const auto& [name, want] : m["files"].items()) {
+    const std::string path = dir + "/" + name;
+    if (!io::file_exists(path))
+      throw InputError(dir + ": " + name + " is missing (" + marker + " lists it); remove " + dir +
+                       " to resume from an older checkpoint");
+    const std::string now = io::file_fingerprint(path);
+    if (!want.is_string() || now != want.get<std::string>())
+      throw InputError(path + ": does not match the checksum recorded when it was saved (size:crc32 " +
+                       io::json_excerpt(want) + ", now " + now + "): damaged or edited; remove " + dir +
+                       " to resume from an older checkpoint");
+  }
 }
 
 std::optional<std::string> latest_checkpoint(const std::string& out_dir) {

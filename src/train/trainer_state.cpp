@@ -6,6 +6,7 @@
 
 #include "core/error.hpp"
 #include "io/atomic_file.hpp"
+#include "io/json_text.hpp"
 #include "io/safetensors.hpp"
 #include "model/load.hpp"
 #include "model/lora.hpp"
@@ -55,6 +56,19 @@ json compat_fields(const TrainConfig& c, int64_t world_size) {
 
 namespace {
 
+// Settings a resumed run may change — lowering the learning rate after a loss spike is common practice —
+// each change said in the log, never silent.
+json tunable_fields(const TrainConfig& c) {
+  return {{"train.lr", c.train.lr},
+          {"train.schedule", to_string(c.train.schedule)},
+          {"train.warmup_ratio", c.train.warmup_ratio},
+          {"train.beta1", c.train.adamw.beta1},
+          {"train.beta2", c.train.adamw.beta2},
+          {"train.eps", c.train.adamw.eps},
+          {"train.weight_decay", c.train.adamw.weight_decay},
+          {"train.max_grad_norm", c.train.max_grad_norm}};
+}
+
 // The generators a resumed run must continue: torch's CPU generator (LoRA dropout, initialization) and, on a
 // GPU, its CUDA generator. (The selection draws are a function of seed, step and prompt: nothing to save.)
 void save_rng(const std::string& path, const at::Device& device) {
@@ -73,15 +87,31 @@ void restore_rng(const std::string& path, const at::Device& device) {
   }
 }
 
-void check_compatible(const json& state, const TrainConfig& cfg, int64_t world_size, const std::string& dir) {
-  const json now = compat_fields(cfg, world_size);
+void check_compatible(const json& state, const TrainConfig& cfg, const RunState& s, const std::string& dir,
+                      std::ostream& log) {
+  const json now = compat_fields(cfg, s.world_size);
+  const json& compat = state.value("compat", json::object());
   for (auto it = now.begin(); it != now.end(); ++it) {
-    if (!state.at("compat").contains(it.key())) continue;  // a checkpoint of an older hps did not record it
-    const json& was = state.at("compat").at(it.key());
-    if (was != it.value())
-      throw ConfigError("cannot resume from " + dir + ": " + it.key() + " was " + was.dump() + ", now " +
-                        it.value().dump() + " (use another train.out_dir for a different run)");
+    if (!compat.contains(it.key())) continue;  // a checkpoint of an older hps did not record it
+    if (compat.at(it.key()) != it.value())
+      throw ConfigError("cannot resume from " + dir + ": " + it.key() + " was " + io::json_excerpt(compat.at(it.key())) +
+                        ", now " + io::json_excerpt(it.value()) + " (use another train.out_dir for a different run)");
   }
+  // The same paths must hold the same bytes: new data or new base weights under old names are another run.
+  const json& inputs = state.value("inputs", json::object());
+  for (const char* kind : {"data", "model"}) {
+    if (!inputs.contains(kind)) continue;
+    if (inputs.at(kind) != s.inputs.at(kind))
+      throw ConfigError("cannot resume from " + dir + ": the " + (std::string(kind) == "data" ? "data file " + cfg.data.path
+                                                                                         : "base model in " + cfg.model.path) +
+                        " changed since the checkpoint (size:crc32 was " + io::json_excerpt(inputs.at(kind)) + ", now " +
+                        io::json_excerpt(s.inputs.at(kind)) + "); use another train.out_dir for a different run");
+  }
+  const json tunable = tunable_fields(cfg), was = state.value("tunable", json::object());
+  for (auto it = tunable.begin(); it != tunable.end(); ++it)
+    if (was.contains(it.key()) && was.at(it.key()) != it.value())
+      log << "resuming with " << it.key() << " = " << it.value().dump() << " (the checkpoint ran with "
+          << was.at(it.key()).dump() << ")\n";
 }
 
 }  // namespace
@@ -104,15 +134,32 @@ void save_trainer_state(const TrainConfig& cfg, const std::string& config_text, 
                   {"position", s.loader.position()},
                   {"bad_steps", s.bad_steps},
                   {"compat", compat_fields(cfg, s.world_size)},
+                  {"tunable", tunable_fields(cfg)},
+                  {"inputs", s.inputs},
                   {"config", config_text}};
     io::write_json_file(dir + "/trainer_state.json", state);
   }, cfg.train.keep_last);
   log << "saved " << checkpoint_path(cfg.train.out_dir, s.step) << "\n";
 }
 
-void restore_trainer_state(const std::string& dir, const TrainConfig& cfg, const RunState& s) {
-  const json state = io::read_json_file(dir + "/trainer_state.json");
-  check_compatible(state, cfg, s.world_size, dir);
+void restore_trainer_state(const std::string& dir, const TrainConfig& cfg, int64_t total, const RunState& s,
+                           std::ostream& log) {
+  verify_checkpoint(dir);
+  const std::string state_path = dir + "/trainer_state.json";
+  const json state = io::read_json_file(state_path);
+  int64_t step = 0, bad_steps = 0, epoch = 0, position = 0;
+  try {
+    step = state.at("step").get<int64_t>(), bad_steps = state.at("bad_steps").get<int64_t>();
+    epoch = state.at("epoch").get<int64_t>(), position = state.at("position").get<int64_t>();
+  } catch (const json::exception& e) {
+    throw InputError(state_path + ": step, bad_steps, epoch and position must be integers (" + e.what() + ")");
+  }
+  if (step < 1 || step > total)
+    throw InputError(state_path + ": field 'step' is " + std::to_string(step) + ", outside [1, " +
+                     std::to_string(total) + "] (this run's steps)");
+  if (bad_steps < 0 || epoch < 0 || position < 0)
+    throw InputError(state_path + ": bad_steps, epoch and position must be ≥ 0");
+  check_compatible(state, cfg, s, dir, log);
   const at::Device device = s.policy.device();
   if (cfg.use_lora) {
     model::load_lora(s.policy, dir + "/adapter");
@@ -129,9 +176,9 @@ void restore_trainer_state(const std::string& dir, const TrainConfig& cfg, const
   for (const auto& t : f.tensors()) opt_state[t.name] = f.get(t.name);
   s.opt->load_state(opt_state);
   restore_rng(dir + "/rng.safetensors", device);
-  s.step = state.at("step").get<int64_t>();
-  s.bad_steps = state.at("bad_steps").get<int64_t>();
-  s.loader.seek(state.at("epoch").get<int64_t>(), state.at("position").get<size_t>());
+  s.step = step;
+  s.bad_steps = bad_steps;
+  s.loader.seek(epoch, static_cast<size_t>(position));
 }
 
 }  // namespace hps::train

@@ -37,6 +37,7 @@ struct RunState {
   int64_t& step;                   // optimizer steps done
   int64_t& bad_steps;              // consecutive non-finite steps
   int64_t world_size = 1;          // processes of a data-parallel run
+  nlohmann::json inputs;           // fingerprints of the data and base model files (checked on resume)
 };
 
 // Writes OUT/checkpoint-<step>/ (keeping train.keep_last) and says so on `log`. `model_config`: the
@@ -44,9 +45,13 @@ struct RunState {
 void save_trainer_state(const TrainConfig& cfg, const std::string& config_text, const nlohmann::json& model_config,
                         int64_t total, const RunState& s, std::ostream& log);
 
-// Restores the checkpoint folder `dir` into `s`. ConfigError naming the first compatibility field whose
-// value differs from `cfg` ("lora.rank was 8, now 4"); fields a checkpoint of an older hps did not record
-// are not checked.
-void restore_trainer_state(const std::string& dir, const TrainConfig& cfg, const RunState& s);
+// Restores the checkpoint folder `dir` into `s`, after verify_checkpoint (every file as saved). ConfigError
+// naming the first compatibility field whose value differs from `cfg` ("lora.rank was 8, now 4") or the
+// first input file whose fingerprint differs ("data … changed"); fields a checkpoint of an older hps did not
+// record are not checked. Settings a resumed run may change (learning rate, its schedule, AdamW's, clipping)
+// are said on `log` when they change. InputError for a trainer_state.json that does not fit this run (step
+// outside [1, total], wrong types).
+void restore_trainer_state(const std::string& dir, const TrainConfig& cfg, int64_t total, const RunState& s,
+                           std::ostream& log);
 
 }  // namespace hps::train

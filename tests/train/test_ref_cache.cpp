@@ -54,12 +54,12 @@ TEST(FileFingerprint, IsTheSizeAndCrc32OfTheBytes) {
   test::TempDir dir;
   const std::string f = dir.str("f.bin");
   std::ofstream(f) << "123456789";
-  EXPECT_EQ(file_fingerprint(f), "9:cbf43926");  // CRC-32's check value
+  EXPECT_EQ(io::file_fingerprint(f), "9:cbf43926");  // CRC-32's check value
   std::ofstream(f) << "123456780";
-  EXPECT_EQ(file_fingerprint(f), "9:b2288182") << "one byte changed";
+  EXPECT_EQ(io::file_fingerprint(f), "9:b2288182") << "one byte changed";
   std::ofstream(f).close();
-  EXPECT_EQ(file_fingerprint(f), "0:00000000");
-  EXPECT_THAT(message_of<InputError>([&] { file_fingerprint(dir.str("none")); }), HasSubstr("cannot read"));
+  EXPECT_EQ(io::file_fingerprint(f), "0:00000000");
+  EXPECT_THAT(message_of<InputError>([&] { io::file_fingerprint(dir.str("none")); }), HasSubstr("cannot read"));
 }
 
 TEST(RefCache, IsBuiltOnceThenReadBackOnAHit) {

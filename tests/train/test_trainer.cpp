@@ -70,10 +70,10 @@ struct World {
   }
 };
 
-std::vector<StepLog> train(const World& w, Config cfg, bool resume = false) {
+std::vector<StepLog> train(const World& w, Config cfg, bool resume = false, std::ostream* log_to = nullptr) {
   std::ostringstream log;
   PreferenceTrainer t(read_train_config(cfg), cfg.dump());
-  return t.run(resume, log);
+  return t.run(resume, log_to ? *log_to : log);
 }
 
 TEST(SlotSelection, TheLossReadsOnlyTheSelectedSlots) {
@@ -375,8 +375,56 @@ TEST(Trainer, ResumeChecksLossLoraGammaAndLengthSettings) {
                           {"data.max_prompt_length=64", "data.max_prompt_length was 512"}})
     EXPECT_THAT(message_of<ConfigError>([&] { train(w, w.config(out.str(), {kv}), true); }), ::testing::HasSubstr(want))
         << kv;
-  // What may change: the learning rate.
-  EXPECT_NO_THROW(train(w, w.config(out.str(), {"train.lr=0.02"}), true));
+  // What may change, and is said: the learning rate, its schedule, AdamW's settings, clipping.
+  std::ostringstream log;
+  EXPECT_NO_THROW(train(w, w.config(out.str(), {"train.lr=0.02", "train.stop_after=2"}), true, &log));
+  EXPECT_THAT(log.str(), ::testing::HasSubstr("resuming with train.lr = 0.02 (the checkpoint ran with 0.01)"));
+}
+
+// The same paths with other bytes are another run; a checkpoint file changed after its save is damaged;
+// a trainer_state.json that does not fit the run is an error — none of them resumes silently.
+TEST(Trainer, ResumeRefusesChangedInputsDamagedFilesAndImpossibleSteps) {
+  World w;
+  test::TempDir out;
+  train(w, w.config(out.str(), {"train.stop_after=2", "train.save_every=1"}));
+  const std::string ckpt = checkpoint_path(out.str(), 2), opt = ckpt + "/optimizer.safetensors";
+  auto resume = [&] { train(w, w.config(out.str()), true); };
+  // One bit flipped in the optimizer state.
+  const std::string original = io::read_file(opt);
+  std::string flipped = original;
+  flipped[flipped.size() - 3] ^= 0x10;
+  io::write_file_atomic(opt, [&](std::ostream& o) { o << flipped; });
+  EXPECT_THAT(message_of<InputError>(resume),
+              ::testing::AllOf(::testing::HasSubstr(opt + ": does not match the checksum recorded when it was saved"),
+                               ::testing::HasSubstr("remove " + ckpt)));
+  io::write_file_atomic(opt, [&](std::ostream& o) { o << original; });
+  // New data under the old name (one reward changed), then new base weights.
+  const std::string data = io::read_file(w.data);
+  std::string edited = data;
+  edited.replace(edited.find("-2.0"), 4, "-2.5");
+  io::write_file_atomic(w.data, [&](std::ostream& o) { o << edited; });
+  EXPECT_THAT(message_of<ConfigError>(resume), ::testing::HasSubstr("the data file " + w.data + " changed since the checkpoint"));
+  io::write_file_atomic(w.data, [&](std::ostream& o) { o << data; });
+  const std::string weights = io::read_file(w.model + "/model.safetensors");
+  std::string other = weights;
+  other[other.size() - 1] ^= 0x01;
+  io::write_file_atomic(w.model + "/model.safetensors", [&](std::ostream& o) { o << other; });
+  EXPECT_THAT(message_of<ConfigError>(resume), ::testing::HasSubstr("the base model in " + w.model + " changed"));
+  io::write_file_atomic(w.model + "/model.safetensors", [&](std::ostream& o) { o << weights; });
+  // step = 10^12 in trainer_state.json (with a marker that matches, as an edit of both would).
+  auto state = io::read_json_file(ckpt + "/trainer_state.json");
+  state["step"] = int64_t{1000000000000};
+  io::write_json_file(ckpt + "/trainer_state.json", state);
+  auto marker = io::read_json_file(ckpt + "/COMPLETE");
+  marker["files"]["trainer_state.json"] = io::file_fingerprint(ckpt + "/trainer_state.json");
+  io::write_json_file(ckpt + "/COMPLETE", marker);
+  EXPECT_THAT(message_of<InputError>(resume),
+              ::testing::HasSubstr("trainer_state.json: field 'step' is 1000000000000, outside [1, 6]"));
+  // A marker of an older hps (the step alone) resumes without checksums.
+  state["step"] = 2;
+  io::write_json_file(ckpt + "/trainer_state.json", state);
+  io::write_file_atomic(ckpt + "/COMPLETE", [](std::ostream& o) { o << "2\n"; });
+  EXPECT_EQ(train(w, w.config(out.str()), true).size(), 4u);
 }
 
 // A dataset of three prompts: rewards distinct in float64 but equal in float32, all tied, and ordinary.
