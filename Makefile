@@ -40,12 +40,13 @@ run: build
 
 # Regenerate the committed golden fixtures (needs PyPI's numpy; the C++ tests never run Python).
 fixtures: setup
-	"$(TORCH_VENV)/bin/pip" install --quiet numpy transformers peft safetensors tokenizers jinja2 nltk sacrebleu
+	"$(TORCH_VENV)/bin/pip" install --quiet numpy transformers peft safetensors tokenizers jinja2 nltk sacrebleu trl
 	"$(TORCH_VENV)/bin/python" tools/fixtures/make_loss_fixtures.py tests/fixtures/losses.json
 	"$(TORCH_VENV)/bin/python" tools/fixtures/make_model_fixtures.py
 	"$(TORCH_VENV)/bin/python" tools/fixtures/make_tokenizer_fixtures.py
 	"$(TORCH_VENV)/bin/python" tools/fixtures/make_train_fixtures.py
 	"$(TORCH_VENV)/bin/python" tools/fixtures/make_bleu_fixtures.py
+	"$(TORCH_VENV)/bin/python" tools/fixtures/make_trl_fixtures.py tests/fixtures/data/trl_extract_prompt.json
 
 # The Python half of the model round trip: hps exports, transformers/PEFT load and compare.
 roundtrip: build

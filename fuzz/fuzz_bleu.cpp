@@ -1,4 +1,6 @@
-// BLEU: the input's lines alternate hypothesis, reference. Scores must come out finite and in range.
+// BLEU: the input's lines alternate hypothesis, reference. Scores must come out finite and in range — up to
+// rounding: sacrebleu itself scores 12 commas against 12 commas 100.00000000000004 (the fuzzer's first find
+// here; hps matches it to the last bit, so the bound has a 1e-9 margin).
 #include <cmath>
 #include <vector>
 
@@ -17,10 +19,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     refs.resize(hyps.size());
     for (size_t i = 0; i < hyps.size(); ++i) {
       const double s = hps::eval::nltk_sentence_bleu(hyps[i], refs[i]);
-      if (!(s >= 0 && s <= 1)) std::abort();
+      if (!(s >= 0 && s <= 1 + 1e-12)) std::abort();
       (void)hps::eval::tokenize_13a(hyps[i]);
     }
     const auto c = hps::eval::sacrebleu_corpus_bleu(hyps, refs);
-    if (!(c.score >= 0 && c.score <= 100) || !std::isfinite(c.bp)) std::abort();
+    if (!(c.score >= 0 && c.score <= 100 + 1e-9) || !std::isfinite(c.bp)) std::abort();
   });
 }

@@ -69,6 +69,8 @@ expect_error "score with NaN weights" 1 "data.jsonl:1: the reward model scored a
 printf '{"prompt": "Hello", "responses": ["%s", "c"]}\n' "$(printf 'word %.0s' $(seq 3000))" > "$W/long.jsonl"
 expect_error "a row past max_position_embeddings" 1 "reaches position [0-9]+, beyond the model's context \(max_position_embeddings = 2048" -- \
   "$HPS" logprobs --model "$W/model" --data "$W/long.jsonl" --out "$W/lp.jsonl"
+expect_error "…naming the record" 1 "while scoring the records at lines 1$" -- \
+  "$HPS" logprobs --model "$W/model" --data "$W/long.jsonl" --out "$W/lp.jsonl"
 
 # Records that zlib and the JSON parser used to drop without a word.
 printf '{"prompt": "a", "responses": ["x", "y"], "rewards": [1, 0]}\n{"prompt": "b", "responses": ["x", "y"], "rewards": [1, 0]}\0{"prompt": "c"}\n' > "$W/nul.jsonl"

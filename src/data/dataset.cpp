@@ -1,23 +1,27 @@
 #include "data/dataset.hpp"
 
 #include <cmath>
+#include <tuple>
 #include <nlohmann/json.hpp>
 
 #include "core/enum_names.hpp"
 #include "core/error.hpp"
 #include "io/jsonl.hpp"
 #include "io/json_text.hpp"
+#include "text/utf8.hpp"
 
 namespace hps::data {
 
 using nlohmann::json;
 
 namespace {
-constexpr EnumNames<Format, 5> kFormats{{{"auto", Format::auto_detect},
+constexpr EnumNames<Format, 7> kFormats{{{"auto", Format::auto_detect},
                                          {"hh_rlhf", Format::hh_rlhf},
                                          {"pku", Format::pku},
                                          {"ranked", Format::ranked},
-                                         {"messages", Format::messages}}};
+                                         {"messages", Format::messages},
+                                         {"text_pair", Format::text_pair},
+                                         {"prompt_completion", Format::prompt_completion}}};
 constexpr EnumNames<OnBadRecord, 2> kOnBadRecord{{{"error", OnBadRecord::error}, {"skip", OnBadRecord::skip}}};
 constexpr EnumNames<PkuRanking, 2> kPkuRankings{{{"helpful", PkuRanking::helpful}, {"safe", PkuRanking::safe}}};
 }  // namespace
@@ -185,14 +189,77 @@ PreferenceRecord read_messages(const json& r, const DatasetOptions& opt) {
   return rec;
 }
 
-Format detect(const json& r) {
-  if (!r.is_object()) return Format::auto_detect;
-  if (r.contains("response_0")) return Format::pku;
-  if (r.contains("responses")) return Format::ranked;
-  if (r.contains("messages")) return Format::messages;
-  if (r.contains("chosen")) return r["chosen"].is_string() ? Format::hh_rlhf : Format::messages;
-  if (r.contains("prompt")) return Format::ranked;  // a prompt with no responses yet (generation input)
-  return Format::auto_detect;
+// TRL's extract_prompt on text: the common prefix in characters (code points, as Python compares str), a space
+// just before the first difference left to the responses. Where TRL would index past the start or find no
+// difference at all (identical texts, or one a prefix of the other), this is a named bad record instead.
+PreferenceRecord read_text_pair(const json& r, const DatasetOptions& opt) {
+  PreferenceRecord rec;
+  std::string chosen = text_field(r, "chosen"), rejected = text_field(r, "rejected");
+  if (r.contains("prompt")) {
+    rec.prompt_text = text_field(r, "prompt");
+    if (rec.prompt_text.empty()) throw BadRecord("field 'prompt': empty");
+  } else {
+    size_t i = 0;  // byte offset of the first differing character
+    while (i < chosen.size() && i < rejected.size()) {
+      const size_t n = text::utf8_len(static_cast<unsigned char>(chosen[i]));
+      if (chosen.compare(i, n, rejected, i, n) != 0) break;
+      i += n;
+    }
+    if (i == chosen.size() || i == rejected.size())
+      throw BadRecord("fields 'chosen'/'rejected': one is a prefix of the other (no implicit prompt to split off)");
+    if (i == 0) throw BadRecord("fields 'chosen'/'rejected': no shared prompt (they differ from the first character)");
+    if (chosen[i - 1] == ' ') --i;
+    rec.prompt_text = chosen.substr(0, i);
+    chosen.erase(0, i), rejected.erase(0, i);
+  }
+  require_response(chosen, "field 'chosen'", opt);
+  require_response(rejected, "field 'rejected'", opt);
+  rec.responses = {std::move(chosen), std::move(rejected)};
+  rec.rewards = {1.0, 0.0};
+  return rec;
+}
+
+// TRL's prompt-completion: a text prompt verbatim, or messages; the completion text or one assistant message.
+PreferenceRecord read_prompt_completion(const json& r, const DatasetOptions& opt) {
+  PreferenceRecord rec;
+  const json& p = field(r, "prompt");
+  if (p.is_string()) {
+    rec.prompt_text = p.get<std::string>();
+    if (rec.prompt_text.empty()) throw BadRecord("field 'prompt': empty");
+  } else {
+    rec.prompt_messages = messages_of(p, "prompt");
+    if (rec.prompt_messages.empty()) throw BadRecord("field 'prompt': empty message list");
+  }
+  const json& c = field(r, "completion");
+  if (c.is_string()) {
+    rec.responses = {c.get<std::string>()};
+  } else {
+    const auto m = messages_of(c, "completion");
+    if (m.size() != 1 || m[0].role != "assistant")
+      throw BadRecord("field 'completion': expected a text or one assistant message, found " + std::to_string(m.size()) +
+                      " message(s)");
+    rec.responses = {m[0].content};
+  }
+  require_response(rec.responses[0], "field 'completion'", opt);
+  return rec;
+}
+
+// The format of the first record, and why (what `hps data inspect` shows).
+std::pair<Format, std::string> detect(const json& r) {
+  if (!r.is_object()) return {Format::auto_detect, ""};
+  if (r.contains("response_0")) return {Format::pku, "the first record has 'response_0' (PKU-SafeRLHF)"};
+  if (r.contains("responses")) return {Format::ranked, "the first record has 'responses'"};
+  if (r.contains("messages")) return {Format::messages, "the first record has 'messages'"};
+  if (r.contains("completion")) return {Format::prompt_completion, "the first record has 'completion' (TRL prompt-completion)"};
+  if (r.contains("chosen")) {
+    if (!r["chosen"].is_string()) return {Format::messages, "the first record's 'chosen' is a message list (conversational)"};
+    if (r.contains("prompt")) return {Format::text_pair, "the first record has 'prompt' and a text 'chosen' (TRL standard)"};
+    if (r["chosen"].get_ref<const std::string&>().starts_with("\n\nHuman:"))
+      return {Format::hh_rlhf, "the first record's 'chosen' text starts with \"\\n\\nHuman:\" (an HH-RLHF transcript)"};
+    return {Format::text_pair, "the first record has text 'chosen'/'rejected' and no prompt (TRL standard, implicit prompt)"};
+  }
+  if (r.contains("prompt")) return {Format::ranked, "the first record has only a 'prompt' (generation input)"};
+  return {Format::auto_detect, ""};
 }
 
 }  // namespace
@@ -247,10 +314,10 @@ Dataset read_dataset(const std::string& path, const DatasetOptions& opt) {
     try {
       if (!r.is_object()) throw BadRecord(std::string("expected a JSON object, found ") + r.type_name());
       if (ds.format == Format::auto_detect) {
-        ds.format = detect(r);
+        std::tie(ds.format, ds.detected_because) = detect(r);
         if (ds.format == Format::auto_detect)
           throw InputError("cannot detect the dataset format from the first record's keys (expected chosen/rejected, "
-                           "response_0/response_1, responses, or messages); set the format explicitly");
+                           "response_0/response_1, responses, messages, or prompt/completion); set the format explicitly");
       }
       PreferenceRecord rec;
       switch (ds.format) {
@@ -258,6 +325,8 @@ Dataset read_dataset(const std::string& path, const DatasetOptions& opt) {
         case Format::pku: rec = read_pku(r, opt); break;
         case Format::ranked: rec = read_ranked(r, opt); break;
         case Format::messages: rec = read_messages(r, opt); break;
+        case Format::text_pair: rec = read_text_pair(r, opt); break;
+        case Format::prompt_completion: rec = read_prompt_completion(r, opt); break;
         case Format::auto_detect: break;
       }
       if (static_cast<int64_t>(rec.responses.size()) < opt.min_responses)

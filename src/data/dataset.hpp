@@ -11,6 +11,13 @@
 //             (an HH transcript, as `hps generate` writes it for hh_rlhf data), used verbatim like hh_rlhf's.
 //   messages  {"prompt"?: text | messages, "chosen": [messages], "rejected": [messages]} (HF conversational), or
 //             {"messages": [...]} (one response: the last assistant turn; SFT data).
+//   text_pair TRL's standard preference format: {"prompt": text, "chosen": text, "rejected": text}, or with an
+//             implicit prompt {"chosen": text, "rejected": text} split as TRL's extract_prompt does (the common
+//             prefix, in characters, a trailing space left to the responses). Text prompts are used verbatim
+//             (TRL applies no chat template to standard data).
+//   prompt_completion  TRL's {"prompt": text | messages, "completion": text | messages} (SFT: one response).
+// auto: the first record's keys decide (Dataset::detected_because says how); hh_rlhf is a text pair whose
+// chosen text starts with "\n\nHuman:".
 // Bad records: an InputError naming file, line, field and rule; with on_bad_record = skip, each is counted and
 // kept in `skipped` (never dropped silently).
 #pragma once
@@ -28,7 +35,7 @@ namespace hps::data {
 
 using Message = text::Message;  // a conversation turn is a text-layer notion (chat rendering)
 
-enum class Format { auto_detect, hh_rlhf, pku, ranked, messages };
+enum class Format { auto_detect, hh_rlhf, pku, ranked, messages, text_pair, prompt_completion };
 enum class OnBadRecord { error, skip };
 enum class PkuRanking { helpful, safe };
 
@@ -66,6 +73,7 @@ struct DatasetOptions {
 struct Dataset {
   std::string path;
   Format format = Format::auto_detect;
+  std::string detected_because;  // with format auto: which keys of the first record chose the format
   std::vector<PreferenceRecord> records;
   std::vector<SkippedRecord> skipped;
   int64_t lines = 0;  // non-blank lines read
@@ -75,7 +83,8 @@ Dataset read_dataset(const std::string& path, const DatasetOptions& options = {}
 
 const char* to_string(Format f);
 // ConfigError naming `field` and the accepted names on an unknown value.
-Format parse_format(const std::string& s, std::string_view field = "data.format");  // auto | hh_rlhf | pku | ranked | messages
+// auto | hh_rlhf | pku | ranked | messages | text_pair | prompt_completion
+Format parse_format(const std::string& s, std::string_view field = "data.format");
 OnBadRecord parse_on_bad_record(const std::string& s, std::string_view field = "data.on_bad_record");  // error | skip
 PkuRanking parse_pku_ranking(const std::string& s, std::string_view field = "data.pku_ranking");  // helpful | safe
 

@@ -29,6 +29,7 @@ DatasetReport inspect_dataset(const Dataset& d, const text::Tokenizer* tok, cons
   DatasetReport r;
   r.path = d.path;
   r.format = d.format;
+  r.detected_because = d.detected_because;
   r.lines = d.lines;
   r.records = static_cast<int64_t>(d.records.size());
   r.skipped = d.skipped;
@@ -62,7 +63,7 @@ DatasetReport inspect_dataset(const Dataset& d, const text::Tokenizer* tok, cons
 void print_report(const DatasetReport& r, std::ostream& out) {
   auto row = [&](const std::string& k, const std::string& v) { out << std::left << std::setw(16) << k << v << "\n"; };
   row("file", r.path);
-  row("format", to_string(r.format));
+  row("format", std::string(to_string(r.format)) + (r.detected_because.empty() ? "" : " (auto: " + r.detected_because + ")"));
   row("records", std::to_string(r.records) + " of " + std::to_string(r.lines) + " lines (" +
                      std::to_string(r.skipped.size()) + " skipped)");
   std::string ks;

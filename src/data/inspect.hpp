@@ -22,6 +22,7 @@ struct Percentiles {
 struct DatasetReport {
   std::string path;
   Format format = Format::auto_detect;
+  std::string detected_because;  // with data.format auto: why this format
   int64_t lines = 0, records = 0;
   std::map<int64_t, int64_t> k_counts;  // K → records
   int64_t with_rewards = 0;

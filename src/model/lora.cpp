@@ -89,7 +89,16 @@ LoraConfig read_lora_config(const std::string& adapter_dir) {
     throw InputError(path + ": field '" + key + "': " + rule);
   };
   if (!j.is_object()) throw InputError(path + ": expected a JSON object");
-  if (j.value("peft_type", std::string("LORA")) != "LORA")
+  // Optional fields of a given JSON type (nlohmann's value() throws an unnamed type_error on a mismatch).
+  auto typed = [&](const char* key, bool ok) {
+    if (j.contains(key) && !j[key].is_null() && !ok) fail(key, "wrong type, found " + io::json_excerpt(j[key]));
+  };
+  auto flag = [&](const char* key) {  // false when absent or null
+    typed(key, j.contains(key) && j[key].is_boolean());
+    return j.contains(key) && j[key].is_boolean() && j[key].get<bool>();
+  };
+  typed("peft_type", j.contains("peft_type") && j["peft_type"].is_string());
+  if (j.contains("peft_type") && j["peft_type"].is_string() && j["peft_type"] != "LORA")
     fail("peft_type", "only LORA adapters are supported, found " + io::json_excerpt(j["peft_type"]));
   LoraConfig c;
   if (!j.contains("r") || !j["r"].is_number_integer() || j["r"].get<int64_t>() <= 0)
@@ -97,14 +106,14 @@ LoraConfig read_lora_config(const std::string& adapter_dir) {
   c.rank = j["r"].get<int64_t>();
   c.alpha = j.contains("lora_alpha") && j["lora_alpha"].is_number() ? j["lora_alpha"].get<double>() : 8.0;
   c.dropout = j.contains("lora_dropout") && j["lora_dropout"].is_number() ? j["lora_dropout"].get<double>() : 0.0;
-  c.rslora = j.value("use_rslora", false);
+  c.rslora = flag("use_rslora");
   if (j.contains("base_model_name_or_path") && j["base_model_name_or_path"].is_string())
     c.base_model = j["base_model_name_or_path"].get<std::string>();
   // Options that change the math: refuse rather than compute something PEFT would not.
-  if (j.value("use_dora", false)) fail("use_dora", "DoRA adapters are not supported");
-  if (j.value("fan_in_fan_out", false)) fail("fan_in_fan_out", "must be false for Llama/Qwen2/Mistral");
+  if (flag("use_dora")) fail("use_dora", "DoRA adapters are not supported");
+  if (flag("fan_in_fan_out")) fail("fan_in_fan_out", "must be false for Llama/Qwen2/Mistral");
   if (j.contains("bias") && j["bias"] != "none") fail("bias", "only \"none\" is supported, found " + io::json_excerpt(j["bias"]));
-  if (j.value("lora_bias", false)) fail("lora_bias", "LoRA bias terms are not supported");
+  if (flag("lora_bias")) fail("lora_bias", "LoRA bias terms are not supported");
   for (const char* k : {"rank_pattern", "alpha_pattern"})
     if (j.contains(k) && j[k].is_object() && !j[k].empty()) fail(k, "per-module ranks/alphas are not supported");
   for (const char* k : {"modules_to_save", "layers_to_transform", "target_parameters", "trainable_token_indices"})

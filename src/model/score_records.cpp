@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <functional>
 
+#include "core/error.hpp"
 #include "model/logprobs.hpp"
 
 namespace hps::model {
@@ -44,7 +45,15 @@ void for_each_batch(const std::vector<data::TokenizedRecord>& records, int64_t b
       batch.push_back({&records[seqs[j].rec].prompt, &records[seqs[j].rec].responses[seqs[j].k]});
       slots.emplace_back(seqs[j].rec, seqs[j].k);
     }
-    on_batch(data::pad_sequences(batch, pad_id), slots);
+    try {
+      on_batch(data::pad_sequences(batch, pad_id), slots);
+    } catch (Error& err) {  // a rule broken inside the forward (context length, token ids): which records
+      std::string lines;
+      for (size_t j = 0; j < slots.size() && j < 8; ++j)
+        if (j == 0 || slots[j].first != slots[j - 1].first) lines += (lines.empty() ? "" : ", ") + std::to_string(records[slots[j].first].line);
+      err.add_context("while scoring the records at lines " + lines + (slots.size() > 8 ? ", …" : ""));
+      throw;
+    }
     s = e;
   }
 }

@@ -1,10 +1,12 @@
-// Dataset readers: the four formats, the HH-RLHF prompt split (the shared file's two irregular records
-// included), and every bad-record rule in both on_bad_record modes.
+// Dataset readers: every format (HH-RLHF, PKU, ranked, messages, TRL standard and prompt-completion), the
+// HH-RLHF prompt split (the shared file's two irregular records included), and every bad-record rule in both
+// on_bad_record modes.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <zlib.h>
 
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "core/error.hpp"
 #include "data/dataset.hpp"
@@ -126,6 +128,53 @@ TEST(Dataset, ChatMessages) {
   EXPECT_EQ(read_dataset(sft.path, one).records[0].responses[0], "A");
   EXPECT_THAT(message_of<InputError>([&] { read_dataset(sft.path); }),
               ::testing::HasSubstr("has 1 response(s); at least 2 needed"));
+}
+
+// TRL's formats (https://huggingface.co/docs/trl/dataset_formats): standard preference with an explicit or an
+// implicit prompt, prompt-completion as text or messages; auto-detection says why it chose each.
+TEST(Dataset, TrlStandardPreferenceAndPromptCompletion) {
+  File explicit_prompt(R"({"prompt": "The sky is", "chosen": " blue.", "rejected": " green."})" "\n");
+  Dataset d = read_dataset(explicit_prompt.path);
+  EXPECT_EQ(d.format, Format::text_pair);
+  EXPECT_THAT(d.detected_because, ::testing::HasSubstr("'prompt' and a text 'chosen' (TRL standard)"));
+  EXPECT_EQ(d.records[0].prompt_text, "The sky is");  // verbatim: TRL applies no chat template to standard data
+  EXPECT_TRUE(d.records[0].prompt_messages.empty());
+  EXPECT_EQ(d.records[0].responses, (std::vector<std::string>{" blue.", " green."}));
+  // Implicit prompt: TRL's extract_prompt; its outputs on these cases are fixtures (tools/fixtures/make_trl_fixtures.py).
+  const auto cases = io::read_json_file(test::fixtures_dir() + "/data/trl_extract_prompt.json");
+  ASSERT_GE(cases.size(), 4u);
+  for (const auto& c : cases) {
+    File f(nlohmann::json{{"chosen", c["chosen"]}, {"rejected", c["rejected"]}}.dump() + "\n");
+    const Dataset t = read_dataset(f.path);
+    EXPECT_EQ(t.format, Format::text_pair);
+    EXPECT_EQ(t.records[0].prompt_text, c["expected"]["prompt"].get<std::string>()) << c.dump();
+    EXPECT_EQ(t.records[0].responses, (std::vector<std::string>{c["expected"]["chosen"], c["expected"]["rejected"]}))
+        << c.dump();
+  }
+  // An HH-RLHF transcript stays hh_rlhf (its prompt ends at the last "\n\nAssistant:", not the last shared char).
+  File hh(R"({"chosen": "\n\nHuman: hi\n\nAssistant: A b", "rejected": "\n\nHuman: hi\n\nAssistant: A c"})" "\n");
+  EXPECT_EQ(read_dataset(hh.path).format, Format::hh_rlhf);
+  DatasetOptions as_pair;
+  as_pair.format = Format::text_pair;
+  EXPECT_EQ(read_dataset(hh.path, as_pair).records[0].prompt_text, "\n\nHuman: hi\n\nAssistant: A");
+  // Where TRL's loop would misbehave: named bad records.
+  EXPECT_THAT(error_of(R"({"chosen": "same", "rejected": "same"})"), ::testing::HasSubstr("one is a prefix of the other"));
+  EXPECT_THAT(error_of(R"({"chosen": "yes", "rejected": "no"})"), ::testing::HasSubstr("no shared prompt"));
+  // Prompt-completion: text (verbatim) or messages (rendered with the chat format), one response.
+  File pc(R"({"prompt": "The sky is", "completion": " blue."})" "\n"
+          R"({"prompt": [{"role": "user", "content": "Sky?"}], "completion": [{"role": "assistant", "content": "Blue."}]})" "\n");
+  DatasetOptions sft;
+  sft.min_responses = 1;
+  const Dataset p = read_dataset(pc.path, sft);
+  EXPECT_EQ(p.format, Format::prompt_completion);
+  ASSERT_EQ(p.records.size(), 2u);
+  EXPECT_EQ(p.records[0].prompt_text, "The sky is");
+  EXPECT_EQ(p.records[0].responses, std::vector<std::string>{" blue."});
+  EXPECT_EQ(p.records[1].prompt_messages[0].content, "Sky?");
+  EXPECT_EQ(p.records[1].responses, std::vector<std::string>{"Blue."});
+  EXPECT_THAT(error_of(R"({"prompt": "p", "completion": [{"role": "user", "content": "x"}]})", sft),
+              ::testing::HasSubstr("'completion': expected a text or one assistant message"));
+  EXPECT_THAT(message_of<ConfigError>([] { parse_format("trl"); }), ::testing::HasSubstr("text_pair, prompt_completion"));
 }
 
 TEST(Dataset, EveryBadRecordNamesFileLineFieldAndReason) {

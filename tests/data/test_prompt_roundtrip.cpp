@@ -116,7 +116,7 @@ std::vector<std::vector<int64_t>> agreed_prompt_ids(const Dataset& d, const text
     EXPECT_EQ(score.encode(r, select_all(r)).prompt, gen) << at << ": score vs generate";
     EXPECT_EQ(eval.encode(r, {}).prompt, gen) << at << ": eval vs generate";
     EXPECT_EQ(train.at(r.line), gen) << at << ": train vs generate";
-    EXPECT_EQ(tokenize_dataset(Dataset{"", d.format, {r}, {}, 1}, score)[0].prompt, gen) << at << ": logprobs vs generate";
+    EXPECT_EQ(tokenize_dataset(Dataset{"", d.format, "", {r}, {}, 1}, score)[0].prompt, gen) << at << ": logprobs vs generate";
     out.push_back(gen);
   }
   return out;

@@ -166,6 +166,15 @@ TEST(Lora, RejectsAdaptersItCannotApplyFaithfully) {
   Decoder q = load_model(model_dir("mistral"));
   EXPECT_THAT(message_of<InputError>([&] { load_lora(q, model_dir("llama-lora")); }),
               ::testing::HasSubstr("do not fit rank"));
+  // Wrong JSON types are named (nlohmann's value() threw an unnamed type_error.302).
+  for (const auto& [key, bad] : std::vector<std::pair<std::string, nlohmann::json>>{
+           {"use_rslora", "yes"}, {"use_dora", 1}, {"peft_type", 3}, {"lora_bias", nlohmann::json::array()}}) {
+    auto c = io::read_json_file(model_dir("llama-lora") + "/adapter_config.json");
+    c[key] = bad;
+    io::write_json_file(dir.str("adapter_config.json"), c);
+    EXPECT_THAT(message_of<InputError>([&] { load_lora(d, dir.str()); }),
+                ::testing::HasSubstr("adapter_config.json: field '" + key + "': wrong type, found " + bad.dump()));
+  }
 }
 
 TEST(Lora, TargetModulesAsRegexOrAllLinearLoadTheSameAdapter) {
