@@ -181,6 +181,7 @@ void PreferenceTrainer::Impl::split_data() {
   const auto n_eval = static_cast<size_t>(cfg.data.eval_fraction * static_cast<double>(all.records.size()));
   train_set.path = eval_set.path = all.path;
   train_set.format = eval_set.format = all.format;
+  train_set.detected_because = eval_set.detected_because = all.detected_because;
   for (size_t i = 0; i < order.size(); ++i)
     (i < order.size() - n_eval ? train_set : eval_set).records.push_back(all.records[order[i]]);
 }
@@ -457,6 +458,8 @@ std::vector<StepLog> PreferenceTrainer::run(bool resume, std::ostream& rank0_log
   // Rank 0 records metrics.jsonl (dropping metrics of steps after the resumed one).
   std::optional<TrainLog> tl;
   if (m.world.is_main()) tl.emplace(m.cfg, resume, m.step, m.total, log);
+  log << "data " << m.cfg.data.path << ": format " << data::to_string(m.train_set.format)
+      << (m.train_set.detected_because.empty() ? "" : " (auto: " + m.train_set.detected_because + ")") << "\n";
   if (tl) tl->start(m.train_set.records.size(), m.eval_set.records.size(), m.converted_from);
   if (tl) tl->skipped_records(m.skipped);
   std::vector<StepLog> out;

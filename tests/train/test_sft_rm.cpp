@@ -3,6 +3,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <tuple>
+
 #include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -102,6 +104,35 @@ TEST(Sft, LowersTheNegativeLogLikelihoodOfTheBestResponses) {
   EXPECT_LT(steps.back().loss, 0.6 * steps.front().loss) << log.str();
   EXPECT_EQ(steps.front().responses[0], (std::vector<int64_t>{0})) << "SFT forwards only the best response";
   EXPECT_TRUE(io::file_exists(checkpoint_path(out.str(), 12) + "/model/model.safetensors"));
+}
+
+// Each of TRL's dataset formats trains through the same recipe: standard preference with an explicit or an
+// implicit prompt and conversational preference (hps train), prompt-completion and messages (hps sft).
+TEST(TrlFormats, EachTrainsThroughTheTrainer) {
+  Tiny w;
+  const std::vector<std::tuple<std::string, Task, nlohmann::json>> cases = {
+      {"text_pair", Task::preference, {{"prompt", "The sky is"}, {"chosen", " blue."}, {"rejected", " green."}}},
+      {"text_pair", Task::preference, {{"chosen", "The sky is blue."}, {"rejected", "The sky is green."}}},
+      {"messages", Task::preference,
+       {{"prompt", {{{"role", "user"}, {"content", "Sky?"}}}},
+        {"chosen", {{{"role", "assistant"}, {"content", "Blue."}}}},
+        {"rejected", {{{"role", "assistant"}, {"content", "Green."}}}}}},
+      {"prompt_completion", Task::sft, {{"prompt", "The sky is"}, {"completion", " blue."}}},
+      {"prompt_completion", Task::sft,
+       {{"prompt", {{{"role", "user"}, {"content", "Sky?"}}}}, {"completion", {{{"role", "assistant"}, {"content", "Blue."}}}}}},
+      {"messages", Task::sft, {{"messages", {{{"role", "user"}, {"content", "Sky?"}}, {{"role", "assistant"}, {"content", "Blue."}}}}}},
+  };
+  for (const auto& [format, task, record] : cases) {
+    test::TempDir out;
+    const std::string data = out.str("trl.jsonl");
+    std::ofstream(data) << record.dump() << "\n" << record.dump() << "\n" << record.dump() << "\n";
+    Config c = w.config(out.str("run"), {"data.path=" + data, "train.max_steps=2"});
+    std::ostringstream log;
+    const auto steps = PreferenceTrainer(read_train_config(c, task), c.dump()).run(false, log);
+    ASSERT_EQ(steps.size(), 2u) << record.dump();
+    EXPECT_TRUE(std::isfinite(steps[0].loss)) << record.dump();
+    EXPECT_NE(log.str().find("format " + format), std::string::npos) << "detected as " << format << ":\n" << log.str();
+  }
 }
 
 TEST(RewardModel, LearnsAPlantedPreferenceAndRanksHeldOutPrompts) {
