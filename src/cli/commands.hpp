@@ -48,6 +48,10 @@ Command add_report_command(CLI::App& app);
 // `hps data inspect FILE [--tokenizer DIR]`.
 Command add_data_command(CLI::App& app);
 
+// Model, tokenizer and adapter options: a local folder, or a hub id "org/name[@revision]" replaced by its
+// snapshot folder in the Hugging Face cache (io/hf_hub.hpp).
+const CLI::Validator& model_ref();
+
 // "cpu", "cuda", "cuda:1" → a device; UsageError when CUDA is asked for and absent.
 at::Device parse_device(const std::string& name);
 

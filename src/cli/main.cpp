@@ -77,6 +77,9 @@ int main(int argc, char** argv) {
     if (e.get_exit_code() == static_cast<int>(CLI::ExitCodes::Success)) return app.exit(e);
     std::cerr << "hps: " << hps::to_string(hps::ErrorKind::usage) << ": " << usage_message(app, e) << "\n";
     return 2;
+  } catch (const hps::Error& e) {  // an option's value resolved while parsing (a hub id the cache lacks)
+    std::cerr << "hps: " << hps::to_string(e.kind()) << ": " << e.what() << "\n";
+    return e.kind() == hps::ErrorKind::usage ? 2 : 1;
   }
   try {
     at::set_num_threads(hps::thread_count(threads));

@@ -19,6 +19,7 @@
 #include "text/text_setup.hpp"
 #include "text/tokenizer.hpp"
 #include "io/atomic_file.hpp"
+#include "io/hf_hub.hpp"
 #include "io/checkpoint.hpp"
 #include "model/load.hpp"
 #include "model/logprobs.hpp"
@@ -26,6 +27,16 @@
 #include "model/lora.hpp"
 
 namespace hps::cli {
+
+const CLI::Validator& model_ref() {
+  static const CLI::Validator v(
+      [](std::string& value) {
+        value = io::resolve_model_dir(value);  // InputError (exit 1) for a hub id the cache lacks
+        return std::string();
+      },
+      "DIR|ORG/NAME[@REV]");
+  return v;
+}
 
 at::Device parse_device(const std::string& name) {
   at::Device d = [&] {
@@ -165,16 +176,16 @@ Command add_model_command(CLI::App& app) {
   cmd->require_subcommand(1);
   auto* ins = cmd->add_subcommand("inspect", "Architecture, parameters, dtypes, shards, adapter and problems found");
   auto dir = std::make_shared<std::string>(), adapter = std::make_shared<std::string>();
-  ins->add_option("dir", *dir, "model folder (config.json + safetensors) or a PEFT adapter folder")->required();
-  ins->add_option("--adapter", *adapter, "PEFT adapter folder to check against the model");
+  ins->add_option("dir", *dir, "model folder (config.json + safetensors) or a PEFT adapter folder")->transform(model_ref())->required();
+  ins->add_option("--adapter", *adapter, "PEFT adapter folder to check against the model")->transform(model_ref());
 
   auto* exp = cmd->add_subcommand("export", "Write a model (and adapter) in Hugging Face / PEFT format");
   auto e_model = std::make_shared<std::string>(), e_adapter = std::make_shared<std::string>(),
        e_out = std::make_shared<std::string>(), e_dtype = std::make_shared<std::string>();
   auto e_merge = std::make_shared<bool>(false);
   auto e_shard = std::make_shared<uint64_t>(5'000'000'000ULL);
-  exp->add_option("--model", *e_model, "source model folder")->required();
-  exp->add_option("--adapter", *e_adapter, "PEFT adapter folder");
+  exp->add_option("--model", *e_model, "source model folder")->transform(model_ref())->required();
+  exp->add_option("--adapter", *e_adapter, "PEFT adapter folder")->transform(model_ref());
   exp->add_flag("--merge", *e_merge, "fold the adapter into the weights (W += scale·B·A) and write a plain model");
   exp->add_option("--dtype", *e_dtype, "float32 | bfloat16 | float16 (default: the checkpoint's)");
   exp->add_option("--max-shard-bytes", *e_shard, "split weights into shards of at most this size");
@@ -186,7 +197,7 @@ Command add_model_command(CLI::App& app) {
   auto i_seed = std::make_shared<uint64_t>(0);
   auto i_std = std::make_shared<double>(0.02);
   init->add_option("--config-json", *i_config, "a Hugging Face config.json")->required();
-  init->add_option("--tokenizer", *i_tok, "folder whose tokenizer files are copied beside the weights");
+  init->add_option("--tokenizer", *i_tok, "folder whose tokenizer files are copied beside the weights")->transform(model_ref());
   init->add_option("--seed", *i_seed, "random seed");
   init->add_option("--std", *i_std, "standard deviation of the normal init (norm weights are 1, biases 0)");
   init->add_option("--dtype", *i_dtype, "float32 | bfloat16 | float16");
@@ -239,12 +250,12 @@ Command add_logprobs_command(CLI::App& app) {
     bool padded = false;
   };
   auto o = std::make_shared<Opts>();
-  cmd->add_option("--model", o->model, "model folder")->required();
-  cmd->add_option("--adapter", o->adapter, "PEFT adapter folder");
+  cmd->add_option("--model", o->model, "model folder")->transform(model_ref())->required();
+  cmd->add_option("--adapter", o->adapter, "PEFT adapter folder")->transform(model_ref());
   cmd->add_option("--data", o->data,
                   "JSONL(.gz): pre-tokenized {\"prompt_ids\", \"response_ids\"} records, or any dataset format "
                   "`hps data inspect` reads (tokenized with --tokenizer)")->required();
-  cmd->add_option("--tokenizer", o->tokenizer, "tokenizer folder for text data (default: the model folder)");
+  cmd->add_option("--tokenizer", o->tokenizer, "tokenizer folder for text data (default: the model folder)")->transform(model_ref());
   cmd->add_option("--chat-format", o->chat, "llama3 | chatml | mistral | hh (default: from the tokenizer's template)");
   cmd->add_option("--max-prompt-length", o->max_prompt_length, "text data: keep the last N prompt tokens");
   cmd->add_option("--max-length", o->max_length, "text data: cap prompt + response tokens");

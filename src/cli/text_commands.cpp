@@ -30,7 +30,7 @@ Command add_tokenize_command(CLI::App& app) {
     bool decode = false, count = false, no_special = false, skip_special = false;
   };
   auto o = std::make_shared<Opts>();
-  cmd->add_option("--tokenizer", o->tokenizer, "folder with tokenizer.json (+ tokenizer_config.json)")->required();
+  cmd->add_option("--tokenizer", o->tokenizer, "folder with tokenizer.json (+ tokenizer_config.json)")->transform(model_ref())->required();
   auto* text = cmd->add_option("--text", o->text, "the text (or, with --decode, a JSON array of ids)");
   auto* file = cmd->add_option("--file", o->file, "read the text (or JSON ids) from this file");
   text->excludes(file);
@@ -70,7 +70,7 @@ Command add_data_command(CLI::App& app) {
   };
   auto o = std::make_shared<Opts>();
   ins->add_option("file", o->file, "dataset .jsonl or .jsonl.gz")->required();
-  ins->add_option("--tokenizer", o->tokenizer, "tokenizer folder: adds token-length percentiles");
+  ins->add_option("--tokenizer", o->tokenizer, "tokenizer folder: adds token-length percentiles")->transform(model_ref());
   ins->add_option("--format", o->format, "auto | hh_rlhf | pku | ranked | messages");
   ins->add_option("--pku-ranking", o->pku, "helpful | safe (PKU-SafeRLHF)");
   ins->add_option("--chat-format", o->chat, "llama3 | chatml | mistral | hh (default: from the tokenizer's template)");
@@ -119,9 +119,9 @@ Command add_generate_command(CLI::App& app) {
     generate::GenerateJob job;
   };
   auto o = std::make_shared<Opts>();
-  cmd->add_option("--model", o->model, "model folder")->required();
-  cmd->add_option("--adapter", o->adapter, "PEFT adapter folder");
-  cmd->add_option("--tokenizer", o->tokenizer, "tokenizer folder (default: the model folder)");
+  cmd->add_option("--model", o->model, "model folder")->transform(model_ref())->required();
+  cmd->add_option("--adapter", o->adapter, "PEFT adapter folder")->transform(model_ref());
+  cmd->add_option("--tokenizer", o->tokenizer, "tokenizer folder (default: the model folder)")->transform(model_ref());
   cmd->add_option("--data", o->job.data, "prompts: any dataset format, or {\"prompt\": ...} lines")->required();
   cmd->add_option("--out", o->job.out, "output JSONL (appended; prompts already there are skipped)")->required();
   cmd->add_option("--n", o->job.sampling.n, "samples per prompt");
@@ -157,8 +157,8 @@ Command add_score_command(CLI::App& app) {
     generate::ScoreJob job;
   };
   auto o = std::make_shared<Opts>();
-  cmd->add_option("--model", o->model, "reward model folder (*ForSequenceClassification)")->required();
-  cmd->add_option("--tokenizer", o->tokenizer, "tokenizer folder (default: the model folder)");
+  cmd->add_option("--model", o->model, "reward model folder (*ForSequenceClassification)")->transform(model_ref())->required();
+  cmd->add_option("--tokenizer", o->tokenizer, "tokenizer folder (default: the model folder)")->transform(model_ref());
   cmd->add_option("--data", o->job.data, "ranked-list JSONL: {\"prompt\", \"responses\"} (e.g. hps generate's output)")->required();
   cmd->add_option("--out", o->job.out, "output JSONL with \"rewards\" added (may equal --data: replaced atomically)")->required();
   cmd->add_option("--batch-size", o->job.batch_size, "sequences per forward (whole prompts; --padded: sorted by length)");
@@ -187,10 +187,10 @@ Command add_eval_command(CLI::App& app) {
   cmd->add_option("--generations", j->generations, "scored generations of the policy (hps generate + hps score)")->required();
   cmd->add_option("--baseline", j->baseline, "scored generations of another model: win / tie / lose");
   cmd->add_option("--test", j->test, "test dataset with reference responses: BLEU (and margins with the models)");
-  cmd->add_option("--policy", m->policy, "policy model folder: margins and KL (with --reference and --test)");
-  cmd->add_option("--adapter", m->adapter, "policy LoRA adapter");
-  cmd->add_option("--reference", m->reference, "reference model folder");
-  cmd->add_option("--tokenizer", m->tokenizer, "tokenizer folder (default: the policy folder)");
+  cmd->add_option("--policy", m->policy, "policy model folder: margins and KL (with --reference and --test)")->transform(model_ref());
+  cmd->add_option("--adapter", m->adapter, "policy LoRA adapter")->transform(model_ref());
+  cmd->add_option("--reference", m->reference, "reference model folder")->transform(model_ref());
+  cmd->add_option("--tokenizer", m->tokenizer, "tokenizer folder (default: the policy folder)")->transform(model_ref());
   cmd->add_option("--chat-format", m->chat_format, "llama3 | chatml | mistral | hh");
   cmd->add_option("--device", m->device, "cpu | cuda");
   cmd->add_option("--name", j->name, "method name in the report");

@@ -7,6 +7,7 @@
 #include "core/enum_names.hpp"
 #include "core/error.hpp"
 #include "io/atomic_file.hpp"
+#include "io/hf_hub.hpp"
 #include "prefs/loss_config.hpp"
 
 namespace hps::pipeline {
@@ -150,6 +151,12 @@ void read_stage_tables(const Config& c, PipelineConfig& p) {
                                .add("n", &EvalSettings::n, at_least<int64_t>(0))
                                .add("max_prompt_length", &EvalSettings::max_prompt_length);
   policy.read(c, p.policy);
+  // A hub id as written ("Qwen/Qwen2.5-0.5B-Instruct"), not joined to the config's folder, resolves in the HF cache.
+  auto model_dir = [&](const char* key, std::string& v) {
+    if (c.has(key)) v = io::resolve_model_dir(v, c.get_string(key, ""));
+  };
+  model_dir("policy.path", p.policy.path);
+  model_dir("policy.tokenizer", p.policy.tokenizer);
   if (!c.has("policy.tokenizer")) p.policy.tokenizer = p.policy.path;
   p.max_prompt_length = c.get_int("data.max_prompt_length", 0);
   if (c.has("data.path"))
@@ -159,6 +166,8 @@ void read_stage_tables(const Config& c, PipelineConfig& p) {
   generate.read(c, p.generate);
   p.sft_data = c.get_path("sft.data.path", p.generate.prompts);
   reward.read(c, p.reward);
+  model_dir("reward.path", p.reward.path);
+  model_dir("reward.tokenizer", p.reward.tokenizer);
   p.reward.data = c.get_path("reward.data.path", p.sft_data);
   eval.read(c, p.eval);
   if (!c.has("eval.test")) p.eval.test = p.eval.prompts;

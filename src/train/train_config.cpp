@@ -4,6 +4,7 @@
 #include "core/config_schema.hpp"
 #include "core/enum_names.hpp"
 #include "core/error.hpp"
+#include "io/hf_hub.hpp"
 #include "prefs/config_io.hpp"
 
 namespace hps::train {
@@ -165,7 +166,9 @@ TrainConfig read_train_config(const Config& c, const TrainConfig& base) {
   TrainConfig t = base;
   rm_schema().read(c, t);
   model_schema().read(c, t.model);
+  t.model.path = io::resolve_model_dir(t.model.path);  // a local folder, or a hub id found in the HF cache
   if (!c.has("model.tokenizer") && base.model.tokenizer.empty()) t.model.tokenizer = t.model.path;
+  else if (c.has("model.tokenizer")) t.model.tokenizer = io::resolve_model_dir(t.model.tokenizer);
   if (!t.model.autocast.empty() && !t.model.dtype.empty() && t.model.dtype != "float32")
     throw ConfigError("model.autocast needs float32 weights (model.dtype = float32), found model.dtype = " + t.model.dtype);
   lora_schema().read(c, t);
