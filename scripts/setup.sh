@@ -15,7 +15,7 @@ TORCH_VENV=${TORCH_VENV:-$HPS_HOME/torch-$TORCH_SERIES}
 apt_packages=(cmake ninja-build g++ ccache python3-venv
               libtomlplusplus-dev nlohmann-json3-dev libcli11-dev zlib1g-dev
               libgtest-dev libgmock-dev libbenchmark-dev libonig-dev libutf8proc-dev
-              libgloo-dev clang libclang-rt-dev)
+              libgloo-dev clang libclang-rt-dev libcurl4-openssl-dev libssl-dev libcpp-httplib-dev)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

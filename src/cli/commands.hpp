@@ -28,6 +28,8 @@ Command add_demo_command(CLI::App& app);  // the embedded pipeline job (train_co
 
 // `hps model inspect DIR` and `hps model export --model DIR [--adapter DIR] [--merge] --out DIR`.
 Command add_model_command(CLI::App& app);
+// `hps download ORG/NAME[@REV] [--revision R] [--include GLOB ...]`: into the Hugging Face cache.
+Command add_download_command(CLI::App& app);
 // `hps logprobs --model DIR [--adapter DIR] --data FILE --out FILE`.
 Command add_logprobs_command(CLI::App& app);
 
@@ -49,7 +51,7 @@ Command add_report_command(CLI::App& app);
 Command add_data_command(CLI::App& app);
 
 // Model, tokenizer and adapter options: a local folder, or a hub id "org/name[@revision]" replaced by its
-// snapshot folder in the Hugging Face cache (io/hf_hub.hpp).
+// snapshot folder in the Hugging Face cache (io/hf_hub.hpp), downloaded first when it is not cached.
 const CLI::Validator& model_ref();
 
 // "cpu", "cuda", "cuda:1" → a device; UsageError when CUDA is asked for and absent.

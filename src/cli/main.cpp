@@ -3,8 +3,10 @@
 #include <CLI/CLI.hpp>
 #include <c10/util/Exception.h>
 
+#include <cstdlib>
 #include <iostream>
 #include <optional>
+#include <string_view>
 
 #include "cli/commands.hpp"
 #include "core/error.hpp"
@@ -52,10 +54,17 @@ int main(int argc, char** argv) {
   std::optional<int> threads;
   app.add_option("--threads", threads,
                  "CPU threads per process (default: HPS_THREADS, OMP_NUM_THREADS, else the CPUs this process may use)");
+  // Hub ids in model options are resolved (and downloaded when missing) while the command line is parsed, so
+  // --offline must take effect before parsing: it is read here first, and declared for --help and the parser.
+  bool offline = false;
+  app.add_flag("--offline", offline, "never download: a hub id must already be in the Hugging Face cache (= HF_HUB_OFFLINE=1)");
+  for (int i = 1; i < argc; ++i)
+    if (std::string_view(argv[i]) == "--offline") ::setenv("HF_HUB_OFFLINE", "1", 1);
   std::vector<hps::cli::Command> commands;
   commands.push_back(hps::cli::add_demo_command(app));
   commands.push_back(hps::cli::add_loss_demo_command(app));
   commands.push_back(hps::cli::add_model_command(app));
+  commands.push_back(hps::cli::add_download_command(app));
   commands.push_back(hps::cli::add_logprobs_command(app));
   commands.push_back(hps::cli::add_tokenize_command(app));
   commands.push_back(hps::cli::add_data_command(app));

@@ -1,4 +1,6 @@
 // `hps model inspect`, `hps model export`, `hps logprobs`.
+#include <unistd.h>
+
 #include <ATen/ATen.h>
 
 #include <algorithm>
@@ -19,6 +21,7 @@
 #include "text/text_setup.hpp"
 #include "text/tokenizer.hpp"
 #include "io/atomic_file.hpp"
+#include "io/hf_download.hpp"
 #include "io/hf_hub.hpp"
 #include "io/checkpoint.hpp"
 #include "model/load.hpp"
@@ -31,7 +34,7 @@ namespace hps::cli {
 const CLI::Validator& model_ref() {
   static const CLI::Validator v(
       [](std::string& value) {
-        value = io::resolve_model_dir(value);  // InputError (exit 1) for a hub id the cache lacks
+        value = io::resolve_or_download(value, std::cerr);  // InputError (exit 1) when that fails
         return std::string();
       },
       "DIR|ORG/NAME[@REV]");
@@ -170,6 +173,27 @@ int diff_tensors(const std::string& a, const std::string& b, double atol) {
 }
 
 }  // namespace
+
+Command add_download_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand("download", "Fetch a model from the Hugging Face hub into the HF cache (shared with transformers)");
+  auto repo = std::make_shared<std::string>(), revision = std::make_shared<std::string>("main");
+  auto include = std::make_shared<std::vector<std::string>>();
+  cmd->add_option("repo", *repo, "hub id: org/name (or org/name@revision)")->required();
+  cmd->add_option("--revision", *revision, "branch, tag or commit")->default_str("main");
+  cmd->add_option("--include", *include, "only files matching these globs, e.g. '*.json' '*.safetensors'");
+  cmd->footer("Cache: HF_HUB_CACHE, HF_HOME/hub or ~/.cache/huggingface/hub. HF_ENDPOINT, HF_TOKEN (or the token "
+              "file of huggingface-cli login) and HF_HUB_OFFLINE=1 as for huggingface_hub. Prints the snapshot folder.");
+  return {cmd, [=] {
+            auto id = io::parse_hub_id(*repo);
+            if (!id) throw UsageError("'" + *repo + "' is not a hub id (org/name[@revision])");
+            if (repo->find('@') == std::string::npos) id->revision = *revision;
+            io::DownloadOptions opt;
+            opt.include = *include;
+            opt.progress = ::isatty(STDERR_FILENO);
+            std::cout << io::hub_download(*id, opt, std::cerr) << "\n";
+            return 0;
+          }};
+}
 
 Command add_model_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("model", "Inspect, export and randomly initialize Hugging Face models (Llama, Qwen2, Mistral)");

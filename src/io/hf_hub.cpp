@@ -60,7 +60,7 @@ std::string cached_snapshot(const HubId& id) {
   std::string folder = "models--" + id.repo;
   for (size_t p = folder.find('/'); p != std::string::npos; p = folder.find('/', p)) folder.replace(p, 1, "--");
   const std::string repo_dir = hub_cache_dir() + "/" + folder;
-  const std::string fetch = " (fetch it with `huggingface-cli download " + id.repo +
+  const std::string fetch = " (fetch it with `hps download " + id.repo +
                             (id.revision == "main" ? "" : " --revision " + id.revision) + "`)";
   if (!dir_exists(repo_dir))
     throw InputError(id.repo + " is neither a local folder nor in the Hugging Face cache: no " + repo_dir + fetch);

@@ -5,7 +5,9 @@
 //   <cache>/models--<org>--<name>/refs/<revision>   holds the commit hash the revision points at,
 //   <cache>/models--<org>--<name>/snapshots/<commit>/   the files (symlinks into blobs/).
 // <cache>: HF_HUB_CACHE, else HF_HOME/hub, else XDG_CACHE_HOME/huggingface/hub, else ~/.cache/huggingface/hub.
-// hps does not download yet: a hub id that is not cached is an InputError saying how to fetch it.
+// Resolution never downloads (a config read by every rank of a process group must not race on the cache): a
+// hub id that is not cached is an InputError saying how to fetch it (`hps download`, io/hf_download.hpp); the
+// command-line options download on demand (resolve_or_download).
 #pragma once
 
 #include <optional>

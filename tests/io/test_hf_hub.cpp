@@ -89,7 +89,7 @@ TEST(HfHub, HubIdsResolveThroughRefsToSnapshotsAndLocalFoldersWin) {
   // What is missing is named, with how to fetch it.
   EXPECT_THAT(message_of<InputError>([] { resolve_model_dir("org/other"); }),
               HasSubstr("org/other is neither a local folder nor in the Hugging Face cache: no " + dir.str("hub") +
-                        "/models--org--other (fetch it with `huggingface-cli download org/other`)"));
+                        "/models--org--other (fetch it with `hps download org/other`)"));
   EXPECT_THAT(message_of<InputError>([] { resolve_model_dir("org/tiny@v2"); }),
               HasSubstr("the cache has no revision 'v2'"));
   EXPECT_THAT(message_of<InputError>([] { resolve_model_dir("org/tiny@v1"); }),
