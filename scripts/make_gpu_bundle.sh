@@ -9,9 +9,9 @@ BUILD=${BUILD:-build}
 rm -rf gpu_bundle && mkdir -p gpu_bundle/lib
 cp "$BUILD/hps" "$BUILD/tests/hps_tests" "$BUILD/bench/bench_model" "$BUILD/bench/bench_generate" gpu_bundle/
 strip gpu_bundle/hps gpu_bundle/hps_tests gpu_bundle/bench_model gpu_bundle/bench_generate
-# Non-torch, non-system libraries the binaries link (toml++ today).
-for lib in $(ldd "$BUILD/hps" | awk '/=>/ {print $3}' | grep -v -e torch -e nvidia -e '/libc\.' -e '/libm\.' \
-             -e libstdc -e libgcc -e pthread -e librt -e libdl -e libutil -e libz); do
+# Non-torch, non-system libraries the binaries link (toml++, Oniguruma, libcurl and OpenSSL, cpp-httplib, …).
+for lib in $(ldd "$BUILD/hps" "$BUILD/tests/hps_tests" | awk '/=>/ {print $3}' | sort -u | grep -v -e torch -e nvidia \
+             -e '/libc\.' -e '/libm\.' -e libstdc -e libgcc -e pthread -e librt -e libdl -e libutil -e libz); do
   cp -L "$lib" gpu_bundle/lib/
 done
 for f in hf_pref_bench.py hf_pref_bench_real.py hh_rlhf_lengths.jsonl hf_gen_bench.py; do [ -f "../shared/bench/$f" ] && cp "../shared/bench/$f" gpu_bundle/; done
