@@ -21,7 +21,7 @@ for f in "$W"/model/*; do
   ln -s "../../blobs/$blob" "$repo/snapshots/$commit/$(basename "$f")"
 done
 printf '%s' "$commit" > "$repo/refs/main"
-export HF_HUB_CACHE=$W/hub HF_HUB_OFFLINE=1  # never the network: a missing id must not be fetched from the real hub
+export HF_HUB_CACHE=$W/hub
 cd "$W"  # no local folder named org/tiny here
 
 expect 0 "architecture +Qwen2ForCausalLM" -- "$HPS" model inspect org/tiny
@@ -45,8 +45,8 @@ grep -q "\"model.path\": \"$repo/snapshots/$commit\"" run/checkpoint-00000001/tr
   fail "the checkpoint does not record the snapshot folder: $(grep -o '"model.path": "[^"]*"' run/checkpoint-*/trainer_state.json)"
 expect 1 "org/other is neither a local folder nor in the Hugging Face cache: no $W/hub/models--org--other \(fetch it with .hps download org/other.\)" -- \
   "$HPS" model inspect org/other
-# --offline does what HF_HUB_OFFLINE=1 does (an endpoint nothing listens on: a request would fail differently).
+# Resolution never reaches the network (an endpoint nothing listens on would fail differently).
 expect 1 "org/other is neither a local folder nor in the Hugging Face cache" -- \
-  env -u HF_HUB_OFFLINE HF_ENDPOINT=http://127.0.0.1:9 "$HPS" --offline model inspect org/other
+  env HF_ENDPOINT=http://127.0.0.1:9 "$HPS" model inspect org/other
 expect 1 "org/tiny@v9: the cache has no revision 'v9'" -- "$HPS" logprobs --model org/tiny@v9 --data data.jsonl --out x.jsonl
 echo "hub ids resolve in the Hugging Face cache"

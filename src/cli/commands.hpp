@@ -51,7 +51,7 @@ Command add_report_command(CLI::App& app);
 Command add_data_command(CLI::App& app);
 
 // Model, tokenizer and adapter options: a local folder, or a hub id "org/name[@revision]" replaced by its
-// snapshot folder in the Hugging Face cache (io/hf_hub.hpp), downloaded first when it is not cached.
+// snapshot folder in the Hugging Face cache (io/hf_hub.hpp); `hps download` fetches one that is not cached.
 const CLI::Validator& model_ref();
 
 // "cpu", "cuda", "cuda:1" → a device; UsageError when CUDA is asked for and absent.

@@ -3,10 +3,8 @@
 #include <CLI/CLI.hpp>
 #include <c10/util/Exception.h>
 
-#include <cstdlib>
 #include <iostream>
 #include <optional>
-#include <string_view>
 
 #include "cli/commands.hpp"
 #include "core/error.hpp"
@@ -51,15 +49,10 @@ int main(int argc, char** argv) {
   CLI::App app{"hps — align language models with human preferences using Hard Preference Sampling (HPS)"};
   app.set_version_flag("--version", std::string("hps ") + HPS_VERSION);
   app.require_subcommand(1);
+  app.option_defaults()->always_capture_default();  // every option's --help shows its default (subcommands inherit)
   std::optional<int> threads;
   app.add_option("--threads", threads,
                  "CPU threads per process (default: HPS_THREADS, OMP_NUM_THREADS, else the CPUs this process may use)");
-  // Hub ids in model options are resolved (and downloaded when missing) while the command line is parsed, so
-  // --offline must take effect before parsing: it is read here first, and declared for --help and the parser.
-  bool offline = false;
-  app.add_flag("--offline", offline, "never download: a hub id must already be in the Hugging Face cache (= HF_HUB_OFFLINE=1)");
-  for (int i = 1; i < argc; ++i)
-    if (std::string_view(argv[i]) == "--offline") ::setenv("HF_HUB_OFFLINE", "1", 1);
   std::vector<hps::cli::Command> commands;
   commands.push_back(hps::cli::add_demo_command(app));
   commands.push_back(hps::cli::add_loss_demo_command(app));

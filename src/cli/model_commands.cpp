@@ -34,7 +34,7 @@ namespace hps::cli {
 const CLI::Validator& model_ref() {
   static const CLI::Validator v(
       [](std::string& value) {
-        value = io::resolve_or_download(value, std::cerr);  // InputError (exit 1) when that fails
+        value = io::resolve_model_dir(value);  // InputError (exit 1) for an org/name id the cache lacks
         return std::string();
       },
       "DIR|ORG/NAME[@REV]");

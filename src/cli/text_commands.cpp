@@ -71,7 +71,7 @@ Command add_data_command(CLI::App& app) {
   auto o = std::make_shared<Opts>();
   ins->add_option("file", o->file, "dataset .jsonl or .jsonl.gz")->required();
   ins->add_option("--tokenizer", o->tokenizer, "tokenizer folder: adds token-length percentiles")->transform(model_ref());
-  ins->add_option("--format", o->format, "auto | hh_rlhf | pku | ranked | messages");
+  ins->add_option("--format", o->format, "auto | hh_rlhf | pku | ranked | messages | text_pair | prompt_completion");
   ins->add_option("--pku-ranking", o->pku, "helpful | safe (PKU-SafeRLHF)");
   ins->add_option("--chat-format", o->chat, "llama3 | chatml | mistral | hh (default: from the tokenizer's template)");
   ins->add_flag("--allow-empty-responses", o->allow_empty, "keep records with an empty response");
@@ -138,7 +138,7 @@ Command add_generate_command(CLI::App& app) {
   cmd->add_option("--device", o->device, "cpu | cuda | cuda:N");
   cmd->add_option("--dtype", o->dtype, "float32 | bfloat16 | float16 (default: the checkpoint's)");
   cmd->add_option("--chat-format", o->chat, "llama3 | chatml | mistral | hh (default: from the tokenizer's template)");
-  cmd->add_option("--format", o->format, "auto | hh_rlhf | pku | ranked | messages");
+  cmd->add_option("--format", o->format, "auto | hh_rlhf | pku | ranked | messages | text_pair | prompt_completion");
   return {cmd, [o]() -> int {
     const model::Decoder m = load_model_for_cli(o->model, o->adapter, o->device, o->dtype);
     const auto [tok, chat] = text::load_text_setup(o->tokenizer.empty() ? o->model : o->tokenizer, o->chat);

@@ -27,14 +27,20 @@ Command add_train_command(CLI::App& app, train::Task task) {
                                                     : "Reward-model training (score head; BT on pairs or PL on rankings)";
   auto* cmd = app.add_subcommand(name, what);
   auto path = std::make_shared<std::string>();
-  auto resume = std::make_shared<bool>(false);
+  auto resume = std::make_shared<bool>(false), print = std::make_shared<bool>(false);
   cmd->add_option("--config", *path, "TOML: [model] [lora] [data] [train] [loss] [gamma] (see examples/train.toml)");
   cmd->add_flag("--resume", *resume, "continue from the newest complete checkpoint in train.out_dir");
+  cmd->add_flag("--print-config", *print, "print every key with its effective value (defaults included) and exit");
   cmd->allow_extras();
   cmd->footer("Any --section.key=value overrides the config, e.g. --loss.preference=bt --train.lr=1e-6");
-  return {cmd, [cmd, path, resume, task]() -> int {
+  return {cmd, [cmd, path, resume, print, task]() -> int {
     Config cfg = load_config(*path, cmd->remaining());
     const train::TrainConfig tc = train::read_train_config(cfg, task);
+    if (*print) {
+      std::cout << "# hps " << cmd->get_name() << " — every setting, effective (" << cfg.source() << ")\n";
+      train::write_train_config(tc, std::cout);
+      return 0;
+    }
     if (const auto unused = train::ineffective_settings(cfg, tc); !unused.empty()) {
       std::string msg = "settings that would have no effect (remove them or change the method):";
       for (const auto& u : unused) msg += "\n  " + u;

@@ -4,6 +4,7 @@
 #include <sstream>
 #include <toml++/toml.h>
 
+#include "core/config_schema.hpp"
 #include "core/error.hpp"
 
 namespace hps {
@@ -244,6 +245,26 @@ std::string Config::dump() const {
   std::ostringstream os;
   os << impl_->root;
   return os.str();
+}
+
+}  // namespace hps
+
+namespace hps {
+
+// toml++ quotes and escapes strings exactly as its parser reads them back.
+std::string toml_string(std::string_view s) {
+  std::ostringstream o;
+  o << toml::value<std::string>(std::string(s));
+  return o.str();
+}
+
+// The shortest text that reads back to the same double (0.05, not 0.050000000000000003), kept a TOML float.
+std::string toml_double(double v) {
+  char buf[64];
+  const auto r = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::general);
+  std::string s(buf, r.ptr);
+  if (s.find_first_of(".eni") == std::string::npos) s += ".0";  // 2 → 2.0; 1e-07, inf and nan are floats already
+  return s;
 }
 
 }  // namespace hps

@@ -13,6 +13,7 @@
 #include <cmath>
 #include <cstdint>
 #include <functional>
+#include <ostream>
 #include <span>
 #include <sstream>
 #include <string>
@@ -82,6 +83,18 @@ inline Rule<std::string> required(std::string what) {
   };
 }
 
+// A value as TOML text (what --print-config writes): true, 42, 0.5, 1e-07, "text".
+std::string toml_string(std::string_view s);
+std::string toml_double(double v);
+template <typename T>
+std::string toml_text(const T& v) {
+  if constexpr (std::is_same_v<T, bool>) return v ? "true" : "false";
+  else if constexpr (std::is_integral_v<T>) return std::to_string(v);
+  else if constexpr (std::is_floating_point_v<T>) return toml_double(static_cast<double>(v));
+  else if constexpr (std::is_convertible_v<T, std::string_view>) return toml_string(v);
+  else return toml_string(to_string(v));  // an enum: its namespace's to_string (found by ADL)
+}
+
 template <typename S>
 class TableSchema {
  public:
@@ -94,7 +107,7 @@ class TableSchema {
                          T& v = std::invoke(get, s);
                          if (c.has(key)) v = read_value<T>(c, key, v);
                          if (rule) rule(key, v);
-                       }});
+                       }, shower(get)});
     return std::move(*this);
   }
 
@@ -105,7 +118,7 @@ class TableSchema {
                          std::string& v = std::invoke(get, s);
                          v = c.get_path(key, v);
                          if (rule) rule(key, v);
-                       }});
+                       }, shower(get)});
     return std::move(*this);
   }
 
@@ -114,13 +127,15 @@ class TableSchema {
   TableSchema&& name(std::string_view name, Get get, Parse parse) && {
     fields_.push_back({std::string(name), [get, parse](const Config& c, const std::string& key, S& s) {
                          if (c.has(key)) std::invoke(get, s) = parse(c.get_string(key, ""), key);
-                       }});
+                       }, shower(get)});
     return std::move(*this);
   }
 
-  // Anything else: `read(config, full key, settings)` is called whether or not the key is given.
-  TableSchema&& custom(std::string_view name, std::function<void(const Config&, const std::string&, S&)> read) && {
-    fields_.push_back({std::string(name), std::move(read)});
+  // Anything else: `read(config, full key, settings)` is called whether or not the key is given; `show` gives
+  // the value as TOML text for write().
+  TableSchema&& custom(std::string_view name, std::function<void(const Config&, const std::string&, S&)> read,
+                       std::function<std::string(const S&)> show) && {
+    fields_.push_back({std::string(name), std::move(read), std::move(show)});
     return std::move(*this);
   }
 
@@ -136,6 +151,12 @@ class TableSchema {
   void read(const Config& c, const std::string& table, S& s) const {
     c.check_known(table, known());
     for (const auto& f : fields_) f.read(c, table.empty() ? f.name : table + "." + f.name, s);
+  }
+
+  // "[table]" and every key = value of `s`: a configuration that reads back to `s` (--print-config).
+  void write(const S& s, std::ostream& out) const {
+    if (!table_.empty()) out << "[" << table_ << "]\n";
+    for (const auto& f : fields_) out << f.name << " = " << f.show(s) << "\n";
   }
 
   const std::string& table() const { return table_; }
@@ -154,7 +175,14 @@ class TableSchema {
   struct Field {
     std::string name;
     std::function<void(const Config&, const std::string&, S&)> read;
+    std::function<std::string(const S&)> show;
   };
+
+  // The field's current value as TOML text (`get` takes S&: reading through it changes nothing).
+  template <typename Get>
+  static std::function<std::string(const S&)> shower(Get get) {
+    return [get](const S& s) { return toml_text(std::invoke(get, const_cast<S&>(s))); };
+  }
 
   template <typename T>
   static T read_value(const Config& c, const std::string& key, const T& fallback) {

@@ -27,6 +27,8 @@ constexpr EnumNames<PkuRanking, 2> kPkuRankings{{{"helpful", PkuRanking::helpful
 }  // namespace
 
 const char* to_string(Format f) { return enum_name(f, kFormats).data(); }  // the table's names are literals
+const char* to_string(OnBadRecord o) { return enum_name(o, kOnBadRecord).data(); }
+const char* to_string(PkuRanking r) { return enum_name(r, kPkuRankings).data(); }
 Format parse_format(const std::string& s, std::string_view field) { return parse_enum(s, field, kFormats); }
 OnBadRecord parse_on_bad_record(const std::string& s, std::string_view field) { return parse_enum(s, field, kOnBadRecord); }
 PkuRanking parse_pku_ranking(const std::string& s, std::string_view field) { return parse_enum(s, field, kPkuRankings); }

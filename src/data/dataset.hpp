@@ -82,6 +82,8 @@ struct Dataset {
 Dataset read_dataset(const std::string& path, const DatasetOptions& options = {});
 
 const char* to_string(Format f);
+const char* to_string(OnBadRecord o);
+const char* to_string(PkuRanking r);
 // ConfigError naming `field` and the accepted names on an unknown value.
 // auto | hh_rlhf | pku | ranked | messages | text_pair | prompt_completion
 Format parse_format(const std::string& s, std::string_view field = "data.format");

@@ -158,7 +158,7 @@ SynthTaskConfig read_synth_task_config(const Config& c) {
           .custom("kind", [](const Config& c, const std::string& key, T&) {
             const std::string kind = c.get_string(key, "synthetic");
             if (kind != "synthetic") throw ConfigError(key + " must be \"synthetic\" (the embedded task), found \"" + kind + "\"");
-          })
+          }, [](const T&) { return std::string("\"synthetic\""); })
           .add("sft_records", &T::sft_records, at_least<int64_t>(1))
           .add("rm_records", &T::rm_records, at_least<int64_t>(1))
           .add("train_prompts", &T::train_prompts, at_least<int64_t>(1))

@@ -23,10 +23,15 @@ std::vector<Scored> read_scored(const std::string& path) {
     if (!j.contains("responses") || !j.contains("rewards"))
       throw InputError("expected scored generations with \"responses\" and \"rewards\" (run hps score first)");
     Scored s;
-    s.source_line = j.value("source_line", static_cast<int64_t>(out.size() + 1));
-    s.prompt = j.value("prompt", json());
-    s.responses = j["responses"].get<std::vector<std::string>>();
-    s.rewards = j["rewards"].get<std::vector<double>>();
+    try {
+      s.source_line = j.value("source_line", static_cast<int64_t>(out.size() + 1));
+      s.prompt = j.value("prompt", json());
+      s.responses = j["responses"].get<std::vector<std::string>>();
+      s.rewards = j["rewards"].get<std::vector<double>>();
+    } catch (const json::exception& e) {  // a wrong type: named with the file and line by for_each_jsonl
+      throw InputError("expected \"responses\": [text], \"rewards\": [number], \"source_line\": integer (" +
+                       std::string(e.what()) + ")");
+    }
     if (s.responses.size() != s.rewards.size() || s.responses.empty())
       throw InputError("\"rewards\" must give one number per response (and there must be responses)");
     out.push_back(std::move(s));
@@ -92,7 +97,7 @@ void add_win_rate(const EvalJob& job, const EvalData& d, EvalResults& res, std::
   res.baseline_reward = BaselineReward{bs.mean, bs.top1};
 }
 
-void add_bleu(const EvalData& d, EvalResults& res) {
+void add_bleu(const EvalJob& job, const EvalData& d, EvalResults& res, std::ostream& log) {
   const auto test = by_line(*d.test);
   std::vector<std::string> hyps, refs;
   double sent = 0;
@@ -104,7 +109,11 @@ void add_bleu(const EvalData& d, EvalResults& res) {
     refs.push_back(rec.responses[rec.rewards.empty() ? 0 : best_of(rec.rewards)]);
     sent += nltk_sentence_bleu(hyps.back(), refs.back());
   }
-  if (hyps.empty()) return;
+  if (hyps.empty()) {  // said, never a silently missing column
+    log << "warning: no generation of " << job.generations << " comes from a line of --test " << job.test
+        << " (generations name their source line): BLEU is not computed\n";
+    return;
+  }
   res.bleu = Bleu{sent / static_cast<double>(hyps.size()), sacrebleu_corpus_bleu(hyps, refs).score,
                   static_cast<int64_t>(hyps.size())};
 }
@@ -174,7 +183,7 @@ EvalResults evaluate(const EvalJob& job, const EvalData& d, const ModelScores* s
   res.reward_samples = flat(rw);
   if (job.oracle) add_oracle(job, d, res);
   if (!job.baseline.empty()) add_win_rate(job, d, res, log);
-  if (d.test) add_bleu(d, res);
+  if (d.test) add_bleu(job, d, res, log);
   if (scores) {
     res.margins = margins_of(scores->worst);
     res.margins_hardest = margins_of(scores->hardest);

@@ -311,19 +311,4 @@ std::string hub_download(const HubId& id, const DownloadOptions& opt, std::ostre
   return snapshot;
 }
 
-std::string resolve_or_download(const std::string& ref, std::ostream& log) {
-  if (dir_exists(ref)) return ref;
-  const auto id = parse_hub_id(ref);
-  if (!id) return ref;
-  try {
-    return cached_snapshot(*id);
-  } catch (const InputError&) {
-    if (offline()) throw;
-  }
-  log << ref << " is not in the Hugging Face cache: downloading it (HF_HUB_OFFLINE=1 or --offline forbids this)\n";
-  DownloadOptions opt;
-  opt.progress = ::isatty(STDERR_FILENO);
-  return hub_download(*id, opt, log);
-}
-
 }  // namespace hps::io

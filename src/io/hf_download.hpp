@@ -29,7 +29,4 @@ struct DownloadOptions {
 // errors (401: a gated or private repo and how to pass a token; 404), hash mismatches and offline mode.
 std::string hub_download(const HubId& id, const DownloadOptions& options, std::ostream& log);
 
-// resolve_model_dir, downloading a hub id the cache lacks (said on `log`) unless HF_HUB_OFFLINE is set.
-std::string resolve_or_download(const std::string& ref, std::ostream& log);
-
 }  // namespace hps::io

@@ -80,7 +80,8 @@ std::string cached_snapshot(const HubId& id) {
 
 std::string resolve_model_dir(const std::string& local, const std::string& as_written) {
   if (dir_exists(local)) return local;
-  if (const auto id = parse_hub_id(as_written)) return cached_snapshot(*id);
+  // Only "org/name" is looked up: a bare word ("m", "model") is far more often a missing local folder.
+  if (const auto id = parse_hub_id(as_written); id && id->repo.find('/') != std::string::npos) return cached_snapshot(*id);
   return local;
 }
 

@@ -5,9 +5,9 @@
 //   <cache>/models--<org>--<name>/refs/<revision>   holds the commit hash the revision points at,
 //   <cache>/models--<org>--<name>/snapshots/<commit>/   the files (symlinks into blobs/).
 // <cache>: HF_HUB_CACHE, else HF_HOME/hub, else XDG_CACHE_HOME/huggingface/hub, else ~/.cache/huggingface/hub.
-// Resolution never downloads (a config read by every rank of a process group must not race on the cache): a
-// hub id that is not cached is an InputError saying how to fetch it (`hps download`, io/hf_download.hpp); the
-// command-line options download on demand (resolve_or_download).
+// Resolution never downloads (a config read by every rank of a process group must not race on the cache, and a
+// mistyped local path must not reach the network): a hub id that is not cached is an InputError saying how to
+// fetch it (`hps download`, io/hf_download.hpp). Only "org/name" ids are looked up (a bare word is a folder).
 #pragma once
 
 #include <optional>
@@ -31,8 +31,8 @@ std::string hub_cache_dir();
 std::string cached_snapshot(const HubId& id);
 
 // `local`: the reference as a path (a config file's relative value already joined to its folder); `as_written`:
-// the text the user gave. A folder at `local` is returned as is; else a hub id resolves through the cache; else
-// `local` comes back unchanged (the loader's own error names it).
+// the text the user gave. A folder at `local` is returned as is; else an "org/name[@rev]" id resolves through the
+// cache; else `local` comes back unchanged (the loader's own error names it).
 std::string resolve_model_dir(const std::string& local, const std::string& as_written);
 inline std::string resolve_model_dir(const std::string& ref) { return resolve_model_dir(ref, ref); }
 

@@ -94,6 +94,11 @@ void require_file(const std::string& key, const std::string& path, const Config&
 }
 
 constexpr EnumNames<RewardInit, 2> kRewardInits{{{"policy", RewardInit::policy}, {"sft", RewardInit::sft}}};
+}  // namespace
+
+const char* to_string(RewardInit r) { return enum_name(r, kRewardInits).data(); }
+
+namespace {
 
 void read_run(const Config& c, PipelineConfig& p) {
   static const TableSchema<RunSettings> schema = TableSchema<RunSettings>("run")

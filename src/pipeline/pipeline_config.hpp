@@ -45,6 +45,7 @@ struct GenerateSettings {
 };
 
 enum class RewardInit { policy, sft };
+const char* to_string(RewardInit r);
 
 struct RewardSettings {
   std::string path;             // a given reward model; "" = trained with train-rm on [reward.data] path

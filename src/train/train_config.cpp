@@ -62,8 +62,13 @@ const TableSchema<TrainConfig>& lora_schema() {
           .add("alpha", [](TrainConfig& t) -> double& { return t.lora.alpha; })
           .add("dropout", [](TrainConfig& t) -> double& { return t.lora.dropout; })
           .custom("targets", [](const Config& c, const std::string& key, TrainConfig& t) {
-            if (c.has(key)) t.lora.targets = split_commas(c.get_string(key, ""));
-          })
+                    if (c.has(key)) t.lora.targets = split_commas(c.get_string(key, ""));
+                  },
+                  [](const TrainConfig& t) {
+                    std::string joined;
+                    for (const auto& x : t.lora.targets) joined += (joined.empty() ? "" : ",") + x;
+                    return toml_string(joined);
+                  })
           .add("rslora", [](TrainConfig& t) -> bool& { return t.lora.rslora; });
   return s;
 }
@@ -121,6 +126,9 @@ const TableSchema<LoopSettings>& loop_schema() {
             if (v != "true" && v != "false" && v != "auto")
               throw ConfigError(key + " must be true, false or \"auto\", found \"" + v + "\"");
             l.ref_cache = v == "auto" ? RefCacheMode::automatic : v == "true" ? RefCacheMode::on : RefCacheMode::off;
+          },
+          [](const L& l) -> std::string {
+            return l.ref_cache == RefCacheMode::automatic ? toml_string("auto") : l.ref_cache == RefCacheMode::on ? "true" : "false";
           })
           .add("packing", &L::packing)
           .add("max_tokens_per_micro_batch", &L::max_tokens_per_micro_batch, Rule<int64_t>([](const std::string& key, int64_t v) {
@@ -148,6 +156,22 @@ std::vector<std::string> train_config_keys() {
   append_keys(loop_schema(), out), append_keys(prefs::loss_schema(), out), append_keys(prefs::gamma_schema(), out);
   append_keys(rm_schema(), out);
   return out;
+}
+
+void write_train_config(const TrainConfig& t, std::ostream& out) {
+  model_schema().write(t.model, out);
+  out << "\n";
+  lora_schema().write(t, out);
+  out << "\n";
+  data_schema().write(t.data, out);
+  out << "\n";
+  loop_schema().write(t.train, out);
+  out << "\n";
+  prefs::loss_schema().write(t.loss, out);
+  out << "\n";
+  prefs::gamma_schema().write(t.gamma, out);
+  out << "\n";
+  rm_schema().write(t, out);
 }
 
 TrainConfig train_defaults(Task task) {

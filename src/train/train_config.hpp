@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cstdint>
+#include <ostream>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -101,6 +102,8 @@ TrainConfig train_defaults(Task task);
 TrainConfig read_train_config(const Config& cfg, const TrainConfig& base);
 // `hps train | sft | train-rm`: over train_defaults(task).
 TrainConfig read_train_config(const Config& cfg, Task task = Task::preference);
+// Every key of every table with its effective value, as TOML that reads back to `t` (--print-config).
+void write_train_config(const TrainConfig& t, std::ostream& out);
 
 // Settings given explicitly in `cfg` that change nothing for this task, objective and preference model, each
 // as "key: why" ([loss] / [gamma] keys the cell ignores, a loss for SFT, rm.margin outside train-rm with bt).

@@ -3,6 +3,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <sstream>
+
 #include "core/config_schema.hpp"
 #include "core/enum_names.hpp"
 #include "core/error.hpp"
@@ -14,6 +16,8 @@ namespace {
 using ::testing::HasSubstr;
 
 enum class Color { red, blue };
+constexpr EnumNames<Color, 2> kColors{{{"red", Color::red}, {"blue", Color::blue}}};
+const char* to_string(Color c) { return enum_name(c, kColors).data(); }
 
 struct Settings {
   int64_t count = 3;
@@ -36,7 +40,7 @@ const TableSchema<Settings>& schema() {
           .path("file", &Settings::file)
           .name("color", &Settings::color,
                 [](const std::string& v, const std::string& key) {
-                  return parse_enum(v, key, EnumNames<Color, 2>{{{"red", Color::red}, {"blue", Color::blue}}});
+                  return parse_enum(v, key, kColors);
                 })
           .add("seed", [](Settings& s) -> uint64_t& { return s.inner.seed; });
   return s;
@@ -54,6 +58,24 @@ std::string error_of(const std::string& toml) {
 
 TEST(ConfigSchema, KeysComeFromTheDeclaration) {
   EXPECT_EQ(schema().keys(), (std::vector<std::string_view>{"count", "rate", "on", "name", "file", "color", "seed"}));
+}
+
+// write() gives every key with its value as TOML that reads back to the same settings (--print-config).
+TEST(ConfigSchema, WriteGivesEveryKeyAndReadsBack) {
+  const Settings s = read("[t]\ncount = 7\nrate = 1e-07\non = true\nname = 'a \"quoted\" name'\ncolor = 'blue'\nseed = 9\n");
+  std::ostringstream out;
+  schema().write(s, out);
+  EXPECT_EQ(out.str(), "[t]\ncount = 7\nrate = 1e-07\non = true\nname = 'a \"quoted\" name'\nfile = ''\n"
+                       "color = 'blue'\nseed = 9\n");
+  const Settings back = read(out.str());
+  EXPECT_EQ(back.count, 7);
+  EXPECT_EQ(back.rate, 1e-07);
+  EXPECT_TRUE(back.on);
+  EXPECT_EQ(back.name, s.name);
+  EXPECT_EQ(back.color, Color::blue);
+  EXPECT_EQ(back.inner.seed, 9u);
+  EXPECT_EQ(toml_double(0.5), "0.5");
+  EXPECT_EQ(toml_double(2.0), "2.0");  // a float stays a float
 }
 
 TEST(ConfigSchema, GivenKeysOverDefaults) {

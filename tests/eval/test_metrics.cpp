@@ -18,6 +18,36 @@
 namespace hps::eval {
 namespace {
 
+// BLEU needs generations from lines of --test: none is a warning saying so, never a silently missing column;
+// a generations file with wrong JSON types is a named error.
+TEST(EvalBleu, NoGenerationFromTheTestFileIsSaidAndBadTypesAreNamed) {
+  test::TempDir dir;
+  io::write_file_atomic(dir.str("test.jsonl"), [](std::ostream& o) {
+    o << R"({"prompt": "p", "responses": ["the cat sat"], "rewards": [1]})" << "\n";
+  });
+  EvalJob job;
+  job.generations = dir.str("gen.jsonl"), job.test = dir.str("test.jsonl");
+  for (const int line : {7, 1}) {
+    io::write_file_atomic(job.generations, [&](std::ostream& o) {
+      o << nlohmann::json{{"source_line", line}, {"responses", {"the cat sat"}}, {"rewards", {0.5}}}.dump() << "\n";
+    });
+    std::ostringstream log;
+    const EvalResults r = evaluate(job, read_eval_data(job), nullptr, log);
+    if (line == 7) {
+      EXPECT_FALSE(r.bleu.has_value());
+      EXPECT_THAT(log.str(), ::testing::HasSubstr("warning: no generation of " + job.generations +
+                                                   " comes from a line of --test " + job.test));
+    } else {
+      ASSERT_TRUE(r.bleu.has_value());
+      EXPECT_EQ(r.bleu->pairs, 1);
+      EXPECT_EQ(log.str().find("warning"), std::string::npos) << log.str();
+    }
+  }
+  io::write_file_atomic(job.generations, [](std::ostream& o) { o << R"({"responses": "x", "rewards": [1]})" << "\n"; });
+  EXPECT_THAT(test::message_of<InputError>([&] { read_eval_data(job); }),
+              ::testing::AllOf(::testing::HasSubstr("gen.jsonl:1"), ::testing::HasSubstr("expected \"responses\": [text]")));
+}
+
 TEST(EvalMetrics, RewardStatsMeanAndTop1) {
   const auto s = reward_stats({{1, 2, 3}, {0, -1}, {}});
   EXPECT_EQ(s.prompts, 2);

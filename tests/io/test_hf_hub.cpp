@@ -86,6 +86,7 @@ TEST(HfHub, HubIdsResolveThroughRefsToSnapshotsAndLocalFoldersWin) {
   make_dirs(dir.str("org/tiny"));
   EXPECT_EQ(resolve_model_dir(dir.str("org/tiny"), "org/tiny"), dir.str("org/tiny"));
   EXPECT_EQ(resolve_model_dir("/no/such/dir"), "/no/such/dir");
+  EXPECT_EQ(resolve_model_dir("model"), "model") << "a bare word is a (missing) folder, never looked up";
   // What is missing is named, with how to fetch it.
   EXPECT_THAT(message_of<InputError>([] { resolve_model_dir("org/other"); }),
               HasSubstr("org/other is neither a local folder nor in the Hugging Face cache: no " + dir.str("hub") +

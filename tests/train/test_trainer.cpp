@@ -245,6 +245,24 @@ TEST(Trainer, ReferenceCacheByDefaultWhenItSavesReferenceForwards) {
   }
 }
 
+// --print-config: every key with its effective value, as TOML that reads back to the same settings.
+TEST(TrainConfig, PrintedConfigReadsBackToTheSameSettings) {
+  World w;
+  for (const Task task : {Task::preference, Task::sft, Task::reward}) {
+    Config c = w.config("out", {"train.lr=0.0003", "loss.beta=0.25", "lora.targets=q_proj,v_proj", "data.format=text_pair",
+                                "train.ref_cache=false", "gamma.end=3.5"});
+    if (task == Task::reward) c.set_override("loss.preference=bt"), c.set_override("lora.enabled=false");
+    std::ostringstream first, second;
+    write_train_config(read_train_config(c, task), first);
+    write_train_config(read_train_config(Config::from_string(first.str(), "printed"), task), second);
+    EXPECT_EQ(first.str(), second.str()) << to_string(task);
+    EXPECT_THAT(first.str(), ::testing::HasSubstr("\nlr = 0.0003\n"));
+    EXPECT_THAT(first.str(), ::testing::HasSubstr("\ntargets = 'q_proj,v_proj'\n"));
+    EXPECT_THAT(first.str(), ::testing::HasSubstr("\nref_cache = false\n"));
+    EXPECT_THAT(first.str(), ::testing::HasSubstr("\nkeep_last = 2\n")) << "defaults are printed too";
+  }
+}
+
 TEST(TrainConfig, NumericSettingsAreFiniteAndInRange) {
   // Each was accepted before and trained with it (NaN lr: a NaN adapter and exit 0; an empty out_dir: the root).
   const World w;
