@@ -241,9 +241,7 @@ Command add_model_command(CLI::App& app) {
       const auto j = io::read_json_file(*i_config);
       const auto c = model::parse_model_config(j, *i_config);
       model::save_model(model::random_model(c, at::kCPU, model::parse_dtype(*i_dtype), *i_std, *i_seed), j, *i_out);
-      if (!i_tok->empty())
-        for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
-          if (io::file_exists(*i_tok + "/" + f)) io::copy_file(*i_tok + "/" + f, *i_out + "/" + f);
+      if (!i_tok->empty()) model::copy_companion_files(*i_tok, "", *i_out);
       std::cout << "wrote " << *i_out << ": " << c.architecture << ", " << thousands(model::make_skeleton(c).num_parameters())
                 << " parameters\n";
       return 0;
@@ -258,9 +256,15 @@ Command add_model_command(CLI::App& app) {
       model::merge_lora(m);
     }
     model::save_model(m, io::read_json_file(*e_model + "/config.json"), *e_out, *e_shard);
-    for (const char* f : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json"})
-      if (io::file_exists(*e_model + "/" + f)) io::copy_file(*e_model + "/" + f, *e_out + "/" + f);
+    model::copy_companion_files(*e_model, *e_model, *e_out);
     if (m.has_lora()) model::save_lora(m, lc, *e_out + "/adapter");
+    // The card: where it came from, then the trained adapter's own card (method, data, settings) when it has one.
+    io::write_file_atomic(*e_out + "/README.md", [&](std::ostream& o) {
+      o << "# Exported by hps " << HPS_VERSION << "\n\nFrom `" << *e_model << "`"
+        << (e_adapter->empty() ? "" : std::string(" with the adapter `") + *e_adapter + "`" + (*e_merge ? " merged" : " beside it (adapter/)"))
+        << ".\n";
+      if (!e_adapter->empty() && io::file_exists(*e_adapter + "/README.md")) o << "\n" << io::read_file(*e_adapter + "/README.md");
+    });
     std::cout << "wrote " << *e_out << (m.has_lora() ? " (+ adapter/)" : "") << "\n";
     return 0;
   }};

@@ -110,4 +110,18 @@ void save_model(const Decoder& d, const nlohmann::json& config_json, const std::
   io::write_json_file(dir + "/config.json", cfg);
 }
 
+std::vector<std::string> copy_companion_files(const std::string& tokenizer_dir, const std::string& model_dir,
+                                              const std::string& out) {
+  std::vector<std::string> copied;
+  auto copy = [&](const std::string& from, const char* name) {
+    if (from.empty() || !io::file_exists(from + "/" + name)) return;
+    io::copy_file(from + "/" + name, out + "/" + name);
+    copied.emplace_back(name);
+  };
+  for (const char* f : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja"})
+    copy(tokenizer_dir, f);
+  copy(model_dir, "generation_config.json");
+  return copied;
+}
+
 }  // namespace hps::model

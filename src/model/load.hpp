@@ -37,4 +37,10 @@ void save_model(const Decoder& d, const nlohmann::json& config_json, const std::
 at::ScalarType parse_dtype(const std::string& name);
 std::string dtype_to_hf(at::ScalarType t);
 
+// What a saved model or adapter needs beside its weights for transformers to load and prompt it: the tokenizer
+// files of `tokenizer_dir` (tokenizer.json, tokenizer_config.json, special_tokens_map.json, chat_template.jinja,
+// those present) and, with `model_dir`, its generation_config.json. Returns the names copied.
+std::vector<std::string> copy_companion_files(const std::string& tokenizer_dir, const std::string& model_dir,
+                                              const std::string& out);
+
 }  // namespace hps::model

@@ -96,7 +96,9 @@ struct PreferenceTrainer::Impl {
     return total > 0 ? weight * static_cast<double>(world.size()) / total / accum : 0.0;
   }
   model::Layout layout() const { return cfg.train.packing ? model::Layout::packed : model::Layout::padded; }
-  RunState run_state() { return {policy, opt, *loader, step, bad_steps, world.size(), input_fingerprints()}; }
+  RunState run_state() {
+    return {policy, opt, *loader, step, bad_steps, world.size(), input_fingerprints(), data::to_string(train_set.format)};
+  }
   // One micro-batch of the configured task; nullopt when the loader's epoch is exhausted.
   std::optional<MicroStep> micro_step(data::PreferenceLoader& ld, bool grad, uint64_t draw_seed,
                                       const prefs::LossConfig& lc);

@@ -10,6 +10,7 @@
 #include "io/safetensors.hpp"
 #include "model/load.hpp"
 #include "model/lora.hpp"
+#include "train/model_card.hpp"
 #include "train/run_checkpoint.hpp"
 
 namespace hps::train {
@@ -119,13 +120,17 @@ void check_compatible(const json& state, const TrainConfig& cfg, const RunState&
 void save_trainer_state(const TrainConfig& cfg, const std::string& config_text, const json& model_config,
                         int64_t total, const RunState& s, std::ostream& log) {
   write_checkpoint(cfg.train.out_dir, s.step, [&](const std::string& dir) {
+    // The weights, and what transformers needs to load and prompt them: tokenizer files, chat template,
+    // generation config (a full model), and a model card.
+    const std::string out = dir + (cfg.use_lora ? "/adapter" : "/model");
     if (cfg.use_lora) {
-      model::save_lora(s.policy, cfg.lora, dir + "/adapter");
+      model::save_lora(s.policy, cfg.lora, out);
+      model::copy_companion_files(cfg.model.tokenizer, "", out);
     } else {
-      model::save_model(s.policy, model_config, dir + "/model");
-      for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
-        if (io::file_exists(cfg.model.path + "/" + f)) io::copy_file(cfg.model.path + "/" + f, dir + "/model/" + f);
+      model::save_model(s.policy, model_config, out);
+      model::copy_companion_files(cfg.model.tokenizer, cfg.model.path, out);
     }
+    io::write_file_atomic(out + "/README.md", [&](std::ostream& o) { o << model_card(cfg, cfg.use_lora, s.step, total, s.data_format); });
     io::save_safetensors(dir + "/optimizer.safetensors", s.opt->state());
     save_rng(dir + "/rng.safetensors", s.policy.device());
     json state = {{"step", s.step},

@@ -38,6 +38,7 @@ struct RunState {
   int64_t& bad_steps;              // consecutive non-finite steps
   int64_t world_size = 1;          // processes of a data-parallel run
   nlohmann::json inputs;           // fingerprints of the data and base model files (checked on resume)
+  std::string data_format;         // the format the data was read as (the model card says it)
 };
 
 // Writes OUT/checkpoint-<step>/ (keeping train.keep_last) and says so on `log`. `model_config`: the

@@ -245,6 +245,27 @@ TEST(Trainer, ReferenceCacheByDefaultWhenItSavesReferenceForwards) {
   }
 }
 
+// Every checkpoint carries what transformers needs to load and prompt it, and a model card saying what it is.
+TEST(Trainer, CheckpointsCarryTokenizerFilesChatTemplateGenerationConfigAndAModelCard) {
+  World w;
+  io::write_file_atomic(w.model + "/generation_config.json", [](std::ostream& o) { o << "{\"max_new_tokens\": 7}\n"; });
+  io::write_file_atomic(w.model + "/chat_template.jinja", [](std::ostream& o) { o << "{{ messages }}"; });
+  for (const bool lora : {true, false}) {
+    test::TempDir out;
+    train(w, w.config(out.str(), {"train.stop_after=1", lora ? "lora.enabled=true" : "lora.enabled=false"}));
+    const std::string dir = checkpoint_path(out.str(), 1) + (lora ? "/adapter" : "/model");
+    for (const char* f : {"tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "README.md"})
+      EXPECT_TRUE(io::file_exists(dir + "/" + f)) << dir << " lacks " << f;
+    EXPECT_EQ(io::file_exists(dir + "/generation_config.json"), !lora) << "a full model carries its generation config";
+    const std::string card = io::read_file(dir + "/README.md");
+    EXPECT_THAT(card, ::testing::HasSubstr("base_model: '" + w.model + "'"));
+    EXPECT_THAT(card, ::testing::HasSubstr(lora ? "library_name: peft" : "library_name: transformers"));
+    EXPECT_THAT(card, ::testing::HasSubstr("Method: hps × dpo"));
+    EXPECT_THAT(card, ::testing::HasSubstr("| data | `" + w.data + "` (format ranked) |"));
+    EXPECT_THAT(card, ::testing::HasSubstr("trained with hps " HPS_VERSION));
+  }
+}
+
 // --print-config: every key with its effective value, as TOML that reads back to the same settings.
 TEST(TrainConfig, PrintedConfigReadsBackToTheSameSettings) {
   World w;
