@@ -10,6 +10,7 @@
 #include "demo/task_kinds.hpp"
 #include "demo_toml.hpp"
 #include "pipeline/pipeline.hpp"
+#include "pipeline/pipeline_config.hpp"
 #include "train/preference_trainer.hpp"
 #include "train/train_config.hpp"
 
@@ -17,6 +18,14 @@ namespace hps::cli {
 
 namespace {
 extern "C" void on_sigint(int) { train::PreferenceTrainer::stop_requested().store(true); }
+// --print-config of hps pipeline and hps demo.
+int print_pipeline_config(const Config& cfg, const char* command) {
+  const pipeline::PipelineConfig p = pipeline::read_pipeline_config(cfg, demo::task_kinds());
+  std::cout << "# hps " << command << " — every setting, effective (" << cfg.source() << ")\n";
+  pipeline::write_pipeline_config(p, std::cout);
+  return 0;
+}
+
 }  // namespace
 
 Command add_train_command(CLI::App& app, train::Task task) {
@@ -65,12 +74,15 @@ Command add_pipeline_command(CLI::App& app) {
   cmd->add_option("--config", *path, "TOML: [run] [task] [policy] [data] [model] [sft] [generate] [reward] [train] [loss] "
                                      "[gamma] [lora] [methods] [eval] (see docs/pipeline.md)");
   cmd->add_flag("--verbose", *verbose, "also print every stage's progress (always in RUN/log.txt)");
+  auto print = std::make_shared<bool>(false);
+  cmd->add_flag("--print-config", *print, "print every key with its effective value (each stage's too) and exit");
   cmd->allow_extras();
   cmd->footer("Any --section.key=value overrides the config, e.g. --loss.beta=0.2 --methods.hps.gamma.end=3");
-  return {cmd, [cmd, file, path, verbose]() -> int {
+  return {cmd, [cmd, file, path, verbose, print]() -> int {
     if (file->empty() == path->empty())
       throw UsageError("pipeline: give the config once, as --config FILE (or as FILE)");
     Config cfg = load_config(path->empty() ? *file : *path, cmd->remaining());
+    if (*print) return print_pipeline_config(cfg, "pipeline");
     pipeline::run_pipeline(cfg, demo::task_kinds(), std::cout, *verbose);
     return 0;
   }, /*data_parallel=*/true};
@@ -84,9 +96,11 @@ Command add_demo_command(CLI::App& app) {
   cmd->add_option("--config", *path, "a pipeline TOML instead of the embedded examples/demo.toml");
   cmd->add_flag("--quick", *quick, "the ~1 minute profile: one seed, smaller task, fewer steps (runs/demo-quick)");
   cmd->add_flag("--verbose", *verbose, "also print every stage's progress (always in RUN/log.txt)");
+  auto print = std::make_shared<bool>(false);
+  cmd->add_flag("--print-config", *print, "print every key with its effective value (each stage's too) and exit");
   cmd->allow_extras();
   cmd->footer("Any --section.key=value overrides the config, e.g. --run.seeds=5 --train.max_steps=400 --gamma.end=3");
-  return {cmd, [cmd, path, quick, verbose]() -> int {
+  return {cmd, [cmd, path, quick, verbose, print]() -> int {
     Config cfg = path->empty() ? Config::from_string(demo::kDemoToml, "examples/demo.toml (embedded)")
                                : Config::from_file(*path);
     if (*quick)
@@ -95,6 +109,7 @@ Command add_demo_command(CLI::App& app) {
                              "reward.train.max_steps=100", "train.max_steps=40", "generate.n=4", "eval.n=4"})
         cfg.set_override(kv);
     for (const auto& kv : collect_overrides(cmd->remaining())) cfg.set_override(kv);
+    if (*print) return print_pipeline_config(cfg, "demo");
     pipeline::run_pipeline(cfg, demo::task_kinds(), std::cout, *verbose);
     return 0;
   }};

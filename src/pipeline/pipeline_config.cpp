@@ -100,14 +100,16 @@ const char* to_string(RewardInit r) { return enum_name(r, kRewardInits).data(); 
 
 namespace {
 
-void read_run(const Config& c, PipelineConfig& p) {
+const TableSchema<RunSettings>& run_schema() {
   static const TableSchema<RunSettings> schema = TableSchema<RunSettings>("run")
                                                      .add("dir", &RunSettings::dir, required("the run's folder"))
                                                      .add("seed", &RunSettings::seed)
                                                      .add("seeds", &RunSettings::seeds, at_least<int64_t>(1))
                                                      .add("device", &RunSettings::device);
-  schema.read(c, p.run);
+  return schema;
 }
+
+void read_run(const Config& c, PipelineConfig& p) { run_schema().read(c, p.run); }
 
 // [task]: the task kind reads the table; the task supplies the model and data, so the file may not name them.
 void read_task(const Config& c, const TaskKinds& kinds, PipelineConfig& p) {
@@ -126,35 +128,57 @@ void read_task(const Config& c, const TaskKinds& kinds, PipelineConfig& p) {
   p.task = it->second(c);
 }
 
-void read_stage_tables(const Config& c, PipelineConfig& p) {
-  static const auto policy = TableSchema<PolicySettings>("policy")
-                                 .path("path", &PolicySettings::path)
-                                 .path("tokenizer", &PolicySettings::tokenizer)
-                                 .add("chat_format", &PolicySettings::chat_format);
-  static const auto sft = TableSchema<PipelineConfig>("sft").add("enabled", &PipelineConfig::sft).also_allows(train::kTrainTables);
+// The stage tables' own keys (the training tables they also allow are read per stage).
+const TableSchema<PolicySettings>& policy_schema() {
+  static const auto s = TableSchema<PolicySettings>("policy")
+                            .path("path", &PolicySettings::path)
+                            .path("tokenizer", &PolicySettings::tokenizer)
+                            .add("chat_format", &PolicySettings::chat_format);
+  return s;
+}
+const TableSchema<PipelineConfig>& sft_schema() {
+  static const auto s = TableSchema<PipelineConfig>("sft").add("enabled", &PipelineConfig::sft).also_allows(train::kTrainTables);
+  return s;
+}
+const TableSchema<GenerateSettings>& generate_schema() {
   using G = GenerateSettings;
-  static const auto generate = TableSchema<G>("generate")
-                                   .path("prompts", &G::prompts)
-                                   .add("n", &G::n, at_least<int64_t>(1))
-                                   .add("temperature", &G::temperature)
-                                   .add("max_new_tokens", &G::max_new_tokens, at_least<int64_t>(1))
-                                   .add("batch_prompts", &G::batch_prompts, at_least<int64_t>(1))
-                                   .add("distinct", &G::distinct)
-                                   .add("max_prompt_length", &G::max_prompt_length);
+  static const auto s = TableSchema<G>("generate")
+                            .path("prompts", &G::prompts)
+                            .add("n", &G::n, at_least<int64_t>(1))
+                            .add("temperature", &G::temperature)
+                            .add("max_new_tokens", &G::max_new_tokens, at_least<int64_t>(1))
+                            .add("batch_prompts", &G::batch_prompts, at_least<int64_t>(1))
+                            .add("distinct", &G::distinct)
+                            .add("max_prompt_length", &G::max_prompt_length);
+  return s;
+}
+const TableSchema<RewardSettings>& reward_schema() {
   using R = RewardSettings;
-  static const auto reward = TableSchema<R>("reward")
-                                 .path("path", &R::path)
-                                 .path("tokenizer", &R::tokenizer)
-                                 .add("chat_format", &R::chat_format)
-                                 .name("init", &R::init, [](const std::string& v, const std::string& key) {
-                                   return parse_enum(v, key, kRewardInits);
-                                 })
-                                 .also_allows(train::kTrainTables);
-  static const auto eval = TableSchema<EvalSettings>("eval")
-                               .path("prompts", &EvalSettings::prompts)
-                               .path("test", &EvalSettings::test)
-                               .add("n", &EvalSettings::n, at_least<int64_t>(0))
-                               .add("max_prompt_length", &EvalSettings::max_prompt_length);
+  static const auto s = TableSchema<R>("reward")
+                            .path("path", &R::path)
+                            .path("tokenizer", &R::tokenizer)
+                            .add("chat_format", &R::chat_format)
+                            .name("init", &R::init, [](const std::string& v, const std::string& key) {
+                              return parse_enum(v, key, kRewardInits);
+                            })
+                            .also_allows(train::kTrainTables);
+  return s;
+}
+const TableSchema<EvalSettings>& eval_schema() {
+  static const auto s = TableSchema<EvalSettings>("eval")
+                            .path("prompts", &EvalSettings::prompts)
+                            .path("test", &EvalSettings::test)
+                            .add("n", &EvalSettings::n, at_least<int64_t>(0))
+                            .add("max_prompt_length", &EvalSettings::max_prompt_length);
+  return s;
+}
+
+void read_stage_tables(const Config& c, PipelineConfig& p) {
+  const auto& policy = policy_schema();
+  const auto& sft = sft_schema();
+  const auto& generate = generate_schema();
+  const auto& reward = reward_schema();
+  const auto& eval = eval_schema();
   policy.read(c, p.policy);
   // A hub id as written ("Qwen/Qwen2.5-0.5B-Instruct"), not joined to the config's folder, resolves in the HF cache.
   auto model_dir = [&](const char* key, std::string& v) {
@@ -233,6 +257,39 @@ PipelineConfig read_pipeline_config(const Config& c, const TaskKinds& kinds) {
   if (p.reward.path.empty()) stage_train_config(p, "reward", stand_in);
   for (const auto& m : p.methods) stage_train_config(p, m, stand_in);
   return p;
+}
+
+void write_pipeline_config(const PipelineConfig& p, std::ostream& out) {
+  if (p.task) out << "# a [task] table supplies the policy, the prompts and the data: the paths below stay unused\n";
+  run_schema().write(p.run, out);
+  out << "\n";
+  policy_schema().write(p.policy, out);
+  out << "\n[data]\nmax_prompt_length = " << p.max_prompt_length << "\n\n";
+  sft_schema().write(p, out);
+  out << "\n";
+  generate_schema().write(p.generate, out);
+  out << "\n";
+  reward_schema().write(p.reward, out);
+  out << "\n";
+  eval_schema().write(p.eval, out);
+  std::string methods;
+  for (const auto& m : p.methods) methods += (methods.empty() ? "" : ",") + m;
+  out << "\n[train]\nmethods = " << toml_string(methods) << "\n";
+  // Each training stage: every key as that stage reads it (shared tables, then its own); what the pipeline
+  // supplies (model, data, out_dir) is shown as <…>.
+  const TrainInputs stand_in{"<model>", "<tokenizer>", "<data>", "<out>", "", p.run.device, p.run.seed,
+                             p.max_prompt_length > 0 ? p.max_prompt_length : 1024};
+  std::vector<std::pair<std::string, std::string>> stages;
+  if (p.sft) stages.emplace_back("sft", "[sft.<table>]");
+  if (p.reward.path.empty()) stages.emplace_back("reward", "[reward.<table>]");
+  for (const auto& m : p.methods) stages.emplace_back(m, "[methods." + m + ".<table>]");
+  for (const auto& [stage, tables] : stages) {
+    std::ostringstream settings;
+    train::write_train_config(stage_train_config(p, stage, stand_in).config, settings);
+    out << "\n# ---- stage " << stage << ": its training settings, from the shared tables and " << tables << " ----\n";
+    std::istringstream lines(settings.str());
+    for (std::string line; std::getline(lines, line);) out << (line.empty() ? "#" : "# " + line) << "\n";
+  }
 }
 
 TrainStage stage_train_config(const PipelineConfig& p, const std::string& stage, const TrainInputs& in) {

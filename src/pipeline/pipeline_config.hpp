@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -78,6 +79,10 @@ struct PipelineConfig {
 // stage's TrainConfig, missing model folders and data files), so a typo fails before the first stage runs.
 // Relative input paths resolve against the config file's folder (Config::get_path).
 PipelineConfig read_pipeline_config(const Config& cfg, const TaskKinds& kinds);
+
+// Every key with its effective value (--print-config): the pipeline's tables as TOML, then each training stage's
+// full settings as comments (the stage reads them from the shared tables and its own).
+void write_pipeline_config(const PipelineConfig& p, std::ostream& out);
 
 // What the pipeline supplies to a training stage.
 struct TrainInputs {
