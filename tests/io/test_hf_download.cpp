@@ -25,6 +25,7 @@ namespace {
 
 using ::testing::HasSubstr;
 using test::message_of;
+using Env = test::ScopedEnv;
 
 std::string digest(const std::string& bytes, bool git_blob) {
   const std::string in = git_blob ? "blob " + std::to_string(bytes.size()) + std::string(1, '\0') + bytes : bytes;
@@ -40,15 +41,6 @@ std::string digest(const std::string& bytes, bool git_blob) {
   return hex;
 }
 
-struct Env {
-  std::string name;
-  std::optional<std::string> old;
-  Env(std::string n, const std::string& value) : name(std::move(n)) {
-    if (const char* v = std::getenv(name.c_str())) old = v;
-    ::setenv(name.c_str(), value.c_str(), 1);
-  }
-  ~Env() { old ? ::setenv(name.c_str(), old->c_str(), 1) : ::unsetenv(name.c_str()); }
-};
 
 const std::string kCommit = "c0ffee0123456789abcdef0123456789abcdef01";
 

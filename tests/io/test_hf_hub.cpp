@@ -19,17 +19,8 @@ namespace {
 
 using ::testing::HasSubstr;
 using test::message_of;
+using Env = test::ScopedEnv;
 
-// Sets an environment variable for the scope (unset, or restored, after).
-struct Env {
-  std::string name;
-  std::optional<std::string> old;
-  Env(std::string n, const std::string& value) : name(std::move(n)) {
-    if (const char* v = std::getenv(name.c_str())) old = v;
-    ::setenv(name.c_str(), value.c_str(), 1);
-  }
-  ~Env() { old ? ::setenv(name.c_str(), old->c_str(), 1) : ::unsetenv(name.c_str()); }
-};
 
 const std::string kCommit = "0123456789abcdef0123456789abcdef01234567";
 
