@@ -301,7 +301,8 @@ Command add_logprobs_command(CLI::App& app) {
     if (!first || (first->is_object() && first->contains("prompt_ids"))) {
       records = data::read_pretokenized(o->data, m.config.vocab_size);
     } else {
-      const auto [tok, chat] = text::load_text_setup(o->tokenizer.empty() ? o->model : o->tokenizer, o->chat);
+      const auto [tok, chat, warning] = text::load_text_setup(o->tokenizer.empty() ? o->model : o->tokenizer, o->chat);
+      if (!warning.empty()) std::cerr << warning << "\n";
       if (tok.vocab_size() > m.config.vocab_size)
         throw InputError("tokenizer " + tok.source() + " has " + std::to_string(tok.vocab_size()) +
                          " tokens but the model's vocabulary has " + std::to_string(m.config.vocab_size) +

@@ -141,7 +141,8 @@ Command add_generate_command(CLI::App& app) {
   cmd->add_option("--format", o->format, "auto | hh_rlhf | pku | ranked | messages | text_pair | prompt_completion");
   return {cmd, [o]() -> int {
     const model::Decoder m = load_model_for_cli(o->model, o->adapter, o->device, o->dtype);
-    const auto [tok, chat] = text::load_text_setup(o->tokenizer.empty() ? o->model : o->tokenizer, o->chat);
+    const auto [tok, chat, warning] = text::load_text_setup(o->tokenizer.empty() ? o->model : o->tokenizer, o->chat);
+    if (!warning.empty() && dist::world().is_main()) std::cerr << warning << "\n";
     o->job.data_options.format = data::parse_format(o->format);
     const dist::World& world = dist::world();
     const int64_t n = generate::generate_file(m, tok, chat, o->job, world.main_log(std::cerr), world);
@@ -172,7 +173,8 @@ Command add_score_command(CLI::App& app) {
   cmd->add_option("--chat-format", o->chat, "llama3 | chatml | mistral | hh (default: from the tokenizer's template)");
   return {cmd, [o]() -> int {
     const model::Decoder rm = load_model_for_cli(o->model, "", o->device, o->dtype);
-    const auto [tok, chat] = text::load_text_setup(o->tokenizer.empty() ? o->model : o->tokenizer, o->chat);
+    const auto [tok, chat, warning] = text::load_text_setup(o->tokenizer.empty() ? o->model : o->tokenizer, o->chat);
+    if (!warning.empty() && dist::world().is_main()) std::cerr << warning << "\n";
     const dist::World& world = dist::world();
     const int64_t n = generate::score_file(rm, tok, chat, o->job, world.main_log(std::cerr), world);
     std::cerr << rank_prefix() << "scored " << n << " prompts → " << o->job.out << "\n";

@@ -26,8 +26,9 @@ eval::EvalResults run_eval(const eval::EvalJob& job, const EvalModels& models, s
   const eval::EvalData data = eval::read_eval_data(job);
   std::optional<eval::ModelScores> scores;
   if (data.test && !models.policy.empty() && !models.reference.empty()) {
-    const auto [tok, chat] = text::load_text_setup(models.tokenizer.empty() ? models.policy : models.tokenizer,
-                                                   models.chat_format);
+    const auto [tok, chat, warning] = text::load_text_setup(models.tokenizer.empty() ? models.policy : models.tokenizer,
+                                                            models.chat_format);
+    if (!warning.empty()) log << warning << "\n";
     const eval::ModelRequests req = eval::model_requests(data, eval::eval_encoder(tok, chat, job.max_prompt_length));
     scores = score_requests(models, req, dist::world());  // under torchrun: each rank a share
   }

@@ -193,6 +193,7 @@ void reward_model(const SeedRun& r, Models& m, const TrainInputs& in) {
     auto rm_text = text::load_text_setup(p.reward.tokenizer.empty() ? m.rm_dir : p.reward.tokenizer, p.reward.chat_format);
     m.rm_tok = std::move(rm_text.tok);
     m.rm_chat = rm_text.chat;
+    if (!rm_text.warning.empty()) r.logs.say << rm_text.warning << "\n";
     return;
   }
   TrainInputs s = in;

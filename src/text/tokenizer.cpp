@@ -226,11 +226,19 @@ Tokenizer Tokenizer::from_dir(const std::string& dir) {
     t.config_.bos_token = token_field(c, "bos_token");
     t.config_.eos_token = token_field(c, "eos_token");
     t.config_.pad_token = token_field(c, "pad_token");
+    // A string, or (tokenizers with tool templates) a list of {"name", "template"}: the one named "default".
     if (c.contains("chat_template") && c["chat_template"].is_string()) t.config_.chat_template = c["chat_template"];
+    if (c.contains("chat_template") && c["chat_template"].is_array())
+      for (const auto& named : c["chat_template"])
+        if (named.is_object() && named.value("name", json()) == "default" && named.contains("template") &&
+            named["template"].is_string())
+          t.config_.chat_template = named["template"].get<std::string>();
     for (const auto& name : {t.config_.bos_token, t.config_.eos_token, t.config_.pad_token})
       if (name && !t.token_to_id(*name))
         throw InputError(cfg_path + ": special token '" + *name + "' is not in the vocabulary of tokenizer.json");
   }
+  // transformers 5 saves the template in its own file (and no longer in tokenizer_config.json); it wins.
+  if (io::file_exists(dir + "/chat_template.jinja")) t.config_.chat_template = io::read_file(dir + "/chat_template.jinja");
   return t;
 }
 

@@ -64,6 +64,7 @@ struct PreferenceTrainer::Impl {
   int64_t step = 0, bad_steps = 0, total = 0, warmup = 0;
   std::vector<EvalLog> evals;
   int64_t pad_id = 0;
+  std::string text_warning;  // no chat template: the hh fallback, said when the run starts
   nlohmann::json inputs;  // fingerprints of the data and the base model's files (input_fingerprints)
 
   void setup();
@@ -127,6 +128,7 @@ void PreferenceTrainer::Impl::setup() {
   auto ts = text::load_text_setup(cfg.model.tokenizer, cfg.data.chat_format);
   tok = std::move(ts.tok);
   chat = ts.chat;
+  text_warning = std::move(ts.warning);
   split_data();
   model::LoadOptions lo{device, std::nullopt};
   if (!cfg.model.dtype.empty()) lo.dtype = model::parse_dtype(cfg.model.dtype);
@@ -460,6 +462,7 @@ std::vector<StepLog> PreferenceTrainer::run(bool resume, std::ostream& rank0_log
   // Rank 0 records metrics.jsonl (dropping metrics of steps after the resumed one).
   std::optional<TrainLog> tl;
   if (m.world.is_main()) tl.emplace(m.cfg, resume, m.step, m.total, log);
+  if (!m.text_warning.empty()) log << m.text_warning << "\n";
   log << "data " << m.cfg.data.path << ": format " << data::to_string(m.train_set.format)
       << (m.train_set.detected_because.empty() ? "" : " (auto: " + m.train_set.detected_because + ")") << "\n";
   if (tl) tl->start(m.train_set.records.size(), m.eval_set.records.size(), m.converted_from);

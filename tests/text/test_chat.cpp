@@ -8,6 +8,7 @@
 #include "io/atomic_file.hpp"
 #include "test_util.hpp"
 #include "text/chat.hpp"
+#include "text/text_setup.hpp"
 #include "text/tokenizer.hpp"
 
 namespace hps::text {
@@ -62,6 +63,31 @@ TEST(Chat, InvalidUtf8ContentIsANamedError) {
   for (ChatFormat f : {ChatFormat::llama3, ChatFormat::chatml, ChatFormat::mistral, ChatFormat::hh})
     EXPECT_THAT(message_of<InputError>([f] { render_prompt({f, ""}, {{"user", "What is 2+2?\xff\xff\xff"}}); }),
                 ::testing::HasSubstr("chat message 0: invalid UTF-8 at byte offset 12"));
+}
+
+// Where the template lives: chat_template.jinja (transformers 5) wins over tokenizer_config.json, whose value may
+// be a list of named templates; no template at all falls back to hh with a warning, never silently.
+TEST(Chat, TemplateFromItsFileOrANamedListAndAWarnedFallback) {
+  test::TempDir dir;
+  const std::string src = test::fixtures_dir() + "/tokenizers/qwen2";
+  io::copy_file(src + "/tokenizer.json", dir.str("tokenizer.json"));
+  auto cfg = io::read_json_file(src + "/tokenizer_config.json");
+  const std::string chatml = cfg["chat_template"];
+  cfg.erase("chat_template");
+  io::write_json_file(dir.str("tokenizer_config.json"), cfg);
+  auto none = load_text_setup(dir.str(), "");
+  EXPECT_EQ(none.chat.format, ChatFormat::hh);
+  EXPECT_THAT(none.warning, ::testing::HasSubstr("has no chat template"));
+  EXPECT_TRUE(load_text_setup(dir.str(), "chatml").warning.empty()) << "an explicit format needs no warning";
+  cfg["chat_template"] = {{{"name", "tool_use"}, {"template", "{{ tools }}"}}, {{"name", "default"}, {"template", chatml}}};
+  io::write_json_file(dir.str("tokenizer_config.json"), cfg);
+  EXPECT_EQ(load_text_setup(dir.str(), "").chat.format, ChatFormat::chatml);
+  cfg.erase("chat_template");
+  io::write_json_file(dir.str("tokenizer_config.json"), cfg);
+  io::write_file_atomic(dir.str("chat_template.jinja"), [&](std::ostream& o) { o << chatml; });
+  const auto from_file = load_text_setup(dir.str(), "");
+  EXPECT_EQ(from_file.chat.format, ChatFormat::chatml);
+  EXPECT_TRUE(from_file.warning.empty());
 }
 
 TEST(Chat, ErrorsNameTheOverride) {
