@@ -47,6 +47,7 @@ fixtures: setup
 	"$(TORCH_VENV)/bin/python" tools/fixtures/make_train_fixtures.py
 	"$(TORCH_VENV)/bin/python" tools/fixtures/make_bleu_fixtures.py
 	"$(TORCH_VENV)/bin/python" tools/fixtures/make_trl_fixtures.py tests/fixtures/data/trl_extract_prompt.json
+	"$(TORCH_VENV)/bin/python" tools/fixtures/make_spm_fixtures.py tests/fixtures/tokenizers/spm_cases.json
 
 # The Python half of the model round trip: hps exports, transformers/PEFT load and compare.
 roundtrip: build

@@ -1,6 +1,7 @@
 #include "text/bpe.hpp"
 
 #include <nlohmann/json.hpp>
+#include <cstdio>
 #include <queue>
 
 #include "core/error.hpp"
@@ -24,9 +25,6 @@ Bpe Bpe::from_json(const nlohmann::json& m, const std::string& where) {
                              "supported)");
   if (m.contains("dropout") && !m["dropout"].is_null() && m["dropout"].get<double>() != 0.0)
     throw InputError(where + ": model.dropout must be null (BPE dropout is a training-time augmentation)");
-  if (m.value("byte_fallback", false))
-    throw InputError(where + ": model.byte_fallback (SentencePiece-style BPE, Llama-2/Mistral) is not supported; "
-                             "only byte-level BPE (GPT-2, Llama-3, Qwen2) is");
   for (const char* k : {"continuing_subword_prefix", "end_of_word_suffix"})
     if (m.contains(k) && !m[k].is_null() && !m[k].get<std::string>().empty())
       throw InputError(where + std::string(": model.") + k + " is not supported");
@@ -37,6 +35,13 @@ Bpe Bpe::from_json(const nlohmann::json& m, const std::string& where) {
     if (!it.value().is_number_integer() || it.value().get<int64_t>() < 0)
       throw InputError(where + ": model.vocab['" + it.key() + "'] must be a non-negative integer id");
     b.vocab_[it.key()] = it.value().get<int64_t>();
+  }
+  b.byte_fallback_ = m.value("byte_fallback", false);
+  b.fuse_unk_ = m.value("fuse_unk", false);
+  if (m.contains("unk_token") && m["unk_token"].is_string()) {
+    auto u = b.vocab_.find(m["unk_token"].get<std::string>());
+    if (u == b.vocab_.end()) throw InputError(where + ": model.unk_token is not in the vocabulary");
+    b.unk_ = u->second;
   }
   if (!m.contains("merges") || !m["merges"].is_array()) throw InputError(where + ": model.merges must be a list");
   int32_t rank = 0;
@@ -87,14 +92,35 @@ void Bpe::encode_word(std::string_view word, std::vector<int64_t>& out) const {
   };
   std::vector<Sym> syms;
   syms.reserve(word.size());
+  bool last_unk = false;
+  auto add = [&](int64_t id) {
+    const auto k = static_cast<int64_t>(syms.size());
+    syms.push_back({id, k - 1, k + 1, true});
+  };
   for (size_t i = 0; i < word.size();) {
     const size_t n = utf8_len(static_cast<unsigned char>(word[i]));
-    auto it = vocab_.find(std::string(word.substr(i, n)));
-    if (it == vocab_.end())
-      throw InputError("tokenizer: character '" + std::string(word.substr(i, n)) + "' is not in the BPE vocabulary");
-    const auto k = static_cast<int64_t>(syms.size());
-    syms.push_back({it->second, k - 1, k + 1, true});
+    const std::string ch(word.substr(i, n));
     i += n;
+    if (auto it = vocab_.find(ch); it != vocab_.end()) {
+      add(it->second), last_unk = false;
+      continue;
+    }
+    if (byte_fallback_) {  // the character's bytes, when the vocabulary has every one of them
+      std::vector<int64_t> bytes;
+      for (const unsigned char c : ch) {
+        char name[8];
+        std::snprintf(name, sizeof name, "<0x%02X>", c);
+        if (auto b = vocab_.find(name); b != vocab_.end()) bytes.push_back(b->second);
+      }
+      if (bytes.size() == ch.size()) {
+        for (int64_t b : bytes) add(b);
+        last_unk = false;
+        continue;
+      }
+    }
+    if (unk_ < 0) throw InputError("tokenizer: character '" + ch + "' is not in the BPE vocabulary");
+    if (!(fuse_unk_ && last_unk)) add(unk_);
+    last_unk = true;
   }
   syms.back().next = -1;
   struct Cand {

@@ -9,6 +9,7 @@
 #include "io/atomic_file.hpp"
 #include "io/json_text.hpp"
 #include "text/regex.hpp"
+#include "text/token_decoder.hpp"
 #include "text/utf8.hpp"
 
 namespace hps::text {
@@ -20,13 +21,20 @@ namespace {
 // GPT-2's pre-tokenization regex, used by the ByteLevel pre-tokenizer when use_regex is true.
 const char* kGpt2Pattern = R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
 
-enum class Norm { nfc, nfkc };
+// Normalizers: Unicode forms, and SentencePiece's Prepend("▁") / Replace(" ", "▁").
+struct Norm {
+  enum class Kind { nfc, nfkc, prepend, replace } kind;
+  std::string a, b;  // prepend: a; replace: a → b
+};
 
 struct PreStep {
-  enum class Kind { split, byte_level } kind;
+  enum class Kind { split, byte_level, metaspace } kind;
   std::shared_ptr<Regex> regex;  // split pattern, or GPT-2's for byte_level with use_regex
   bool removed = false;          // Split behavior "Removed" (matches dropped) vs "Isolated"
   bool add_prefix_space = false;
+  std::string replacement;       // metaspace: "▁" for spaces
+  std::string prepend = "always";  // metaspace: always | first | never
+  bool split = false;            // metaspace: a new piece at each replacement character
 };
 
 struct Segment {
@@ -49,6 +57,8 @@ struct Tokenizer::Impl {
   Bpe bpe;
   std::vector<Norm> norms;
   std::vector<PreStep> pre;
+  bool byte_level = true;                // ByteLevel pre-tokenizer and decoder; else SentencePiece style
+  std::vector<DecodeStep> decode_steps;  // the SentencePiece-style decoder chain
   bool has_template = false;
   std::vector<std::pair<bool, std::vector<int64_t>>> single;  // (is the sequence, special ids)
   std::vector<AddedToken> added;
@@ -58,7 +68,7 @@ struct Tokenizer::Impl {
 
   std::string normalize(const std::string& s) const;
   void split_added(const std::vector<Segment>& in, bool normalized_set, std::vector<Segment>& out) const;
-  void pre_tokenize(const std::string& s, std::vector<std::string>& pieces) const;
+  void pre_tokenize(const std::string& s, bool at_start, std::vector<std::string>& pieces) const;
 };
 
 Tokenizer::Tokenizer() : impl_(std::make_unique<Impl>()) {}
@@ -71,8 +81,13 @@ namespace {
 std::vector<Norm> parse_normalizer(const json& n, const std::string& where) {
   if (n.is_null()) return {};
   const std::string type = n.value("type", "");
-  if (type == "NFC") return {Norm::nfc};
-  if (type == "NFKC") return {Norm::nfkc};
+  if (type == "NFC") return {{Norm::Kind::nfc, "", ""}};
+  if (type == "NFKC") return {{Norm::Kind::nfkc, "", ""}};
+  if (type == "Prepend") return {{Norm::Kind::prepend, n.at("prepend").get<std::string>(), ""}};
+  if (type == "Replace") {
+    if (!n.at("pattern").contains("String")) throw InputError(where + ": normalizer Replace supports a String pattern only");
+    return {{Norm::Kind::replace, n.at("pattern").at("String").get<std::string>(), n.at("content").get<std::string>()}};
+  }
   if (type == "Sequence") {
     std::vector<Norm> out;
     for (const auto& x : n.at("normalizers")) {
@@ -81,7 +96,7 @@ std::vector<Norm> parse_normalizer(const json& n, const std::string& where) {
     }
     return out;
   }
-  throw InputError(where + ": normalizer type '" + type + "' is not supported (supported: NFC, NFKC, Sequence)");
+  throw InputError(where + ": normalizer type '" + type + "' is not supported (supported: NFC, NFKC, Prepend, Replace, Sequence)");
 }
 
 void parse_pre(const json& p, const std::string& where, std::vector<PreStep>& out) {
@@ -92,6 +107,14 @@ void parse_pre(const json& p, const std::string& where, std::vector<PreStep>& ou
   } else if (type == "ByteLevel") {
     PreStep s{PreStep::Kind::byte_level, nullptr, false, p.value("add_prefix_space", false)};
     if (p.value("use_regex", true)) s.regex = std::make_shared<Regex>(kGpt2Pattern, where);
+    out.push_back(std::move(s));
+  } else if (type == "Metaspace") {
+    PreStep s{PreStep::Kind::metaspace, nullptr, false, false};
+    s.replacement = p.value("replacement", std::string("\u2581"));
+    s.prepend = p.value("prepend_scheme", std::string(p.value("add_prefix_space", true) ? "always" : "never"));
+    if (s.prepend != "always" && s.prepend != "first" && s.prepend != "never")
+      throw InputError(where + ": Metaspace prepend_scheme '" + s.prepend + "' is not always, first or never");
+    s.split = p.value("split", true);
     out.push_back(std::move(s));
   } else if (type == "Split") {
     if (p.value("invert", false)) throw InputError(where + ": pre_tokenizer Split with invert=true is not supported");
@@ -106,8 +129,7 @@ void parse_pre(const json& p, const std::string& where, std::vector<PreStep>& ou
     out.push_back({PreStep::Kind::split, std::make_shared<Regex>(regex, where), behavior == "Removed", false});
   } else {
     throw InputError(where + ": pre_tokenizer type '" + type +
-                     "' is not supported (supported: ByteLevel, Split, Sequence; Metaspace/SentencePiece tokenizers "
-                     "are not)");
+                     "' is not supported (supported: ByteLevel, Metaspace, Split, Sequence)");
   }
 }
 
@@ -147,6 +169,25 @@ std::optional<std::string> token_field(const json& cfg, const char* key) {
   return std::nullopt;
 }
 
+// SentencePiece's Metaspace: spaces become the replacement character, which is prepended (always, or only at
+// the very start of the input with "first", unless already there); with split, each one starts a new piece.
+void metaspace(const PreStep& step, std::string piece, bool at_start, std::vector<std::string>& out) {
+  for (size_t p = piece.find(' '); p != std::string::npos; p = piece.find(' ', p + step.replacement.size()))
+    piece.replace(p, 1, step.replacement);
+  const bool prepend = step.prepend == "always" || (step.prepend == "first" && at_start);
+  if (prepend && piece.compare(0, step.replacement.size(), step.replacement) != 0) piece.insert(0, step.replacement);
+  if (!step.split) {
+    out.push_back(std::move(piece));
+    return;
+  }
+  size_t start = 0;
+  for (size_t p = piece.find(step.replacement, 1); p != std::string::npos; p = piece.find(step.replacement, p + 1)) {
+    out.push_back(piece.substr(start, p - start));
+    start = p;
+  }
+  out.push_back(piece.substr(start));
+}
+
 }  // namespace
 
 Tokenizer Tokenizer::from_file(const std::string& path) {
@@ -166,11 +207,16 @@ Tokenizer Tokenizer::from_json(const nlohmann::json& j, const std::string& path)
   impl.bpe = Bpe::from_json(j["model"], path);
   impl.norms = parse_normalizer(j.value("normalizer", json()), path);
   parse_pre(j.value("pre_tokenizer", json()), path, impl.pre);
-  if (std::none_of(impl.pre.begin(), impl.pre.end(), [](const PreStep& s) { return s.kind == PreStep::Kind::byte_level; }))
-    throw InputError(path + ": pre_tokenizer has no ByteLevel step; only byte-level BPE tokenizers are supported");
+  // Two families: byte-level BPE (GPT-2, Llama 3, Qwen2: a ByteLevel pre-tokenizer and decoder) and
+  // SentencePiece-style BPE (Llama 2, Mistral, Gemma: ▁ for spaces, <0xXX> byte fallback, a decoder chain).
+  impl.byte_level = std::any_of(impl.pre.begin(), impl.pre.end(), [](const PreStep& s) { return s.kind == PreStep::Kind::byte_level; });
   const json dec = j.value("decoder", json());
-  if (dec.is_null() || dec.value("type", "") != "ByteLevel")
-    throw InputError(path + ": decoder must be ByteLevel, found " + (dec.is_null() ? "null" : dec.value("type", "?")));
+  if (dec.is_null()) throw InputError(path + ": decoder is null (a tokenizer needs one to turn ids back into text)");
+  if (impl.byte_level && dec.value("type", "") != "ByteLevel")
+    throw InputError(path + ": decoder must be ByteLevel with a ByteLevel pre_tokenizer, found " + dec.value("type", "?"));
+  if (!impl.byte_level && dec.value("type", "") == "ByteLevel")
+    throw InputError(path + ": a ByteLevel decoder needs a ByteLevel pre_tokenizer (found none)");
+  if (!impl.byte_level) impl.decode_steps = parse_decoder_steps(dec, path);
   std::optional<Template> tmpl;
   parse_post(j.value("post_processor", json()), path, tmpl);
   impl.has_template = tmpl.has_value();
@@ -244,7 +290,19 @@ Tokenizer Tokenizer::from_dir(const std::string& dir) {
 
 std::string Tokenizer::Impl::normalize(const std::string& s) const {
   std::string cur = s;
-  for (Norm n : norms) cur = unicode_normalize(cur, n == Norm::nfkc);
+  for (const Norm& n : norms) {
+    switch (n.kind) {
+      case Norm::Kind::nfc:
+      case Norm::Kind::nfkc: cur = unicode_normalize(cur, n.kind == Norm::Kind::nfkc); break;
+      case Norm::Kind::prepend:
+        if (!cur.empty()) cur.insert(0, n.a);  // HF prepends to a non-empty string only
+        break;
+      case Norm::Kind::replace:
+        if (n.a.empty()) break;
+        for (size_t p = cur.find(n.a); p != std::string::npos; p = cur.find(n.a, p + n.b.size())) cur.replace(p, n.a.size(), n.b);
+        break;
+    }
+  }
   return cur;
 }
 
@@ -294,10 +352,15 @@ void Tokenizer::Impl::split_added(const std::vector<Segment>& in, bool normalize
   }
 }
 
-void Tokenizer::Impl::pre_tokenize(const std::string& s, std::vector<std::string>& pieces) const {
+void Tokenizer::Impl::pre_tokenize(const std::string& s, bool at_start, std::vector<std::string>& pieces) const {
   std::vector<std::string> cur{s}, next;
   for (const auto& step : pre) {
     next.clear();
+    if (step.kind == PreStep::Kind::metaspace) {
+      for (auto& piece : cur) metaspace(step, piece, at_start, next);
+      std::swap(cur, next);
+      continue;
+    }
     for (auto& piece : cur) {
       if (step.kind == PreStep::Kind::byte_level && step.add_prefix_space && !piece.empty() && piece[0] != ' ')
         piece.insert(piece.begin(), ' ');
@@ -349,7 +412,7 @@ std::vector<int64_t> Tokenizer::encode(std::string_view text, bool add_special_t
       continue;
     }
     pieces.clear();
-    impl_->pre_tokenize(seg.text, pieces);
+    impl_->pre_tokenize(seg.text, &seg == &segs.front(), pieces);
     for (const auto& p : pieces) impl_->bpe.encode_word(p, ids);
   }
   if (!add_special_tokens || !impl_->has_template) return ids;
@@ -363,6 +426,12 @@ std::vector<int64_t> Tokenizer::encode(std::string_view text, bool add_special_t
 }
 
 std::string Tokenizer::decode(const std::vector<int64_t>& ids, bool skip_special_tokens) const {
+  if (!impl_->byte_level) {
+    std::vector<std::string> tokens;
+    for (int64_t id : ids)
+      if (!(skip_special_tokens && is_special(id))) tokens.push_back(id_to_token(id));
+    return apply_decoder(impl_->decode_steps, std::move(tokens));
+  }
   std::string bytes;
   for (int64_t id : ids) {
     if (skip_special_tokens && is_special(id)) continue;

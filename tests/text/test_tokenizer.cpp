@@ -111,9 +111,11 @@ TEST(Tokenizer, RejectsWhatItCannotReproduce) {
     io::write_json_file(tmp.str("tokenizer.json"), k);
     return message_of<InputError>([&] { Tokenizer::from_file(tmp.str("tokenizer.json")); });
   };
-  EXPECT_THAT(attempt([](auto& k) { k["model"]["byte_fallback"] = true; }), ::testing::HasSubstr("byte_fallback"));
+  EXPECT_THAT(attempt([](auto& k) { k["model"]["continuing_subword_prefix"] = "##"; }),
+              ::testing::HasSubstr("continuing_subword_prefix"));
   EXPECT_THAT(attempt([](auto& k) { k["model"]["type"] = "WordPiece"; }), ::testing::HasSubstr("model.type"));
-  EXPECT_THAT(attempt([](auto& k) { k["pre_tokenizer"] = {{"type", "Metaspace"}}; }), ::testing::HasSubstr("Metaspace"));
+  EXPECT_THAT(attempt([](auto& k) { k["pre_tokenizer"] = {{"type", "Metaspace"}}; }),
+              ::testing::HasSubstr("a ByteLevel decoder needs a ByteLevel pre_tokenizer"));
   EXPECT_THAT(attempt([](auto& k) { k["normalizer"] = {{"type", "Lowercase"}}; }),
               ::testing::HasSubstr("normalizer type 'Lowercase'"));
   EXPECT_THAT(attempt([](auto& k) { k["decoder"] = {{"type", "Metaspace"}}; }), ::testing::HasSubstr("decoder must be ByteLevel"));
@@ -138,6 +140,28 @@ TEST(Tokenizer, RejectsWhatItCannotReproduce) {
                                        {"special_tokens", {{"<x>", {{"id", "<x>"}, {"ids", {70000}}, {"tokens", {"<x>"}}}}}}};
               }),
               ::testing::HasSubstr("post_processor template adds token id 70000, which is not in the vocabulary"));
+}
+
+// SentencePiece-style BPE (Llama 2 normalizers, or a Metaspace pre-tokenizer), with <0xXX> byte fallback for
+// characters the vocabulary lacks and the Replace/ByteFallback/Fuse/Strip decoder: ids and text equal HF
+// tokenizers' on every case (tools/fixtures/make_spm_fixtures.py).
+TEST(Tokenizer, SentencePieceStyleBpeMatchesHuggingFace) {
+  const auto all = io::read_json_file(test::fixtures_dir() + "/tokenizers/spm_cases.json");
+  ASSERT_EQ(all.size(), 2u);
+  for (const auto& [style, v] : all.items()) {
+    test::TempDir tmp;
+    io::write_json_file(tmp.str("tokenizer.json"), v["tokenizer"]);
+    const Tokenizer tok = Tokenizer::from_file(tmp.str("tokenizer.json"));
+    int fallback = 0;
+    for (const auto& c : v["cases"]) {
+      const std::string text = c["text"];
+      const auto ids = tok.encode(text, false);
+      EXPECT_EQ(ids, c["ids"].get<std::vector<int64_t>>()) << style << ": " << text;
+      EXPECT_EQ(tok.decode(ids), c["decoded"].get<std::string>()) << style << ": " << text;
+      for (int64_t id : ids) fallback += tok.id_to_token(id).starts_with("<0x");
+    }
+    EXPECT_GT(fallback, 0) << style << ": the cases exercise byte fallback";
+  }
 }
 
 TEST(Tokenizer, AnExponentiallyBacktrackingSplitPatternIsANamedErrorNotAHang) {
