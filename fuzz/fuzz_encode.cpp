@@ -1,12 +1,14 @@
-// Encoding hostile text with each real tokenizer of the fixtures (GPT-2, Llama 3, Qwen2: byte-level BPE,
-// Oniguruma split patterns, NFC), then decoding the ids. Also differential: hps's NFC / NFKC against
+// Encoding hostile text with each tokenizer of the fixtures (GPT-2, Llama 3, Qwen2: byte-level BPE, Oniguruma
+// split patterns, NFC; two SentencePiece-style ones: byte fallback, Metaspace, the decoder chain), then decoding. Also differential: hps's NFC / NFKC against
 // utf8proc's own (which is exact but quadratic in a run of marks, so only on short valid inputs).
 #include <utf8proc.h>
 
 #include <cstdlib>
+#include <nlohmann/json.hpp>
 #include <vector>
 
 #include "fuzz_common.hpp"
+#include "io/atomic_file.hpp"
 #include "text/tokenizer.hpp"
 #include "text/utf8.hpp"
 
@@ -22,6 +24,12 @@ const std::vector<hps::text::Tokenizer>& tokenizers() {
     std::vector<hps::text::Tokenizer> v;
     for (const char* name : {"gpt2", "llama3", "qwen2"})
       v.push_back(hps::text::Tokenizer::from_dir(std::string(dir) + "/tokenizers/" + name));
+    // The SentencePiece-style ones (byte fallback, Metaspace): their tokenizer.json lives inside the fixture.
+    const auto spm = hps::io::read_json_file(std::string(dir) + "/tokenizers/spm_cases.json");
+    for (const auto& [style, value] : spm.items()) {
+      const std::string path = hps::fuzz::write_temp("spm_" + style + ".json", value["tokenizer"].dump());
+      v.push_back(hps::text::Tokenizer::from_file(path));
+    }
     return v;
   }();
   return all;
