@@ -249,7 +249,8 @@ TEST(Trainer, ReferenceCacheByDefaultWhenItSavesReferenceForwards) {
 TEST(Trainer, CheckpointsCarryTokenizerFilesChatTemplateGenerationConfigAndAModelCard) {
   World w;
   io::write_file_atomic(w.model + "/generation_config.json", [](std::ostream& o) { o << "{\"max_new_tokens\": 7}\n"; });
-  io::write_file_atomic(w.model + "/chat_template.jinja", [](std::ostream& o) { o << "{{ messages }}"; });
+  const std::string chatml = io::read_json_file(w.model + "/tokenizer_config.json")["chat_template"];
+  io::write_file_atomic(w.model + "/chat_template.jinja", [&](std::ostream& o) { o << chatml; });
   for (const bool lora : {true, false}) {
     test::TempDir out;
     train(w, w.config(out.str(), {"train.stop_after=1", lora ? "lora.enabled=true" : "lora.enabled=false"}));
