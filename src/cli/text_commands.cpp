@@ -7,6 +7,7 @@
 #include "core/error.hpp"
 #include "io/atomic_file.hpp"
 #include "io/json_text.hpp"
+#include "data/batching.hpp"
 #include "data/dataset.hpp"
 #include "data/inspect.hpp"
 #include "generate/generate_file.hpp"
@@ -26,8 +27,8 @@ namespace hps::cli {
 Command add_tokenize_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("tokenize", "Encode text to token ids (JSON array), or decode ids back to text");
   struct Opts {
-    std::string tokenizer, text, file;
-    bool decode = false, count = false, no_special = false, skip_special = false;
+    std::string tokenizer, text, file, chat;
+    bool decode = false, count = false, no_special = false, skip_special = false, messages = false;
   };
   auto o = std::make_shared<Opts>();
   cmd->add_option("--tokenizer", o->tokenizer, "folder with tokenizer.json (+ tokenizer_config.json)")->transform(model_ref())->required();
@@ -38,9 +39,28 @@ Command add_tokenize_command(CLI::App& app) {
   cmd->add_flag("--count", o->count, "print only the number of tokens");
   cmd->add_flag("--no-special", o->no_special, "do not add the post-processor's special tokens (BOS …)");
   cmd->add_flag("--skip-special", o->skip_special, "with --decode: leave special tokens out of the text");
+  cmd->add_flag("--messages", o->messages,
+                "the input is a JSON list of {role, content}: print the prompt ids training and generation use "
+                "(rendered with the chat format, up to the assistant's turn)");
+  cmd->add_option("--chat-format", o->chat, "with --messages: llama3 | chatml | mistral | hh (default: from the template)");
   return {cmd, [o, text, file]() -> int {
     if (text->count() == 0 && file->count() == 0) throw UsageError("give --text or --file");
     const std::string input = file->count() ? io::read_file(o->file) : o->text;
+    if (o->messages) {  // exactly data::prompt_ids, as every stage encodes a prompt
+      const auto [tok, chat, warning] = text::load_text_setup(o->tokenizer, o->chat);
+      if (!warning.empty()) std::cerr << warning << "\n";
+      const nlohmann::json list = io::parse_json(input, file->count() ? o->file : "--text");
+      data::PreferenceRecord r;
+      if (!list.is_array()) throw UsageError("--messages expects a JSON list of {\"role\", \"content\"}");
+      for (const auto& m : list) {
+        if (!m.is_object() || !m.contains("role") || !m.contains("content") || !m["role"].is_string() ||
+            !m["content"].is_string())
+          throw UsageError("--messages: every message needs a string role and content");
+        r.prompt_messages.push_back({m["role"].get<std::string>(), m["content"].get<std::string>()});
+      }
+      std::cout << nlohmann::json(data::prompt_ids(r, tok, chat, 0)).dump() << "\n";
+      return 0;
+    }
     const auto tok = text::Tokenizer::from_dir(o->tokenizer);
     if (o->decode) {
       const nlohmann::json ids = io::parse_json(input, file->count() ? o->file : "--text");
