@@ -254,7 +254,7 @@ std::string hub_download(const HubId& id, const DownloadOptions& opt, std::ostre
   const Response info = request(info_url, false, true);
   if (info.code != CURLE_OK || info.status != 200) http_error("looking up " + id.repo, info_url, info);
   const nlohmann::json j = parse_json(info.body, info_url);
-  if (!j.is_object() || !j.contains("sha") || !j["sha"].is_string() || !is_hex(j["sha"].get<std::string>(), 40))
+  if (!j.is_object() || !j.contains("sha") || !j["sha"].is_string() || !is_commit_hash(j["sha"].get<std::string>()))
     throw InputError(info_url + ": no commit hash ('sha') in the answer");
   const std::string commit = j["sha"].get<std::string>();
   std::vector<std::string> files;
@@ -270,9 +270,7 @@ std::string hub_download(const HubId& id, const DownloadOptions& opt, std::ostre
   }
   if (files.empty()) throw InputError(id.repo + "@" + id.revision + ": no file matches --include");
   // 2. Each file: its etag, its blob, its snapshot link.
-  std::string folder = "models--" + id.repo;
-  for (size_t p = folder.find('/'); p != std::string::npos; p = folder.find('/', p)) folder.replace(p, 1, "--");
-  const std::string repo_dir = hub_cache_dir() + "/" + folder, snapshot = repo_dir + "/snapshots/" + commit;
+  const std::string repo_dir = repo_cache_dir(id), snapshot = repo_dir + "/snapshots/" + commit;
   make_dirs(repo_dir + "/blobs");
   log << "downloading " << id.repo << "@" << id.revision << " (commit " << commit << "): " << files.size()
       << " files into " << repo_dir << "\n";

@@ -56,17 +56,24 @@ std::string hub_cache_dir() {
   return env("HOME") + "/.cache/huggingface/hub";
 }
 
-std::string cached_snapshot(const HubId& id) {
+std::string repo_cache_dir(const HubId& id) {
   std::string folder = "models--" + id.repo;
   for (size_t p = folder.find('/'); p != std::string::npos; p = folder.find('/', p)) folder.replace(p, 1, "--");
-  const std::string repo_dir = hub_cache_dir() + "/" + folder;
+  return hub_cache_dir() + "/" + folder;
+}
+
+bool is_commit_hash(std::string_view revision) {
+  return revision.size() == 40 && revision.find_first_not_of("0123456789abcdef") == std::string_view::npos;
+}
+
+std::string cached_snapshot(const HubId& id) {
+  const std::string repo_dir = repo_cache_dir(id);
   const std::string fetch = " (fetch it with `hps download " + id.repo +
                             (id.revision == "main" ? "" : " --revision " + id.revision) + "`)";
   if (!dir_exists(repo_dir))
     throw InputError(id.repo + " is neither a local folder nor in the Hugging Face cache: no " + repo_dir + fetch);
   std::string commit = id.revision;
-  const bool is_commit = commit.size() == 40 && commit.find_first_not_of("0123456789abcdef") == std::string::npos;
-  if (!is_commit) {
+  if (!is_commit_hash(commit)) {
     const std::string ref = repo_dir + "/refs/" + id.revision;
     if (!file_exists(ref))
       throw InputError(id.repo + "@" + id.revision + ": the cache has no revision '" + id.revision + "' (no " + ref + ")" + fetch);

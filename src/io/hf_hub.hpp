@@ -26,6 +26,10 @@ struct HubId {
 std::optional<HubId> parse_hub_id(std::string_view text);
 
 std::string hub_cache_dir();
+// <cache>/models--<org>--<name>: where a repo's blobs, snapshots and refs live.
+std::string repo_cache_dir(const HubId& id);
+// A full 40-hex-digit commit hash (a revision that names its snapshot directly).
+bool is_commit_hash(std::string_view revision);
 
 // The snapshot folder of a cached repo at its revision; InputError naming what is missing.
 std::string cached_snapshot(const HubId& id);
