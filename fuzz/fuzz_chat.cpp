@@ -24,6 +24,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     t.format = formats[data[0] % 4];
     if (data[0] & 4) t.default_system = "You are a helpful assistant.";
     (void)hps::text::render_prompt(t, messages);
-    (void)hps::text::response_suffix(t.format, "</s>");
+    (void)hps::text::response_suffix(t, "</s>");
   });
 }

@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${HPS_FUZZ_SECONDS:-30}
 build=${HPS_FUZZ_BUILD:-build-fuzz}
-targets=${HPS_FUZZ_TARGETS:-"safetensors model_config tokenizer encode dataset config chat bleu"}
+targets=${HPS_FUZZ_TARGETS:-"safetensors model_config tokenizer encode dataset config chat jinja bleu"}
 
 if [ ! -f "$build/build.ninja" ]; then
   cmake -S fuzz -B "$build" -G Ninja -DCMAKE_CXX_COMPILER=clang++ >/dev/null
@@ -20,13 +20,14 @@ cmake --build "$build" -j "$(nproc)" >/dev/null
 seeds="$build/seeds"
 rm -rf "$seeds"
 cp -r fuzz/seeds "$seeds"
-mkdir -p "$seeds"/{safetensors,model_config,tokenizer}
+mkdir -p "$seeds"/{safetensors,model_config,tokenizer,jinja}
 fx=tests/fixtures
 for f in "$fx"/models/*/*.safetensors; do cp "$f" "$seeds/safetensors/$(basename "$(dirname "$f")")-$(basename "$f")"; done
 for f in "$fx"/models/*/config.json "$fx"/models/*/adapter_config.json "$fx"/train/*.json; do
   cp "$f" "$seeds/model_config/$(basename "$(dirname "$f")")-$(basename "$f")"
 done
 for d in "$fx"/tokenizers/*/; do cp "$d/tokenizer.json" "$seeds/tokenizer/$(basename "$d").json"; done
+cp "$fx"/jinja/templates/*.jinja "$seeds/jinja/"
 
 export HPS_FIXTURES_DIR="$PWD/$fx"
 mkdir -p "$build/artifacts"

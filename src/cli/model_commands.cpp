@@ -284,7 +284,7 @@ Command add_logprobs_command(CLI::App& app) {
                   "JSONL(.gz): pre-tokenized {\"prompt_ids\", \"response_ids\"} records, or any dataset format "
                   "`hps data inspect` reads (tokenized with --tokenizer)")->required();
   cmd->add_option("--tokenizer", o->tokenizer, "tokenizer folder for text data (default: the model folder)")->transform(model_ref());
-  cmd->add_option("--chat-format", o->chat, "llama3 | chatml | mistral | hh (default: from the tokenizer's template)");
+  cmd->add_option("--chat-format", o->chat, "jinja | llama3 | chatml | mistral | hh (default: jinja, the tokenizer's own chat template)");
   cmd->add_option("--max-prompt-length", o->max_prompt_length, "text data: keep the last N prompt tokens");
   cmd->add_option("--max-length", o->max_length, "text data: cap prompt + response tokens");
   cmd->add_option("--on-bad-record", o->on_bad, "text data: error | skip (skipped lines are listed on stderr)");

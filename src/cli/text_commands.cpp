@@ -42,7 +42,7 @@ Command add_tokenize_command(CLI::App& app) {
   cmd->add_flag("--messages", o->messages,
                 "the input is a JSON list of {role, content}: print the prompt ids training and generation use "
                 "(rendered with the chat format, up to the assistant's turn)");
-  cmd->add_option("--chat-format", o->chat, "with --messages: llama3 | chatml | mistral | hh (default: from the template)");
+  cmd->add_option("--chat-format", o->chat, "with --messages: jinja | llama3 | chatml | mistral | hh (default: jinja, the tokenizer's own chat template)");
   return {cmd, [o, text, file]() -> int {
     if (text->count() == 0 && file->count() == 0) throw UsageError("give --text or --file");
     const std::string input = file->count() ? io::read_file(o->file) : o->text;
@@ -93,7 +93,7 @@ Command add_data_command(CLI::App& app) {
   ins->add_option("--tokenizer", o->tokenizer, "tokenizer folder: adds token-length percentiles")->transform(model_ref());
   ins->add_option("--format", o->format, "auto | hh_rlhf | pku | ranked | messages | text_pair | prompt_completion");
   ins->add_option("--pku-ranking", o->pku, "helpful | safe (PKU-SafeRLHF)");
-  ins->add_option("--chat-format", o->chat, "llama3 | chatml | mistral | hh (default: from the tokenizer's template)");
+  ins->add_option("--chat-format", o->chat, "jinja | llama3 | chatml | mistral | hh (default: jinja, the tokenizer's own chat template)");
   ins->add_flag("--allow-empty-responses", o->allow_empty, "keep records with an empty response");
   return {cmd, [o]() -> int {
     data::DatasetOptions opt;
@@ -104,10 +104,10 @@ Command add_data_command(CLI::App& app) {
     opt.allow_empty_responses = o->allow_empty;
     const data::Dataset d = data::read_dataset(o->file, opt);
     std::optional<text::Tokenizer> tok;
-    text::ChatTemplate chat{text::ChatFormat::hh, ""};
+    text::ChatTemplate chat;
     if (!o->tokenizer.empty()) {
       tok = text::Tokenizer::from_dir(o->tokenizer);
-      chat = text::choose_chat_template(tok->config().chat_template, o->chat);
+      chat = text::choose_chat_template(tok->config(), o->chat, o->tokenizer);
     } else if (!o->chat.empty()) {
       chat.format = text::parse_chat_format(o->chat);
     }
@@ -157,7 +157,7 @@ Command add_generate_command(CLI::App& app) {
   cmd->add_option("--stop-after-prompts", o->job.stop_after_prompts, "stop after this many prompts (resume later)");
   cmd->add_option("--device", o->device, "cpu | cuda | cuda:N");
   cmd->add_option("--dtype", o->dtype, "float32 | bfloat16 | float16 (default: the checkpoint's)");
-  cmd->add_option("--chat-format", o->chat, "llama3 | chatml | mistral | hh (default: from the tokenizer's template)");
+  cmd->add_option("--chat-format", o->chat, "jinja | llama3 | chatml | mistral | hh (default: jinja, the tokenizer's own chat template)");
   cmd->add_option("--format", o->format, "auto | hh_rlhf | pku | ranked | messages | text_pair | prompt_completion");
   return {cmd, [o]() -> int {
     const model::Decoder m = load_model_for_cli(o->model, o->adapter, o->device, o->dtype);
@@ -190,7 +190,7 @@ Command add_score_command(CLI::App& app) {
       ->check(kCountAtLeastOne);
   cmd->add_option("--device", o->device, "cpu | cuda | cuda:N");
   cmd->add_option("--dtype", o->dtype, "float32 | bfloat16 | float16 (default: the checkpoint's)");
-  cmd->add_option("--chat-format", o->chat, "llama3 | chatml | mistral | hh (default: from the tokenizer's template)");
+  cmd->add_option("--chat-format", o->chat, "jinja | llama3 | chatml | mistral | hh (default: jinja, the tokenizer's own chat template)");
   return {cmd, [o]() -> int {
     const model::Decoder rm = load_model_for_cli(o->model, "", o->device, o->dtype);
     const auto [tok, chat, warning] = text::load_text_setup(o->tokenizer.empty() ? o->model : o->tokenizer, o->chat);
@@ -213,7 +213,7 @@ Command add_eval_command(CLI::App& app) {
   cmd->add_option("--adapter", m->adapter, "policy LoRA adapter")->transform(model_ref());
   cmd->add_option("--reference", m->reference, "reference model folder")->transform(model_ref());
   cmd->add_option("--tokenizer", m->tokenizer, "tokenizer folder (default: the policy folder)")->transform(model_ref());
-  cmd->add_option("--chat-format", m->chat_format, "llama3 | chatml | mistral | hh");
+  cmd->add_option("--chat-format", m->chat_format, "jinja | llama3 | chatml | mistral | hh (default: jinja, the tokenizer's own chat template)");
   cmd->add_option("--device", m->device, "cpu | cuda");
   cmd->add_option("--name", j->name, "method name in the report");
   cmd->add_option("--baseline-name", j->baseline_name, "baseline name in the report");

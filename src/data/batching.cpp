@@ -10,7 +10,9 @@ namespace hps::data {
 
 std::vector<int64_t> prompt_ids(const PreferenceRecord& r, const text::Tokenizer& tok, const text::ChatTemplate& chat,
                                 int64_t max_prompt_length, bool* truncated) {
-  auto ids = tok.encode(prompt_text(r, chat), true);
+  // A Jinja template writes its own BOS; built-in renderers leave it to the post-processor.
+  const bool add_special = r.prompt_messages.empty() || !text::renders_special_tokens(chat);
+  auto ids = tok.encode(prompt_text(r, chat), add_special);
   const bool cut = max_prompt_length > 0 && static_cast<int64_t>(ids.size()) > max_prompt_length;
   if (cut) ids.erase(ids.begin(), ids.end() - max_prompt_length);  // keep the end
   if (truncated) *truncated = cut;
@@ -24,7 +26,7 @@ Encoder::Encoder(const text::Tokenizer& tok, text::ChatTemplate chat, EncodeOpti
                       std::to_string(opts_.max_prompt_length) + ") > 0");
   if (opts_.add_end_of_turn) {
     const auto eos = tok.config().eos_token;
-    suffix_ = text::response_suffix(chat_.format, eos ? *eos : "");
+    suffix_ = text::response_suffix(chat_, eos ? *eos : "");
   }
 }
 

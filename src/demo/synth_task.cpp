@@ -235,7 +235,8 @@ void write_synth_task(const SynthTaskConfig& c, const std::string& dir) {
                         {"eos_token", "<|im_end|>"},
                         {"pad_token", "<|endoftext|>"},
                         {"chat_template",
-                         "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"},
+                         "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+                         "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"},
                         {"model_max_length", 256},
                         {"tokenizer_class", "PreTrainedTokenizerFast"}};
   for (const auto& d : {dir + "/tokenizer", dir + "/base"}) {

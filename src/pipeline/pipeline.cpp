@@ -246,7 +246,7 @@ std::vector<eval::NamedDir> run_one(SeedRun& r, bool report_to_say) {
   io::make_dirs(r.dir);
   resolve_inputs(r);
   Models m{r, text::Tokenizer::from_dir(r.files.tokenizer), {}, {}, {}, std::nullopt, {}};
-  m.chat = text::choose_chat_template(m.tok.config().chat_template, r.files.chat_format);
+  m.chat = text::choose_chat_template(m.tok.config(), r.files.chat_format, r.files.tokenizer);
   const std::string chat = text::to_string(m.chat.format);
   r.derived = {{"run.seed", std::to_string(r.seed)}, {"run.device", p.run.device}, {"chat_format", chat},
                {"prompt_budget", std::to_string(r.prompt_tokens)}};

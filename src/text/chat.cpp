@@ -2,12 +2,14 @@
 
 #include "core/enum_names.hpp"
 #include "core/error.hpp"
+#include "text/tokenizer.hpp"
 #include "text/utf8.hpp"
 
 namespace hps::text {
 
 namespace {
-constexpr EnumNames<ChatFormat, 4> kChatFormats{{{"llama3", ChatFormat::llama3},
+constexpr EnumNames<ChatFormat, 5> kChatFormats{{{"jinja", ChatFormat::jinja},
+                                                 {"llama3", ChatFormat::llama3},
                                                  {"chatml", ChatFormat::chatml},
                                                  {"mistral", ChatFormat::mistral},
                                                  {"hh", ChatFormat::hh}}};
@@ -51,10 +53,64 @@ ChatTemplate detect_chat_template(const std::string& t) {
   throw ConfigError("unrecognized chat_template (none of the Llama-3, ChatML or Mistral markers)" + fix);
 }
 
-ChatTemplate choose_chat_template(const std::string& tokenizer_chat_template, const std::string& override) {
-  if (!override.empty()) return {parse_chat_format(override), ""};
-  if (!tokenizer_chat_template.empty()) return detect_chat_template(tokenizer_chat_template);
-  return {ChatFormat::hh, ""};
+namespace {
+
+jinja::Value messages_value(const std::vector<Message>& m) {
+  jinja::List out;
+  for (const auto& x : m) {
+    jinja::Dict d;
+    d.items = {{"role", jinja::Value::string(x.role)}, {"content", jinja::Value::string(x.content)}};
+    out.push_back(jinja::Value::make_dict(std::move(d)));
+  }
+  return jinja::Value::make_list(std::move(out));
+}
+
+std::string render_jinja(const ChatTemplate& t, const std::vector<Message>& m, bool add_generation_prompt) {
+  jinja::Dict ctx = t.special_tokens;
+  ctx.set("messages", messages_value(m));
+  ctx.set("tools", jinja::Value::none());  // apply_chat_template always passes these two
+  ctx.set("documents", jinja::Value::none());
+  ctx.set("add_generation_prompt", jinja::Value::boolean(add_generation_prompt));
+  return t.jinja->render(ctx);
+}
+
+}  // namespace
+
+ChatTemplate jinja_chat_template(const TokenizerConfig& config, const std::string& where) {
+  const std::string fix = " (or choose a built-in renderer with data.chat_format / --chat-format = llama3 | chatml | mistral | hh)";
+  if (config.chat_template.empty()) throw ConfigError(where + " has no chat_template to render" + fix);
+  ChatTemplate t;
+  t.format = ChatFormat::jinja;
+  try {
+    t.jinja = std::make_shared<const jinja::Template>(config.chat_template, where + " chat_template");
+  } catch (Error& e) {
+    e.add_context("while reading the chat template" + fix);
+    throw;
+  }
+  for (const auto& [key, value] : {std::pair{"bos_token", config.bos_token}, {"eos_token", config.eos_token}, {"pad_token", config.pad_token}})
+    if (value) t.special_tokens.set(key, jinja::Value::string(*value));
+  const std::string probe = "HPS-END-OF-TURN-PROBE";
+  std::string text;
+  try {
+    text = render_jinja(t, {{"user", "Hi"}, {"assistant", probe}}, false);
+  } catch (const Error& e) {
+    throw ConfigError("the chat template cannot render a user/assistant exchange, so hps cannot tell what ends an "
+                      "assistant turn: " + e.message() + fix);
+  }
+  const size_t at = text.rfind(probe);
+  if (at == std::string::npos)
+    throw ConfigError("the chat template drops the assistant's content of a user/assistant exchange, so hps "
+                      "cannot tell what ends an assistant turn" + fix);
+  t.end_of_turn = text.substr(at + probe.size());
+  while (!t.end_of_turn.empty() && std::string_view(" \t\r\n").find(t.end_of_turn.back()) != std::string_view::npos)
+    t.end_of_turn.pop_back();
+  return t;
+}
+
+ChatTemplate choose_chat_template(const TokenizerConfig& config, const std::string& override, const std::string& where) {
+  if (override == "jinja" || (override.empty() && !config.chat_template.empty())) return jinja_chat_template(config, where);
+  if (!override.empty()) return {parse_chat_format(override), "", nullptr, {}, ""};
+  return {ChatFormat::hh, "", nullptr, {}, ""};
 }
 
 namespace {
@@ -78,6 +134,10 @@ void check_turns(ChatFormat f, const std::vector<Message>& m) {
     if (const auto bad = find_invalid_utf8(m[k].content))
       throw InputError("chat message " + std::to_string(k) + ": invalid UTF-8 at byte offset " +
                        std::to_string(*bad) + " of its content");
+  if (f == ChatFormat::jinja) {  // the template enforces its own turn rules
+    if (m.back().role == "assistant") throw InputError("chat prompt ends with an assistant message (nothing left to answer)");
+    return;
+  }
   size_t i = m[0].role == "system" ? 1 : 0;
   if (i == 1 && f == ChatFormat::hh) throw InputError("the hh format has no system turn");
   // Mistral's published [INST] templates either reject a system turn (v0.1/v0.2) or place it differently by
@@ -103,6 +163,7 @@ std::string render_prompt(const ChatTemplate& t, const std::vector<Message>& m) 
   if (f == ChatFormat::chatml && !t.default_system.empty() && m[0].role != "system")
     out = "<|im_start|>system\n" + t.default_system + "<|im_end|>\n";
   switch (f) {
+    case ChatFormat::jinja: return render_jinja(t, m, true);
     case ChatFormat::llama3:
       for (const auto& x : m) out += "<|start_header_id|>" + x.role + "<|end_header_id|>\n\n" + trim(x.content) + "<|eot_id|>";
       return out + "<|start_header_id|>assistant<|end_header_id|>\n\n";
@@ -119,8 +180,9 @@ std::string render_prompt(const ChatTemplate& t, const std::vector<Message>& m) 
   return out;
 }
 
-std::string response_suffix(ChatFormat f, const std::string& eos) {
-  switch (f) {
+std::string response_suffix(const ChatTemplate& t, const std::string& eos) {
+  switch (t.format) {
+    case ChatFormat::jinja: return t.end_of_turn;
     case ChatFormat::llama3: return "<|eot_id|>";
     case ChatFormat::chatml: return "<|im_end|>";
     case ChatFormat::mistral: return eos;

@@ -6,7 +6,7 @@ namespace hps::text {
 
 TextSetup load_text_setup(const std::string& tokenizer_dir, const std::string& chat_format) {
   Tokenizer tok = Tokenizer::from_dir(tokenizer_dir);
-  const ChatTemplate chat = choose_chat_template(tok.config().chat_template, chat_format);
+  const ChatTemplate chat = choose_chat_template(tok.config(), chat_format, tokenizer_dir);
   std::string warning;
   if (chat_format.empty() && tok.config().chat_template.empty())
     warning = "warning: " + tokenizer_dir + " has no chat template (no chat_template.jinja, none in "

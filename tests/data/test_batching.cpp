@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <set>
@@ -10,9 +11,11 @@
 #include "core/error.hpp"
 #include "data/batching.hpp"
 #include "data/inspect.hpp"
+#include "io/atomic_file.hpp"
 #include "model/load.hpp"
 #include "model/score_records.hpp"
 #include "test_util.hpp"
+#include "text/chat.hpp"
 
 namespace hps::data {
 namespace {
@@ -58,6 +61,24 @@ TEST(Batching, EncodesPromptWithChatFormatAndOnlySelectedResponses) {
   EXPECT_EQ(qwen().decode(ex.responses[0]), "4<|im_end|>");
   EXPECT_EQ(qwen().decode(ex.responses[1]), "22<|im_end|>");
   EXPECT_FALSE(ex.truncated);
+}
+
+// The model's own template (Jinja): its end of turn closes every response SFT and the losses train on, and
+// the BOS it writes is the prompt's only one (the post-processor adds none on top).
+TEST(Batching, OwnTemplateEndOfTurnIsTrainedOnAndBosAppearsOnce) {
+  const auto llama = text::Tokenizer::from_dir(test::fixtures_dir() + "/tokenizers/llama3");
+  ASSERT_TRUE(llama.bos_id());
+  text::TokenizerConfig cfg = llama.config();
+  cfg.chat_template = io::read_file(test::fixtures_dir() + "/jinja/templates/gemma.jinja");
+  const text::ChatTemplate gemma = text::choose_chat_template(cfg, "");
+  ASSERT_EQ(gemma.format, text::ChatFormat::jinja);
+  PreferenceRecord r;
+  r.prompt_messages = {{"user", "2+2?"}};
+  r.responses = {"4", "22"};
+  const EncodedExample ex = Encoder(llama, gemma, {}).encode(r, select_all(r));
+  EXPECT_EQ(llama.decode(ex.responses[0]), "4<end_of_turn>");
+  EXPECT_EQ(llama.decode(ex.prompt), "<|begin_of_text|><start_of_turn>user\n2+2?<end_of_turn>\n<start_of_turn>model\n");
+  EXPECT_EQ(std::count(ex.prompt.begin(), ex.prompt.end(), *llama.bos_id()), 1);
 }
 
 TEST(Batching, TruncationKeepsThePromptEndAndCapsTheTotal) {

@@ -26,7 +26,7 @@ TEST(Inspect, CountsRewardsTiesLengthsAndProblems) {
   opt.on_bad_record = OnBadRecord::skip;
   const Dataset ds = read_dataset(path, opt);
   const auto tok = text::Tokenizer::from_dir(test::fixtures_dir() + "/tokenizers/qwen2");
-  const text::ChatTemplate chat = text::choose_chat_template(tok.config().chat_template, "");
+  const text::ChatTemplate chat = text::choose_chat_template(tok.config(), "");
   const DatasetReport r = inspect_dataset(ds, &tok, chat);
   EXPECT_EQ(r.records, 3);
   EXPECT_EQ(r.lines, 4);

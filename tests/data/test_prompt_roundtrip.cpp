@@ -67,12 +67,20 @@ struct ChatCase {
   text::ChatTemplate chat;
 };
 
+text::ChatTemplate own_template(const std::string& tokenizer) {
+  const auto tok = text::Tokenizer::from_dir(test::fixtures_dir() + "/tokenizers/" + tokenizer);
+  return text::choose_chat_template(tok.config(), "");
+}
+
 std::vector<ChatCase> chat_cases() {
   return {{"llama3", "llama3", {text::ChatFormat::llama3, ""}},
           {"chatml", "qwen2", {text::ChatFormat::chatml, ""}},
           {"chatml+system", "qwen2", {text::ChatFormat::chatml, "You are a helpful assistant."}},
           {"mistral", "gpt2", {text::ChatFormat::mistral, ""}},
-          {"hh", "gpt2", {text::ChatFormat::hh, ""}}};
+          {"hh", "gpt2", {text::ChatFormat::hh, ""}},
+          // the models' own templates through the Jinja interpreter (BOS written by the template)
+          {"jinja-qwen2", "qwen2", own_template("qwen2")},
+          {"jinja-llama3", "llama3", own_template("llama3")}};
 }
 
 const std::vector<std::string> kFormats{"hh_rlhf", "pku", "ranked", "messages"};

@@ -81,13 +81,61 @@ TEST(Chat, TemplateFromItsFileOrANamedListAndAWarnedFallback) {
   EXPECT_TRUE(load_text_setup(dir.str(), "chatml").warning.empty()) << "an explicit format needs no warning";
   cfg["chat_template"] = {{{"name", "tool_use"}, {"template", "{{ tools }}"}}, {{"name", "default"}, {"template", chatml}}};
   io::write_json_file(dir.str("tokenizer_config.json"), cfg);
-  EXPECT_EQ(load_text_setup(dir.str(), "").chat.format, ChatFormat::chatml);
+  EXPECT_EQ(load_text_setup(dir.str(), "").chat.format, ChatFormat::jinja);
+  EXPECT_EQ(render_prompt(load_text_setup(dir.str(), "").chat, {{"user", "Hi"}}), render_prompt({ChatFormat::chatml, ""}, {{"user", "Hi"}}))
+      << "the named 'default' template is the one rendered";
   cfg.erase("chat_template");
   io::write_json_file(dir.str("tokenizer_config.json"), cfg);
   io::write_file_atomic(dir.str("chat_template.jinja"), [&](std::ostream& o) { o << chatml; });
   const auto from_file = load_text_setup(dir.str(), "");
-  EXPECT_EQ(from_file.chat.format, ChatFormat::chatml);
+  EXPECT_EQ(from_file.chat.format, ChatFormat::jinja);
   EXPECT_TRUE(from_file.warning.empty());
+}
+
+// The default is the model's own template, rendered by the Jinja interpreter: for Qwen2's ChatML template
+// the prompt and the end of turn are those of the built-in chatml renderer, BOS is the template's business.
+TEST(Chat, OwnTemplateIsTheDefault) {
+  auto tok = Tokenizer::from_dir(test::fixtures_dir() + "/tokenizers/qwen2");
+  TokenizerConfig cfg = tok.config();
+  for (const auto& c : io::read_json_file(test::fixtures_dir() + "/tokenizers/chat_cases.json"))
+    if (c["template"] == "chatml") cfg.chat_template = c["chat_template"];  // Qwen2-7B-Instruct's
+  const ChatTemplate t = choose_chat_template(cfg, "");
+  ASSERT_EQ(t.format, ChatFormat::jinja);
+  const std::vector<Message> m{{"user", "Hi"}, {"assistant", "Hello."}, {"user", "2+2?"}};
+  EXPECT_EQ(render_prompt(t, m), render_prompt({ChatFormat::chatml, "You are a helpful assistant."}, m));
+  EXPECT_EQ(response_suffix(t, "<|endoftext|>"), "<|im_end|>") << "trailing newline of the template dropped";
+  EXPECT_TRUE(renders_special_tokens(t));
+  EXPECT_EQ(choose_chat_template(cfg, "chatml").format, ChatFormat::chatml) << "a built-in name overrides";
+  EXPECT_EQ(choose_chat_template(cfg, "jinja").format, ChatFormat::jinja);
+}
+
+// Templates the built-in renderers refused render now: Llama-3.1's knowledge-date system block.
+TEST(Chat, Llama31TemplateRenders) {
+  TokenizerConfig cfg;
+  cfg.chat_template = io::read_file(test::fixtures_dir() + "/jinja/templates/llama31.jinja");
+  cfg.bos_token = "<|begin_of_text|>";
+  cfg.eos_token = "<|eot_id|>";
+  const ChatTemplate t = choose_chat_template(cfg, "");
+  const std::string p = render_prompt(t, {{"user", "Hi"}});
+  EXPECT_THAT(p, ::testing::StartsWith("<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date"));
+  EXPECT_THAT(p, ::testing::EndsWith("<|start_header_id|>assistant<|end_header_id|>\n\n"));
+  EXPECT_EQ(response_suffix(t, "<|eot_id|>"), "<|eot_id|>");
+}
+
+TEST(Chat, TemplateErrorsNameTheOverride) {
+  TokenizerConfig cfg;
+  cfg.chat_template = "{% for m in messages %}{{ m.content }";
+  EXPECT_THAT(message_of<ConfigError>([&] { choose_chat_template(cfg, "", "model/x"); }),
+              ::testing::AllOf(::testing::HasSubstr("model/x chat_template line 1"), ::testing::HasSubstr("data.chat_format")));
+  cfg.chat_template = "{{ raise_exception('only single-turn prompts') }}";
+  EXPECT_THAT(message_of<ConfigError>([&] { choose_chat_template(cfg, ""); }),
+              ::testing::AllOf(::testing::HasSubstr("cannot render a user/assistant exchange"), ::testing::HasSubstr("only single-turn")));
+  cfg.chat_template = "{% for m in messages if m.role == 'user' %}{{ m.content }}{% endfor %}";
+  EXPECT_THAT(message_of<ConfigError>([&] { choose_chat_template(cfg, ""); }), ::testing::HasSubstr("drops the assistant's content"));
+  cfg.chat_template = "{% for m in messages %}{{ m.content }}{% endfor %}";
+  EXPECT_THAT(message_of<InputError>([&] { render_prompt(choose_chat_template(cfg, ""), {{"user", "u"}, {"assistant", "a"}}); }),
+              ::testing::HasSubstr("ends with an assistant message"));
+  EXPECT_THAT(message_of<ConfigError>([] { choose_chat_template(TokenizerConfig{}, "jinja"); }), ::testing::HasSubstr("no chat_template"));
 }
 
 TEST(Chat, ErrorsNameTheOverride) {
