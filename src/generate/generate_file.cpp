@@ -29,6 +29,20 @@ std::vector<int64_t> generation_prompt_ids(const data::PreferenceRecord& r, cons
   return data::prompt_ids(r, tok, chat, job.max_prompt_length);
 }
 
+std::vector<int64_t> stop_token_ids(const text::Tokenizer& tok, const text::ChatTemplate& chat,
+                                    const std::vector<int64_t>& model_eos) {
+  std::vector<int64_t> ids;
+  auto add = [&](int64_t id) {
+    if (std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(id);
+  };
+  if (auto e = tok.eos_id()) add(*e);
+  for (int64_t e : model_eos) add(e);
+  const std::string eot = text::response_suffix(chat, tok.config().eos_token.value_or(""));
+  if (!eot.empty())
+    if (const auto t = tok.encode(eot, false); t.size() == 1) add(t[0]);
+  return ids;
+}
+
 namespace {
 
 // Generates records [r.begin, r.end) of `ds` into `path`, resuming after the complete lines already there;
@@ -46,10 +60,7 @@ int64_t generate_range(const model::Decoder& d, const text::Tokenizer& tok, cons
   if (done > total) throw InputError(path + ": holds " + std::to_string(done) + " prompts, more than the " +
                                      std::to_string(total) + " it was given (another input or process count?)");
   if (done > 0) log << "resuming: " << done << " of " << total << " prompts already in " << path << "\n";
-  std::vector<int64_t> eos;
-  if (auto e = tok.eos_id()) eos.push_back(*e);
-  for (int64_t e : d.config.eos_token_ids)
-    if (std::find(eos.begin(), eos.end(), e) == eos.end()) eos.push_back(e);
+  const std::vector<int64_t> eos = stop_token_ids(tok, chat, d.config.eos_token_ids);
   const int64_t pad = tok.pad_id().value_or(d.config.pad_token_id.value_or(0));
   int64_t written = 0;
   for (int64_t s = r.begin + done; s < r.end; s += job.batch_prompts) {

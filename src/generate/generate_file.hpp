@@ -30,6 +30,12 @@ struct GenerateJob {
 std::vector<int64_t> generation_prompt_ids(const data::PreferenceRecord& r, const text::Tokenizer& tok,
                                            const text::ChatTemplate& chat, const GenerateJob& job);
 
+// The ids sampling stops at: the tokenizer's EOS, the model's (config / generation_config eos_token_id), and
+// the chat format's end of turn when it is one token — a ChatML model whose eos_token is <|endoftext|> ends
+// its turns with <|im_end|>, which SFT taught it (llama.cpp stops at such end-of-generation tokens too).
+std::vector<int64_t> stop_token_ids(const text::Tokenizer& tok, const text::ChatTemplate& chat,
+                                    const std::vector<int64_t>& model_eos);
+
 // Prompts already in `out` (complete lines) are skipped; a trailing partial line from a crash is removed.
 // Batch b draws with seed (sampling.seed, b), so a resumed run writes what an uninterrupted one would.
 // In a data-parallel group each rank generates whole batches into OUT.part-<r>-of-<R> (resumable the same

@@ -20,9 +20,9 @@ const Value* arg(const Args& a, size_t i, const char* kw) {
 void check_args(const Args& a, std::initializer_list<const char*> names, const std::string& what) {
   if (a.pos.size() > names.size())
     fail(what + " takes at most " + std::to_string(names.size()) + " argument(s), got " + std::to_string(a.pos.size()));
-  for (const auto& [k, v] : a.kw)
-    if (std::none_of(names.begin(), names.end(), [&](const char* n) { return k == n; }))
-      fail(what + " got an unexpected keyword argument '" + k + "'");
+  for (const auto& kv : a.kw)  // (clang cannot capture a structured binding)
+    if (std::none_of(names.begin(), names.end(), [&](const char* n) { return kv.first == n; }))
+      fail(what + " got an unexpected keyword argument '" + kv.first + "'");
 }
 
 const std::string& need_string(const Value& v, const std::string& what) {

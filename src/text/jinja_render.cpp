@@ -160,9 +160,9 @@ class Interp {
     if (depth_ >= kMaxDepth) fail("macro calls nested deeper than " + std::to_string(kMaxDepth));
     if (a.pos.size() > def.params.size())
       fail("macro '" + def.target + "' takes " + std::to_string(def.params.size()) + " argument(s), got " + std::to_string(a.pos.size()));
-    for (const auto& [k, v] : a.kw)
-      if (std::none_of(def.params.begin(), def.params.end(), [&](const auto& p) { return p.first == k; }))
-        fail("macro '" + def.target + "' has no argument '" + k + "'");
+    for (const auto& kv : a.kw)
+      if (std::none_of(def.params.begin(), def.params.end(), [&](const auto& p) { return p.first == kv.first; }))
+        fail("macro '" + def.target + "' has no argument '" + kv.first + "'");
     frames_.push_back({});
     const size_t frame = frames_.size() - 1, saved_base = base_;
     for (size_t k = 0; k < def.params.size(); ++k) {

@@ -58,5 +58,23 @@ TEST(GenerateFile, ResumeAfterACrashWritesWhatAnUninterruptedRunWrites) {
   EXPECT_EQ(generate_file(m, tok, chat, job, log), 0) << "a finished file is left alone";
 }
 
+// A ChatML model whose eos_token is <|endoftext|> still stops at the end of turn SFT taught it.
+TEST(GenerateFile, SamplingStopsAtTheChatFormatsEndOfTurn) {
+  test::TempDir dir;
+  const std::string src = test::fixtures_dir() + "/tokenizers/qwen2";
+  io::copy_file(src + "/tokenizer.json", dir.str("tokenizer.json"));
+  auto cfg = io::read_json_file(src + "/tokenizer_config.json");
+  cfg["eos_token"] = "<|endoftext|>";  // a base model's EOS
+  io::write_json_file(dir.str("tokenizer_config.json"), cfg);
+  const auto tok = text::Tokenizer::from_dir(dir.str());
+  const int64_t im_end = *tok.token_to_id("<|im_end|>"), endoftext = *tok.token_to_id("<|endoftext|>");
+  const auto own = text::choose_chat_template(tok.config(), "");
+  EXPECT_THAT(stop_token_ids(tok, own, {}), ::testing::UnorderedElementsAre(im_end, endoftext));
+  EXPECT_THAT(stop_token_ids(tok, {text::ChatFormat::chatml, ""}, {}), ::testing::UnorderedElementsAre(im_end, endoftext));
+  EXPECT_THAT(stop_token_ids(tok, {text::ChatFormat::hh, ""}, {7}), ::testing::UnorderedElementsAre(endoftext, 7))
+      << "hh has no end of turn: the tokenizer's and the model's EOS";
+}
+
+
 }  // namespace
 }  // namespace hps::generate
