@@ -263,27 +263,25 @@ class ExprParser {
       expect_op(")");
       return e;
     }
-    if (skip_op("[")) {
-      auto e = make(Expr::Kind::list, t.line);
-      while (!skip_op("]")) {
-        if (!e->kids.empty()) expect_op(",");
-        if (skip_op("]")) break;
-        e->kids.push_back(expression());
+    if (skip_op("[")) return literal_items(Expr::Kind::list, "]", t.line);
+    if (skip_op("{")) return literal_items(Expr::Kind::dict, "}", t.line);
+    fail("expected an expression");
+  }
+  // [a, b, …] or {k: v, …} after the opening bracket; a trailing comma is allowed.
+  ExprPtr literal_items(Expr::Kind kind, const char* close, int line) {
+    auto e = make(kind, line);
+    while (!skip_op(close)) {
+      if (!e->kids.empty()) {
+        expect_op(",");
+        if (skip_op(close)) break;
       }
-      return e;
-    }
-    if (skip_op("{")) {
-      auto e = make(Expr::Kind::dict, t.line);
-      while (!skip_op("}")) {
-        if (!e->kids.empty()) expect_op(",");
-        if (skip_op("}")) break;
-        e->kids.push_back(expression());
+      e->kids.push_back(expression());
+      if (kind == Expr::Kind::dict) {
         expect_op(":");
         e->kids.push_back(expression());
       }
-      return e;
     }
-    fail("expected an expression");
+    return e;
   }
   ExprPtr postfix(ExprPtr e) {
     for (;;) {

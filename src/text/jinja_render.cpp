@@ -247,6 +247,7 @@ class Interp {
   }
 
   Value eval(const Expr& e);
+  Value binary(const Expr& e);
   Value attr(const Value& obj, const std::string& name);
   Value item(const Value& obj, const Value& key);
   Value slice(const Expr& e);
@@ -316,35 +317,38 @@ Value Interp::eval(const Expr& e) {
       if (e.name == "-" && i == INT64_MIN) fail("integer overflow");
       return Value::integer(e.name == "-" ? -i : i);
     }
-    case Expr::Kind::binary: {
-      if (e.name == "and" || e.name == "or") {  // Python: the deciding operand itself
-        Value a = eval(*e.kids[0]);
-        if (truthy(a) == (e.name == "or")) return a;
-        return eval(*e.kids[1]);
-      }
-      const Value a = eval(*e.kids[0]);
-      const Value b = eval(*e.kids[1]);
-      line_ = e.line;
-      if (e.name == "==" || e.name == "!=") return Value::boolean(equals(a, b) == (e.name == "=="));
-      if (e.name == "in" || e.name == "notin") {
-        Args t;
-        t.pos.push_back(b);
-        return Value::boolean(call_test("in", a, t) == (e.name == "in"));
-      }
-      if (e.name == "~") return Value::string(str(a) + str(b));
-      if (e.name == "<" || e.name == "<=" || e.name == ">" || e.name == ">=") {
-        if (a.is_undefined()) fail_undefined(a);
-        if (b.is_undefined()) fail_undefined(b);
-        const int c = compare(a, b);
-        return Value::boolean(e.name == "<" ? c < 0 : e.name == "<=" ? c <= 0 : e.name == ">" ? c > 0 : c >= 0);
-      }
-      return arith(e.name, a, b, opt_.max_output);
-    }
+    case Expr::Kind::binary: return binary(e);
     case Expr::Kind::cond:
       if (truthy(eval(*e.kids[1]))) return eval(*e.kids[0]);
       return e.kids[2] ? eval(*e.kids[2]) : Value::undefined("the inline if's condition was false and it has no else");
   }
   return Value::undefined();
+}
+
+// and / or (short-circuit, returning the deciding operand), comparisons, membership, ~ and arithmetic.
+Value Interp::binary(const Expr& e) {
+  if (e.name == "and" || e.name == "or") {  // Python: the deciding operand itself
+    Value a = eval(*e.kids[0]);
+    if (truthy(a) == (e.name == "or")) return a;
+    return eval(*e.kids[1]);
+  }
+  const Value a = eval(*e.kids[0]);
+  const Value b = eval(*e.kids[1]);
+  line_ = e.line;
+  if (e.name == "==" || e.name == "!=") return Value::boolean(equals(a, b) == (e.name == "=="));
+  if (e.name == "in" || e.name == "notin") {
+    Args t;
+    t.pos.push_back(b);
+    return Value::boolean(call_test("in", a, t) == (e.name == "in"));
+  }
+  if (e.name == "~") return Value::string(str(a) + str(b));
+  if (e.name == "<" || e.name == "<=" || e.name == ">" || e.name == ">=") {
+    if (a.is_undefined()) fail_undefined(a);
+    if (b.is_undefined()) fail_undefined(b);
+    const int c = compare(a, b);
+    return Value::boolean(e.name == "<" ? c < 0 : e.name == "<=" ? c <= 0 : e.name == ">" ? c > 0 : c >= 0);
+  }
+  return arith(e.name, a, b, opt_.max_output);
 }
 
 // obj.name: a method first, then the key (Jinja's getattr order).
