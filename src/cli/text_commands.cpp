@@ -150,6 +150,12 @@ Command add_generate_command(CLI::App& app) {
   cmd->add_option("--top-k", o->job.sampling.top_k, "0 = off");
   cmd->add_option("--max-new-tokens", o->job.sampling.max_new_tokens, "tokens per response at most");
   cmd->add_option("--stop", o->job.sampling.stop, "stop string (repeatable): the response is cut before it");
+  cmd->add_option_function<std::vector<std::string>>(
+      "--logit-bias",
+      [o](const std::vector<std::string>& v) {
+        for (const auto& s : v) o->job.sampling.logit_bias.push_back(generate::parse_logit_bias(s));
+      },
+      "TOKEN_ID=BIAS (repeatable): added to that token's logit before temperature (-100 bans it)");
   cmd->add_option("--seed", o->job.sampling.seed, "same seed, same samples");
   cmd->add_option("--batch-prompts", o->job.batch_prompts, "prompts per batch (each with its n samples)")
       ->check(kCountAtLeastOne);

@@ -16,7 +16,7 @@ enum class SeedPurpose : uint64_t {
   eval_draws,         // the same draws for every held-out evaluation of a run
   lora_init,          // LoRA A matrices
   score_head,         // a reward model's new score head
-  generation_batch,   // one generation batch's sampling (index: the batch)
+  generation_sample,  // one sample's random stream (indices: the prompt's stream id, the sample, the step)
   eval_generation,    // the pipeline's samples on the test prompts (vs the training prompts' samples)
   task_model,         // a synthetic task's base model
   task_records,       // a synthetic task's records (index: which file)

@@ -1,10 +1,8 @@
 #include "generate/engine.hpp"
 
-#include <ATen/CPUGeneratorImpl.h>
 #include <c10/core/InferenceMode.h>
 
 #include <algorithm>
-#include <mutex>
 
 #include "core/error.hpp"
 
@@ -13,7 +11,8 @@ namespace hps::generate {
 std::vector<std::vector<std::vector<int64_t>>> generate_ids(const model::Decoder& d,
                                                              const std::vector<std::vector<int64_t>>& prompts,
                                                              const SamplingConfig& c, const std::vector<int64_t>& eos_ids,
-                                                             int64_t pad_id, uint64_t seed, int64_t vocab_limit) {
+                                                             int64_t pad_id, uint64_t seed, int64_t vocab_limit,
+                                                             std::vector<uint64_t> streams) {
   validate(c);
   if (!d.lm_head.defined()) throw InputError(d.config.architecture + " has no language-model head to generate with");
   c10::InferenceMode no_grad;
@@ -43,11 +42,10 @@ std::vector<std::vector<std::vector<int64_t>>> generate_ids(const model::Decoder
     cache.seen = cache.seen.repeat_interleave(c.n, 0);
     h = h.repeat_interleave(c.n, 0);
   }
-  at::Generator gen = dev.is_cuda() ? at::globalContext().defaultGenerator(dev) : at::make_generator<at::CPUGeneratorImpl>(seed);
-  if (dev.is_cuda()) {
-    std::lock_guard<std::mutex> lock(gen.mutex());
-    gen.set_current_seed(seed);
-  }
+  if (streams.empty())
+    for (int64_t i = 0; i < B; ++i) streams.push_back(static_cast<uint64_t>(i));
+  if (static_cast<int64_t>(streams.size()) != B) throw InternalError("generate_ids: one stream id per prompt");
+  const at::Tensor uniforms = sample_uniforms(seed, streams, c.n, c.max_new_tokens).to(dev);  // [N, max_new_tokens]
   const at::Tensor eos = at::tensor(eos_ids.empty() ? std::vector<int64_t>{-1} : eos_ids, at::kLong).to(dev);
   at::Tensor done = at::zeros({N}, at::TensorOptions().dtype(at::kBool).device(dev));
   std::vector<at::Tensor> steps;
@@ -58,7 +56,7 @@ std::vector<std::vector<std::vector<int64_t>>> generate_ids(const model::Decoder
     if (!logits.isfinite().all().item<bool>())
       throw NumericError("generate: non-finite logits at new token " + std::to_string(t + 1) +
                          " (NaN or inf in the model's weights or activations; `hps model inspect` checks the weights)");
-    at::Tensor next = sample_next(logits, c, gen);         // [N]
+    at::Tensor next = sample_next(logits, c, uniforms.select(1, t));  // [N]
     next = at::where(done, at::full({}, pad_id, next.options()), next);
     steps.push_back(next);
     done = done.logical_or(at::isin(next, eos));

@@ -47,16 +47,13 @@ namespace {
 
 // Generates records [r.begin, r.end) of `ds` into `path`, resuming after the complete lines already there;
 // `complete` says whether `path` now holds the whole range.
-// Batch b of the whole input (records [b·batch, (b+1)·batch)) draws with seed (sampling.seed, b) whatever the
-// range, so ranges made of whole batches write what one process writes.
+// Each sample draws from the stream of (sampling.seed, its record's index in the whole input, its index), so
+// any range, batch size or resume point writes what one uninterrupted process writes.
 int64_t generate_range(const model::Decoder& d, const text::Tokenizer& tok, const text::ChatTemplate& chat,
                        const GenerateJob& job, const data::Dataset& ds, Range r, const std::string& path, std::ostream& log,
                        bool& complete) {
   io::JsonlAppender out(path, log);  // keeps the complete lines of an interrupted run
   const int64_t done = out.lines(), total = r.end - r.begin;
-  if (done % job.batch_prompts != 0 && done < total)
-    throw InputError(path + ": holds " + std::to_string(done) + " prompts, not a multiple of batch_prompts " +
-                     std::to_string(job.batch_prompts) + " (was it written with another batch size?)");
   if (done > total) throw InputError(path + ": holds " + std::to_string(done) + " prompts, more than the " +
                                      std::to_string(total) + " it was given (another input or process count?)");
   if (done > 0) log << "resuming: " << done << " of " << total << " prompts already in " << path << "\n";
@@ -67,8 +64,9 @@ int64_t generate_range(const model::Decoder& d, const text::Tokenizer& tok, cons
     const int64_t e = std::min(r.end, s + job.batch_prompts);
     std::vector<std::vector<int64_t>> prompts;
     for (int64_t i = s; i < e; ++i) prompts.push_back(generation_prompt_ids(ds.records[static_cast<size_t>(i)], tok, chat, job));
-    const uint64_t seed = derive_seed(job.sampling.seed, SeedPurpose::generation_batch, static_cast<uint64_t>(s / job.batch_prompts));
-    const auto gen = generate_ids(d, prompts, job.sampling, eos, pad, seed, tok.vocab_size());
+    std::vector<uint64_t> streams;  // a prompt's random stream is named by its place in the whole input
+    for (int64_t i = s; i < e; ++i) streams.push_back(static_cast<uint64_t>(i));
+    const auto gen = generate_ids(d, prompts, job.sampling, eos, pad, job.sampling.seed, tok.vocab_size(), streams);
     std::string lines;
     for (int64_t i = s; i < e; ++i) {
       const auto& rec = ds.records[static_cast<size_t>(i)];

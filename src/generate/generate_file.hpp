@@ -37,7 +37,8 @@ std::vector<int64_t> stop_token_ids(const text::Tokenizer& tok, const text::Chat
                                     const std::vector<int64_t>& model_eos);
 
 // Prompts already in `out` (complete lines) are skipped; a trailing partial line from a crash is removed.
-// Batch b draws with seed (sampling.seed, b), so a resumed run writes what an uninterrupted one would.
+// Sample j of record i draws from the stream (sampling.seed, i, j) (sample_uniforms), so the file is the same
+// for any batch size and a resumed run writes what an uninterrupted one would.
 // In a data-parallel group each rank generates whole batches into OUT.part-<r>-of-<R> (resumable the same
 // way) and rank 0 joins them: the same file, byte for byte, as one process writes (generate/shards.hpp).
 // Returns the number of prompts written in this call (by this rank).

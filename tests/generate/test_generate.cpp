@@ -6,6 +6,8 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 
+#include <cmath>
+
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -65,39 +67,86 @@ TEST(Generate, SeedsRepeatSamplesDifferAndEosStops) {
     for (const auto& seq : row) EXPECT_EQ(std::count(seq.begin(), seq.end(), eos), 0);
 }
 
+// Uniforms from torch's generator (the sampler's contract: one u ∈ (0, 1) per row), ending with the
+// extremes sample_uniforms can produce, 2⁻²⁴ and 1 − 2⁻²⁴.
+at::Tensor uniforms(int64_t n, uint64_t seed) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  at::Tensor u = at::rand({n}, gen).clamp(0x1.0p-24f, 1.0f - 0x1.0p-24f);
+  u[n - 2] = 0x1.0p-24f, u[n - 1] = 1.0f - 0x1.0p-24f;
+  return u;
+}
+
+// A sample's tokens are a function of (seed, stream id, sample index) and its prompt: the same whether its
+// prompt is generated alone or in a batch with others, at any position.
+TEST(Generate, ASamplesTokensDoNotDependOnItsBatch) {
+  const auto d = model::load_model(test::model_dir("qwen2"));
+  SamplingConfig c;
+  c.temperature = 1.0, c.max_new_tokens = 10, c.n = 3;
+  const std::vector<std::vector<int64_t>> p{{5, 6, 7}, {9, 10}, {11, 12, 13, 14}};
+  const auto all = generate_ids(d, p, c, {}, 0, 5, 0, {20, 21, 22});
+  for (size_t i = 0; i < p.size(); ++i) {
+    const auto alone = generate_ids(d, {p[i]}, c, {}, 0, 5, 0, {20 + i});
+    EXPECT_EQ(alone[0], all[i]) << "prompt " << i;
+  }
+  const auto reordered = generate_ids(d, {p[2], p[0]}, c, {}, 0, 5, 0, {22, 20});
+  EXPECT_EQ(reordered[0], all[2]);
+  EXPECT_EQ(reordered[1], all[0]);
+  EXPECT_NE(generate_ids(d, {p[0]}, c, {}, 0, 5, 0, {21})[0], all[0]) << "another stream id, other draws";
+}
+
 TEST(Sampler, TopKAndTopPNeverEmitExcludedTokens) {
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(0);
   const at::Tensor logits = at::tensor({2.0, 1.0, 0.5, 0.0, -1.0, -3.0}, at::kFloat).view({1, 6}).repeat({2000, 1});
   SamplingConfig k;
   k.top_k = 2;
-  at::Tensor draws = sample_next(logits, k, gen);
+  at::Tensor draws = sample_next(logits, k, uniforms(2000, 0));
   EXPECT_TRUE((draws < 2).all().item<bool>());
   SamplingConfig p;
   p.top_p = 0.6;  // softmax: 0.52, 0.19, … → the top-2 reach 0.6
   const at::Tensor lp = sampling_logprobs(logits.narrow(0, 0, 1), p);
   EXPECT_TRUE(std::isfinite(lp[0][1].item<float>()));
   EXPECT_TRUE(std::isinf(lp[0][2].item<float>()));
-  draws = sample_next(logits, p, gen);
+  draws = sample_next(logits, p, uniforms(2000, 1));
   EXPECT_TRUE((draws < 2).all().item<bool>());
   SamplingConfig tiny;
   tiny.top_p = 1e-6;  // keeps the top token only
-  EXPECT_TRUE((sample_next(logits, tiny, gen) == 0).all().item<bool>());
+  EXPECT_TRUE((sample_next(logits, tiny, uniforms(2000, 2)) == 0).all().item<bool>());
+}
+
+// logit_bias (OpenAI / vLLM): added before temperature, for sampling and greedy alike.
+TEST(Sampler, LogitBiasBansOrForcesTokens) {
+  const at::Tensor logits = at::tensor({2.0, 1.0, 0.5, 0.0}, at::kFloat).view({1, 4}).repeat({500, 1});
+  SamplingConfig c;
+  c.logit_bias = {{0, -100.0}};
+  EXPECT_TRUE((sample_next(logits, c, uniforms(500, 5)) != 0).all().item<bool>()) << "a banned token is never drawn";
+  c.logit_bias = {{3, 100.0}};
+  EXPECT_TRUE((sample_next(logits, c, uniforms(500, 6)) == 3).all().item<bool>());
+  c.temperature = 0;
+  EXPECT_TRUE((sample_next(logits, c, uniforms(500, 7)) == 3).all().item<bool>()) << "greedy sees the bias too";
+  c.logit_bias = {{4, 1.0}};
+  EXPECT_THAT(message_of<ConfigError>([&] { sample_next(logits, c, uniforms(500, 8)); }), ::testing::HasSubstr("past the vocabulary"));
+  EXPECT_EQ(parse_logit_bias("7=-100"), (std::pair<int64_t, double>{7, -100.0}));
+  EXPECT_THAT(message_of<ConfigError>([] { parse_logit_bias("7:-1"); }), ::testing::HasSubstr("TOKEN_ID=BIAS"));
+  EXPECT_THAT(message_of<ConfigError>([] { parse_logit_bias("x=1"); }), ::testing::HasSubstr("TOKEN_ID=BIAS"));
 }
 
 TEST(Sampler, EmpiricalDistributionMatchesSoftmaxAndColdEqualsGreedy) {
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(1);
   const at::Tensor row = at::tensor({1.0, 0.0, -0.5, 0.3}, at::kFloat);
   const int64_t n = 40000;
   SamplingConfig c;
   c.temperature = 0.7;
-  const at::Tensor draws = sample_next(row.view({1, 4}).repeat({n, 1}), c, gen);
+  // the engine's own uniforms: one stream per row
+  std::vector<uint64_t> streams(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) streams[static_cast<size_t>(i)] = static_cast<uint64_t>(i);
+  const at::Tensor u = sample_uniforms(3, streams, 1, 1).select(1, 0);
+  EXPECT_TRUE(((u > 0) & (u < 1)).all().item<bool>());
+  const at::Tensor draws = sample_next(row.view({1, 4}).repeat({n, 1}), c, u);
   const at::Tensor freq = at::bincount(draws, {}, 4).to(at::kDouble) / static_cast<double>(n);
   const at::Tensor want = (row / 0.7).softmax(0).to(at::kDouble);
   // 5 standard errors of a binomial proportion.
   EXPECT_TRUE(((freq - want).abs() <= 5 * (want * (1 - want) / n).sqrt()).all().item<bool>()) << freq << want;
   SamplingConfig cold;
   cold.temperature = 1e-4;
-  EXPECT_TRUE((sample_next(row.view({1, 4}).repeat({100, 1}), cold, gen) == 0).all().item<bool>());
+  EXPECT_TRUE((sample_next(row.view({1, 4}).repeat({100, 1}), cold, uniforms(100, 4)) == 0).all().item<bool>());
   SamplingConfig bad;
   bad.top_p = 0;
   EXPECT_THAT(message_of<ConfigError>([&] { validate(bad); }), ::testing::HasSubstr("top_p must be in (0, 1]"));

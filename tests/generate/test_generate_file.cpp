@@ -58,6 +58,38 @@ TEST(GenerateFile, ResumeAfterACrashWritesWhatAnUninterruptedRunWrites) {
   EXPECT_EQ(generate_file(m, tok, chat, job, log), 0) << "a finished file is left alone";
 }
 
+// The file is a function of the input, the model and the seed: batch sizes 1, 7 and 32 and a run resumed
+// with another batch size all write the same bytes (each sample draws from its own stream).
+TEST(GenerateFile, SameFileForAnyBatchSizeAndResumePoint) {
+  test::TempDir dir;
+  const auto j = io::read_json_file(test::fixtures_dir() + "/train/tiny_qwen2_config.json");
+  const auto m = model::random_model(model::parse_model_config(j, "tiny"), at::kCPU, at::kFloat, 0.1, 4);
+  const auto tok = text::Tokenizer::from_dir(test::fixtures_dir() + "/tokenizers/qwen2");
+  {
+    std::ofstream p(dir.str("prompts.jsonl"));
+    for (int i = 0; i < 10; ++i) p << nlohmann::json{{"prompt", "Question " + std::to_string(i) + std::string(i % 4, '?')}}.dump() << "\n";
+  }
+  GenerateJob job;
+  job.data = dir.str("prompts.jsonl");
+  job.sampling.n = 2, job.sampling.max_new_tokens = 8, job.sampling.temperature = 1.0, job.sampling.seed = 11;
+  const auto chat = text::choose_chat_template(tok.config(), "");
+  std::ostringstream log;
+  std::string first;
+  for (int64_t b : {1, 7, 32}) {
+    job.batch_prompts = b;
+    job.out = dir.str("b" + std::to_string(b) + ".jsonl");
+    EXPECT_EQ(generate_file(m, tok, chat, job, log), 10);
+    if (first.empty()) first = io::read_file(job.out);
+    EXPECT_EQ(io::read_file(job.out), first) << "batch_prompts " << b;
+  }
+  job.out = dir.str("resumed.jsonl");
+  job.batch_prompts = 3, job.stop_after_prompts = 3;  // 3 prompts written …
+  EXPECT_EQ(generate_file(m, tok, chat, job, log), 3);
+  job.batch_prompts = 4, job.stop_after_prompts = 0;  // … then the rest in batches of another size
+  EXPECT_EQ(generate_file(m, tok, chat, job, log), 7);
+  EXPECT_EQ(io::read_file(job.out), first);
+}
+
 // A ChatML model whose eos_token is <|endoftext|> still stops at the end of turn SFT taught it.
 TEST(GenerateFile, SamplingStopsAtTheChatFormatsEndOfTurn) {
   test::TempDir dir;
