@@ -5,7 +5,9 @@
 #   real:  the real-lengths workload (hh_rlhf_lengths.jsonl): bench_model --real, packed and --padded, next to
 #          hf_pref_bench_real.py (Qwen2-0.5B and Llama-1B shapes, 16 prompts a step)
 #   train: `hps train` throughput (scripts/gpu_train_bench.sh)
-#   gen:   bench_generate and hf_gen_bench.py in the same call
+#   gen:   bench_generate and hf_gen_bench.py in the same call (fixed shapes), then the realistic workload
+#          (hh_rlhf_lengths.jsonl prompts, n = 8, EOS bias: bench_generate --workload hh) next to its HF twin
+#          bench/hf_gen_realistic.py
 # GPU_SECTIONS picks some (default: all). Everything lands in $OUT (summary.txt first).
 set -u
 SECTIONS=${GPU_SECTIONS:-"tests real pref train gen"}
@@ -84,5 +86,19 @@ if on gen; then
     echo "hf_gen_bench rc $? ($(( $(date +%s) - t0 )) s)" >> "$S"
     grep '^{' "$OUT/bench_hf_gen.txt" >> "$S"
   fi
+  for who in hps hf; do
+    t0=$(date +%s)
+    if [ $who = hps ]; then
+      timeout 150 "$B/bench_generate" --workload hh --lengths "$B/hh_rlhf_lengths.jsonl" --device cuda --shape qwen05 \
+        --prompts 32 --n 8 --new 256 --batch-prompts 8 >> "$S" 2>&1
+      rc=$?
+    else
+      timeout 200 python3 bench/hf_gen_realistic.py "$B/hh_rlhf_lengths.jsonl" --device cuda --prompts 32 --n 8 \
+        --new 256 --batch-prompts 8 > "$OUT/bench_hf_realistic.txt" 2>&1
+      rc=$?
+      grep '^{' "$OUT/bench_hf_realistic.txt" >> "$S"
+    fi
+    echo "realistic generate ($who) rc $rc ($(( $(date +%s) - t0 )) s)" >> "$S"
+  done
 fi
 cat "$S"

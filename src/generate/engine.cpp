@@ -47,36 +47,52 @@ std::vector<std::vector<std::vector<int64_t>>> generate_ids(const model::Decoder
   if (static_cast<int64_t>(streams.size()) != B) throw InternalError("generate_ids: one stream id per prompt");
   const at::Tensor uniforms = sample_uniforms(seed, streams, c.n, c.max_new_tokens).to(dev);  // [N, max_new_tokens]
   const at::Tensor eos = at::tensor(eos_ids.empty() ? std::vector<int64_t>{-1} : eos_ids, at::kLong).to(dev);
-  at::Tensor done = at::zeros({N}, at::TensorOptions().dtype(at::kBool).device(dev));
-  std::vector<at::Tensor> steps;
+  at::Tensor done = at::zeros({N}, at::TensorOptions().dtype(at::kBool).device(dev));  // done: [rows]
+  at::Tensor row_sample = at::arange(N, at::kLong);  // row_sample: [rows] (host), the sample each row decodes
+  at::Tensor row_uniforms = uniforms;                 // row_uniforms: [rows, max_new_tokens]
+  std::vector<at::Tensor> steps, step_rows;           // per step: the tokens [rows] and row_sample then
   for (int64_t t = 0; t < c.max_new_tokens; ++t) {
-    at::Tensor logits = at::linear(h, d.lm_head);          // [N, V]
+    at::Tensor logits = at::linear(h, d.lm_head);          // [rows, V]
     if (vocab_limit > 0 && vocab_limit < logits.size(1)) logits = logits.narrow(1, 0, vocab_limit);
     // NaN logits would sample garbage silently (argmax) or fail inside multinomial (a device assert on CUDA).
     if (!logits.isfinite().all().item<bool>())
       throw NumericError("generate: non-finite logits at new token " + std::to_string(t + 1) +
                          " (NaN or inf in the model's weights or activations; `hps model inspect` checks the weights)");
-    at::Tensor next = sample_next(logits, c, uniforms.select(1, t));  // [N]
+    at::Tensor next = sample_next(logits, c, row_uniforms.select(1, t));  // [rows]
     next = at::where(done, at::full({}, pad_id, next.options()), next);
     steps.push_back(next);
+    step_rows.push_back(row_sample);
     done = done.logical_or(at::isin(next, eos));
-    if (t + 1 == c.max_new_tokens || done.all().item<bool>()) break;
-    // Finished rows feed padding that no other row attends to.
+    const int64_t rows = done.size(0), live = rows - done.sum().item<int64_t>();
+    if (t + 1 == c.max_new_tokens || live == 0) break;
+    if (live * 4 <= rows * 3) {  // finished rows leave the batch: the forward's cost follows the live samples
+      const at::Tensor keep = done.logical_not().nonzero().view(-1);  // keep: [live]
+      for (auto* v : {&cache.k, &cache.v})
+        for (auto& x : *v) x = x.index_select(0, keep);
+      cache.key_valid = cache.key_valid.index_select(0, keep);
+      cache.seen = cache.seen.index_select(0, keep);
+      next = next.index_select(0, keep), done = done.index_select(0, keep);
+      row_uniforms = row_uniforms.index_select(0, keep);
+      row_sample = row_sample.index_select(0, keep.cpu());
+    }
+    // Finished rows (until they leave) feed padding that no other row attends to.
     h = d.hidden_states_cached(next.unsqueeze(1), done.logical_not().to(at::kLong).unsqueeze(1), cache).squeeze(1);
   }
-  const at::Tensor out = at::stack(steps, 1).cpu();        // [N, T]
-  std::vector<std::vector<std::vector<int64_t>>> res(static_cast<size_t>(B));
-  const auto* o = out.data_ptr<int64_t>();
-  const int64_t T = out.size(1);
-  for (int64_t r = 0; r < N; ++r) {
-    std::vector<int64_t> seq;
-    for (int64_t t = 0; t < T; ++t) {
-      const int64_t tok = o[r * T + t];
-      if (std::find(eos_ids.begin(), eos_ids.end(), tok) != eos_ids.end()) break;
-      seq.push_back(tok);
+  std::vector<std::vector<int64_t>> seqs(static_cast<size_t>(N));
+  std::vector<char> ended(static_cast<size_t>(N), 0);
+  for (size_t t = 0; t < steps.size(); ++t) {
+    const at::Tensor tok = steps[t].cpu();
+    const auto* tk = tok.data_ptr<int64_t>();
+    const auto* rs = step_rows[t].data_ptr<int64_t>();
+    for (int64_t r = 0; r < tok.size(0); ++r) {
+      const auto s = static_cast<size_t>(rs[r]);
+      if (ended[s]) continue;
+      if (std::find(eos_ids.begin(), eos_ids.end(), tk[r]) != eos_ids.end()) ended[s] = 1;
+      else seqs[s].push_back(tk[r]);
     }
-    res[static_cast<size_t>(r / c.n)].push_back(std::move(seq));
   }
+  std::vector<std::vector<std::vector<int64_t>>> res(static_cast<size_t>(B));
+  for (int64_t s = 0; s < N; ++s) res[static_cast<size_t>(s / c.n)].push_back(std::move(seqs[static_cast<size_t>(s)]));
   return res;
 }
 

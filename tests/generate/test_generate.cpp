@@ -9,6 +9,7 @@
 #include <cmath>
 
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 
 #include "core/error.hpp"
@@ -92,6 +93,29 @@ TEST(Generate, ASamplesTokensDoNotDependOnItsBatch) {
   EXPECT_EQ(reordered[0], all[2]);
   EXPECT_EQ(reordered[1], all[0]);
   EXPECT_NE(generate_ids(d, {p[0]}, c, {}, 0, 5, 0, {21})[0], all[0]) << "another stream id, other draws";
+}
+
+// Rows whose sample ended leave the batch (the cache keeps the live rows only): no sample changes — the
+// batch of 8 prompts, where rows leave at many steps, equals each prompt alone, where none leaves early.
+TEST(Generate, FinishedRowsLeavingTheBatchChangeNoSample) {
+  const auto d = model::load_model(test::model_dir("qwen2"));
+  SamplingConfig c;
+  c.temperature = 1.0, c.max_new_tokens = 24, c.n = 1;
+  const int64_t eos = 3;
+  c.logit_bias = {{eos, 4.0}};  // EOS likely: samples end at very different steps
+  std::vector<std::vector<int64_t>> p;
+  std::vector<uint64_t> streams;
+  for (int64_t i = 0; i < 8; ++i) p.push_back({5 + i, 6, 7 + 2 * i}), streams.push_back(static_cast<uint64_t>(i));
+  const auto all = generate_ids(d, p, c, {eos}, 0, 9, 0, streams);
+  std::set<size_t> lengths;
+  for (size_t i = 0; i < p.size(); ++i) {
+    lengths.insert(all[i][0].size());
+    EXPECT_EQ(generate_ids(d, {p[i]}, c, {eos}, 0, 9, 0, {streams[i]})[0], all[i]) << "prompt " << i;
+  }
+  EXPECT_GE(lengths.size(), 4u) << "the samples ended at different steps";
+  c.n = 4;  // and the n samples of one prompt, alone or among others
+  const auto many = generate_ids(d, p, c, {eos}, 0, 9, 0, streams);
+  EXPECT_EQ(generate_ids(d, {p[5]}, c, {eos}, 0, 9, 0, {streams[5]})[0], many[5]);
 }
 
 TEST(Sampler, TopKAndTopPNeverEmitExcludedTokens) {
