@@ -89,9 +89,11 @@ if on gen; then
   for who in hps hf; do
     t0=$(date +%s)
     if [ $who = hps ]; then
-      timeout 150 "$B/bench_generate" --workload hh --lengths "$B/hh_rlhf_lengths.jsonl" --device cuda --shape qwen05 \
-        --prompts 32 --n 8 --new 256 --batch-prompts 8 >> "$S" 2>&1
-      rc=$?
+      for pb in 1 0; do  # one engine call per batch, then continuous batching
+        timeout 150 "$B/bench_generate" --workload hh --lengths "$B/hh_rlhf_lengths.jsonl" --device cuda --shape qwen05 \
+          --prompts 32 --n 8 --new 256 --batch-prompts 8 --per-batch $pb >> "$S" 2>&1
+        rc=$?
+      done
     else
       timeout 200 python3 bench/hf_gen_realistic.py "$B/hh_rlhf_lengths.jsonl" --device cuda --prompts 32 --n 8 \
         --new 256 --batch-prompts 8 > "$OUT/bench_hf_realistic.txt" 2>&1

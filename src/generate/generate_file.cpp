@@ -45,6 +45,8 @@ std::vector<int64_t> stop_token_ids(const text::Tokenizer& tok, const text::Chat
 
 namespace {
 
+constexpr int64_t kChunkBatches = 4;  // prompts per engine call and per append: 4 · batch_prompts
+
 // Generates records [r.begin, r.end) of `ds` into `path`, resuming after the complete lines already there;
 // `complete` says whether `path` now holds the whole range.
 // Each sample draws from the stream of (sampling.seed, its record's index in the whole input, its index), so
@@ -60,13 +62,19 @@ int64_t generate_range(const model::Decoder& d, const text::Tokenizer& tok, cons
   const std::vector<int64_t> eos = stop_token_ids(tok, chat, d.config.eos_token_ids);
   const int64_t pad = tok.pad_id().value_or(d.config.pad_token_id.value_or(0));
   int64_t written = 0;
-  for (int64_t s = r.begin + done; s < r.end; s += job.batch_prompts) {
-    const int64_t e = std::min(r.end, s + job.batch_prompts);
+  // The engine gets a batch of prompts at a time (continuous batching: a chunk of kChunkBatches batches,
+  // the rows of ended samples refilled from its later prompts) and decodes batch_prompts · n samples at
+  // once; the call's lines are appended together (a crash loses at most the call in flight).
+  const int64_t chunk = job.batch_prompts * (job.continuous_batching ? kChunkBatches : 1);
+  for (int64_t s = r.begin + done, e = 0; s < r.end; s = e) {
+    e = std::min(r.end, s + chunk);
+    if (job.stop_after_prompts > 0) e = std::min(e, s + job.stop_after_prompts - written);
     std::vector<std::vector<int64_t>> prompts;
     for (int64_t i = s; i < e; ++i) prompts.push_back(generation_prompt_ids(ds.records[static_cast<size_t>(i)], tok, chat, job));
     std::vector<uint64_t> streams;  // a prompt's random stream is named by its place in the whole input
     for (int64_t i = s; i < e; ++i) streams.push_back(static_cast<uint64_t>(i));
-    const auto gen = generate_ids(d, prompts, job.sampling, eos, pad, job.sampling.seed, tok.vocab_size(), streams);
+    const auto gen = generate_ids(d, prompts, job.sampling, eos, pad, job.sampling.seed, tok.vocab_size(), streams,
+                                  job.batch_prompts * job.sampling.n);
     std::string lines;
     for (int64_t i = s; i < e; ++i) {
       const auto& rec = ds.records[static_cast<size_t>(i)];
@@ -78,7 +86,7 @@ int64_t generate_range(const model::Decoder& d, const text::Tokenizer& tok, cons
       line["source_line"] = rec.line;
       lines += line.dump() + "\n";
     }
-    out.append(lines);  // whole batches only: a crash loses at most the batch in flight
+    out.append(lines);
     written += e - s;
     log << "generated " << e - r.begin << "/" << total << " prompts\n";
     if (job.stop_after_prompts > 0 && written >= job.stop_after_prompts) break;

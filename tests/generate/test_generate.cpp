@@ -95,9 +95,10 @@ TEST(Generate, ASamplesTokensDoNotDependOnItsBatch) {
   EXPECT_NE(generate_ids(d, {p[0]}, c, {}, 0, 5, 0, {21})[0], all[0]) << "another stream id, other draws";
 }
 
-// Rows whose sample ended leave the batch (the cache keeps the live rows only): no sample changes — the
-// batch of 8 prompts, where rows leave at many steps, equals each prompt alone, where none leaves early.
-TEST(Generate, FinishedRowsLeavingTheBatchChangeNoSample) {
+// Continuous batching changes no sample: rows of ended samples leave (the cache keeps the live rows) and
+// waiting prompts take their place, yet the 8 prompts in one batch, each prompt alone, and any number of rows
+// in flight (1, 3, 5; with n = 4: 4, 7, 13) give the same samples.
+TEST(Generate, ContinuousBatchingChangesNoSample) {
   const auto d = model::load_model(test::model_dir("qwen2"));
   SamplingConfig c;
   c.temperature = 1.0, c.max_new_tokens = 24, c.n = 1;
@@ -113,9 +114,11 @@ TEST(Generate, FinishedRowsLeavingTheBatchChangeNoSample) {
     EXPECT_EQ(generate_ids(d, {p[i]}, c, {eos}, 0, 9, 0, {streams[i]})[0], all[i]) << "prompt " << i;
   }
   EXPECT_GE(lengths.size(), 4u) << "the samples ended at different steps";
+  for (int64_t rows : {1, 3, 5}) EXPECT_EQ(generate_ids(d, p, c, {eos}, 0, 9, 0, streams, rows), all) << rows << " rows";
   c.n = 4;  // and the n samples of one prompt, alone or among others
   const auto many = generate_ids(d, p, c, {eos}, 0, 9, 0, streams);
   EXPECT_EQ(generate_ids(d, {p[5]}, c, {eos}, 0, 9, 0, {streams[5]})[0], many[5]);
+  for (int64_t rows : {4, 7, 13}) EXPECT_EQ(generate_ids(d, p, c, {eos}, 0, 9, 0, streams, rows), many) << rows << " rows";
 }
 
 TEST(Sampler, TopKAndTopPNeverEmitExcludedTokens) {

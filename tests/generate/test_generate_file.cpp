@@ -82,6 +82,11 @@ TEST(GenerateFile, SameFileForAnyBatchSizeAndResumePoint) {
     if (first.empty()) first = io::read_file(job.out);
     EXPECT_EQ(io::read_file(job.out), first) << "batch_prompts " << b;
   }
+  job.out = dir.str("continuous.jsonl");
+  job.batch_prompts = 2, job.continuous_batching = true;  // rows refilled from waiting prompts
+  EXPECT_EQ(generate_file(m, tok, chat, job, log), 10);
+  EXPECT_EQ(io::read_file(job.out), first) << "continuous batching";
+  job.continuous_batching = false;
   job.out = dir.str("resumed.jsonl");
   job.batch_prompts = 3, job.stop_after_prompts = 3;  // 3 prompts written …
   EXPECT_EQ(generate_file(m, tok, chat, job, log), 3);
