@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -15,15 +16,21 @@
 namespace hps::generate {
 namespace {
 
+// A tiny random Qwen2 (the fixture tokenizer's vocabulary) and `count` prompts "Question i" + suffix(i).
+model::Decoder tiny_model() {
+  const auto j = io::read_json_file(test::fixtures_dir() + "/train/tiny_qwen2_config.json");
+  return model::random_model(model::parse_model_config(j, "tiny"), at::kCPU, at::kFloat, 0.1, 4);
+}
+void write_prompts(const std::string& path, int count, const std::function<std::string(int)>& suffix) {
+  std::ofstream p(path);
+  for (int i = 0; i < count; ++i) p << nlohmann::json{{"prompt", "Question " + std::to_string(i) + suffix(i)}}.dump() << "\n";
+}
+
 TEST(GenerateFile, ResumeAfterACrashWritesWhatAnUninterruptedRunWrites) {
   test::TempDir dir;
-  const auto j = io::read_json_file(test::fixtures_dir() + "/train/tiny_qwen2_config.json");
-  const auto m = model::random_model(model::parse_model_config(j, "tiny"), at::kCPU, at::kFloat, 0.1, 4);
+  const auto m = tiny_model();
   const auto tok = text::Tokenizer::from_dir(test::fixtures_dir() + "/tokenizers/qwen2");
-  {
-    std::ofstream p(dir.str("prompts.jsonl"));
-    for (int i = 0; i < 5; ++i) p << nlohmann::json{{"prompt", "Question " + std::to_string(i) + "?"}}.dump() << "\n";
-  }
+  write_prompts(dir.str("prompts.jsonl"), 5, [](int) { return std::string("?"); });
   GenerateJob job;
   job.data = dir.str("prompts.jsonl");
   job.sampling.n = 3, job.sampling.max_new_tokens = 10, job.sampling.temperature = 0.9, job.sampling.seed = 7;
@@ -62,13 +69,9 @@ TEST(GenerateFile, ResumeAfterACrashWritesWhatAnUninterruptedRunWrites) {
 // with another batch size all write the same bytes (each sample draws from its own stream).
 TEST(GenerateFile, SameFileForAnyBatchSizeAndResumePoint) {
   test::TempDir dir;
-  const auto j = io::read_json_file(test::fixtures_dir() + "/train/tiny_qwen2_config.json");
-  const auto m = model::random_model(model::parse_model_config(j, "tiny"), at::kCPU, at::kFloat, 0.1, 4);
+  const auto m = tiny_model();
   const auto tok = text::Tokenizer::from_dir(test::fixtures_dir() + "/tokenizers/qwen2");
-  {
-    std::ofstream p(dir.str("prompts.jsonl"));
-    for (int i = 0; i < 10; ++i) p << nlohmann::json{{"prompt", "Question " + std::to_string(i) + std::string(i % 4, '?')}}.dump() << "\n";
-  }
+  write_prompts(dir.str("prompts.jsonl"), 10, [](int i) { return std::string(static_cast<size_t>(i % 4), '?'); });
   GenerateJob job;
   job.data = dir.str("prompts.jsonl");
   job.sampling.n = 2, job.sampling.max_new_tokens = 8, job.sampling.temperature = 1.0, job.sampling.seed = 11;
