@@ -6,6 +6,7 @@
 #  - a row longer than max_position_embeddings (it ran for minutes)
 #  - JSONL with a NUL byte in a line, or plain text after a gzip stream (records were lost without a word)
 #  - hps tokenize --file on a folder: an error naming it (it printed [] and exited 0)
+#  - chat templates with a syntax error, or raising on the conversation: the template, its line, its words
 # Usage: hostile_inputs.sh HPS FIXTURES
 set -uo pipefail
 HPS=$1 FIX=$2
@@ -81,4 +82,14 @@ expect_error "text after a gzip stream" 1 "tail.jsonl.gz: [0-9]+: bytes after th
 
 expect_error "tokenize --file on a folder" 1 "$W is a folder, not a file" -- \
   "$HPS" tokenize --tokenizer "$FIX/tokenizers/qwen2" --file "$W"
+# Chat templates: a syntax error names the template and its line; a template's raise_exception reaches the user.
+chat_tokenizer() {  # chat_tokenizer FOLDER TEMPLATE: the qwen2 fixture tokenizer with that chat_template
+  mkdir -p "$1" && cp "$FIX/tokenizers/qwen2/tokenizer.json" "$1/" && printf '%s' "$2" > "$1/chat_template.jinja"
+}
+chat_tokenizer "$W/badtpl" $'{% for m in messages %}\n{{ m.content }\n{% endfor %}'
+expect_error "a chat template with a syntax error" 1 "badtpl chat_template line 2: unclosed tag" -- \
+  "$HPS" tokenize --tokenizer "$W/badtpl" --messages --text '[{"role": "user", "content": "Hi"}]'
+chat_tokenizer "$W/nosys" "{% for m in messages %}{% if m.role == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}{{ m.content }}{% endfor %}"
+expect_error "a template's raise_exception" 1 "nosys chat_template line 1: System role not supported" -- \
+  "$HPS" tokenize --tokenizer "$W/nosys" --messages --text '[{"role": "system", "content": "s"}, {"role": "user", "content": "Hi"}]'
 echo "hostile inputs are named errors"
