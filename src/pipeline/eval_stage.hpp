@@ -16,7 +16,7 @@ namespace hps::pipeline {
 struct EvalModels {
   std::string policy, adapter, reference;
   std::string tokenizer;    // default: the policy folder
-  std::string chat_format;  // default: recognized from the tokenizer's chat_template
+  std::string chat_format;  // default: the tokenizer's own chat_template (Jinja)
   std::string device = "cpu";
 };
 

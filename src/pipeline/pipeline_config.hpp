@@ -34,7 +34,7 @@ struct RunSettings {
 
 struct PolicySettings {
   std::string path, tokenizer;  // tokenizer: default path
-  std::string chat_format;      // "" = recognized from the tokenizer's chat_template
+  std::string chat_format;      // "" = the tokenizer's own chat_template (Jinja), or a built-in name
 };
 
 struct GenerateSettings {

@@ -14,9 +14,9 @@ struct TextSetup {
   std::string warning;  // non-empty when the format is a fallback the caller must say (no template at all)
 };
 
-// The tokenizer in `tokenizer_dir` and its chat format: `chat_format` when given (a name), else the one its
-// chat_template (chat_template.jinja, or tokenizer_config.json's) is recognized as, else hh — with a warning,
-// since an instruct model prompted as an HH transcript trains and samples wrongly without a word.
+// The tokenizer in `tokenizer_dir` and its chat format: `chat_format` when given (a name), else its own
+// chat_template (chat_template.jinja, or tokenizer_config.json's) rendered by the Jinja interpreter, else hh —
+// with a warning, since an instruct model prompted as an HH transcript trains and samples wrongly without a word.
 TextSetup load_text_setup(const std::string& tokenizer_dir, const std::string& chat_format);
 
 }  // namespace hps::text

@@ -30,7 +30,7 @@ struct ModelSettings {
 struct DataSettings {
   std::string path;
   data::DatasetOptions options;
-  std::string chat_format;      // "" = from the tokenizer's chat_template
+  std::string chat_format;      // "" = the tokenizer's own chat_template (Jinja), or a built-in name
   int64_t max_prompt_length = 512, max_length = 1024;
   double eval_fraction = 0.0;   // held-out share of records (deterministic split by seed)
 };
