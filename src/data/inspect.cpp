@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <iomanip>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "data/batching.hpp"
@@ -56,6 +57,14 @@ DatasetReport inspect_dataset(const Dataset& d, const text::Tokenizer* tok, cons
     }
   }
   if (n) r.reward_mean = sum / static_cast<double>(n);
+  const std::string eos = tok && tok->config().eos_token ? *tok->config().eos_token : "";
+  r.chat_format = std::string(text::to_string(chat.format)) +
+                  (chat.format == text::ChatFormat::jinja ? " (the tokenizer's own chat_template)" : "") +
+                  ", end of turn " + nlohmann::json(text::response_suffix(chat, eos)).dump();
+  if (!d.records.empty()) {
+    const std::string p = prompt_text(d.records[0], chat);
+    r.first_prompt = nlohmann::json(p.size() > 600 ? p.substr(0, 600) + "…" : p).dump();
+  }
   if (tok) r.prompt_tokens = percentiles(plen), r.response_tokens = percentiles(rlen);
   return r;
 }
@@ -84,6 +93,8 @@ void print_report(const DatasetReport& r, std::ostream& out) {
   };
   if (r.prompt_tokens) row("prompt tokens", pct(*r.prompt_tokens));
   if (r.response_tokens) row("response tokens", pct(*r.response_tokens));
+  if (!r.chat_format.empty()) row("chat format", r.chat_format);
+  if (!r.first_prompt.empty()) row("first prompt", r.first_prompt);
   for (const auto& [line, note] : r.notes) row("note", "line " + std::to_string(line) + ": " + note);
   if (r.skipped.empty()) row("problems", "none");
   for (const auto& s : r.skipped) row("problem", "line " + std::to_string(s.line) + ": " + s.reason);

@@ -31,6 +31,8 @@ struct DatasetReport {
   std::optional<Percentiles> prompt_tokens, response_tokens;  // with a tokenizer
   std::vector<SkippedRecord> skipped;
   std::vector<std::pair<int64_t, std::string>> notes;  // line → how it was read
+  std::string chat_format;   // the renderer and the end of turn trained after each response
+  std::string first_prompt;  // the first record's prompt as the model sees it (JSON-quoted), to check the template
 };
 
 // The prompt as the model sees it: raw text (HH) or messages rendered with `chat` (its ids: data::prompt_ids).

@@ -3,6 +3,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include <fstream>
 #include <sstream>
 
@@ -49,6 +51,10 @@ TEST(Inspect, CountsRewardsTiesLengthsAndProblems) {
   EXPECT_THAT(out.str(), HasSubstr("responses (K)   2 × 1, 3 × 2"));
   EXPECT_THAT(out.str(), HasSubstr("all tied        1 records give every response the same reward"));
   EXPECT_THAT(out.str(), HasSubstr("problem         line 3: "));
+  // The renderer, its end of turn, and the first prompt as the model sees it (to check the template).
+  EXPECT_THAT(out.str(), HasSubstr("chat format     jinja (the tokenizer's own chat_template), end of turn \"<|im_end|>\""));
+  EXPECT_THAT(out.str(), HasSubstr("first prompt    " + nlohmann::json(prompt_text(ds.records[0], chat)).dump()));
+  EXPECT_THAT(prompt_text(ds.records[0], chat), ::testing::EndsWith("<|im_start|>assistant\n"));
 }
 
 TEST(Inspect, NoRewardsAndNoTokenizer) {
