@@ -143,10 +143,7 @@ std::vector<std::vector<std::vector<int64_t>>> generate_ids(const model::Decoder
   for (int64_t t = 0; r.rows() > 0; ++t) {
     at::Tensor logits = at::linear(r.h, d.lm_head);  // [R, V]
     if (vocab_limit > 0 && vocab_limit < logits.size(1)) logits = logits.narrow(1, 0, vocab_limit);
-    // NaN logits would sample garbage silently (argmax) or an out-of-range token.
-    if (!logits.isfinite().all().item<bool>())
-      throw NumericError("generate: non-finite logits at new token " + std::to_string(t + 1) +
-                         " (NaN or inf in the model's weights or activations; `hps model inspect` checks the weights)");
+    const at::Tensor finite = logits.isfinite().all();  // checked with the live count below: one host sync a step
     const at::Tensor u = r.uniforms.gather(1, r.step.clamp_max(c.max_new_tokens - 1).unsqueeze(1)).squeeze(1);  // [R]
     at::Tensor next = sample_next(logits, c, u);  // [R]
     next = at::where(r.done, at::full({}, pad_id, next.options()), next);
@@ -154,7 +151,12 @@ std::vector<std::vector<std::vector<int64_t>>> generate_ids(const model::Decoder
     step_rows.push_back(at::tensor(r.sample, at::kLong));
     r.step = r.step + 1;
     r.done = r.done.logical_or(at::isin(next, eos)).logical_or(r.step >= c.max_new_tokens);
-    const int64_t R = r.rows(), live = R - r.done.sum().item<int64_t>();
+    const at::Tensor flags = at::stack({finite.to(at::kLong), r.done.logical_not().sum()}).cpu();
+    // NaN logits would have drawn garbage (nothing of this step is kept).
+    if (flags[0].item<int64_t>() == 0)
+      throw NumericError("generate: non-finite logits at new token " + std::to_string(t + 1) +
+                         " (NaN or inf in the model's weights or activations; `hps model inspect` checks the weights)");
+    const int64_t R = r.rows(), live = flags[1].item<int64_t>();
     const bool pending = next_prompt < B;
     if (live == 0 && !pending) break;
     // Finished rows leave once they are a quarter of the rows — and waiting prompts take their place
