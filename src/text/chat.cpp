@@ -2,6 +2,7 @@
 
 #include "core/enum_names.hpp"
 #include "core/error.hpp"
+#include "text/jinja_pystr.hpp"
 #include "text/tokenizer.hpp"
 #include "text/utf8.hpp"
 
@@ -115,22 +116,9 @@ ChatTemplate choose_chat_template(const TokenizerConfig& config, const std::stri
 
 namespace {
 
-// Jinja's `| trim` is Python's str.strip(): every Unicode whitespace character.
-std::string trim(const std::string& s) {
-  size_t b = 0, e = s.size();
-  while (b < e && is_unicode_whitespace(decode_at(s, b))) b += utf8_len(static_cast<unsigned char>(s[b]));
-  while (e > b) {
-    size_t q = e - 1;
-    while (q > b && (static_cast<unsigned char>(s[q]) & 0xC0) == 0x80) --q;
-    if (!is_unicode_whitespace(decode_at(s, q))) break;
-    e = q;
-  }
-  return s.substr(b, e - b);
-}
-
 void check_turns(ChatFormat f, const std::vector<Message>& m) {
   if (m.empty()) throw InputError("chat prompt has no messages");
-  for (size_t k = 0; k < m.size(); ++k)  // rendering decodes characters (trim): it needs valid UTF-8
+  for (size_t k = 0; k < m.size(); ++k)  // rendering decodes characters (llama3's | trim): it needs valid UTF-8
     if (const auto bad = find_invalid_utf8(m[k].content))
       throw InputError("chat message " + std::to_string(k) + ": invalid UTF-8 at byte offset " +
                        std::to_string(*bad) + " of its content");
@@ -165,7 +153,7 @@ std::string render_prompt(const ChatTemplate& t, const std::vector<Message>& m) 
   switch (f) {
     case ChatFormat::jinja: return render_jinja(t, m, true);
     case ChatFormat::llama3:
-      for (const auto& x : m) out += "<|start_header_id|>" + x.role + "<|end_header_id|>\n\n" + trim(x.content) + "<|eot_id|>";
+      for (const auto& x : m) out += "<|start_header_id|>" + x.role + "<|end_header_id|>\n\n" + jinja::py_strip(x.content, nullptr, true, true) + "<|eot_id|>";
       return out + "<|start_header_id|>assistant<|end_header_id|>\n\n";
     case ChatFormat::chatml:
       for (const auto& x : m) out += "<|im_start|>" + x.role + "\n" + x.content + "<|im_end|>\n";

@@ -1,5 +1,6 @@
-// Python's str semantics for the Jinja renderer (internal to text/jinja_*): case mapping, strip, split,
-// replace over code points, and the argument checks the built-ins share. Errors are InputErrors.
+// Python's str semantics for the Jinja renderer (text/jinja_*; chat.cpp's llama3 renderer uses py_strip for
+// its `| trim`): case mapping, strip, split, replace over code points, and the argument checks the built-ins
+// share. Errors are InputErrors.
 #pragma once
 
 #include <initializer_list>
