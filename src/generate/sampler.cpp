@@ -43,13 +43,16 @@ namespace {
 at::Tensor biased(const at::Tensor& logits, const SamplingConfig& c) {
   at::Tensor x = logits.to(at::kFloat);
   if (c.logit_bias.empty()) return x;
-  std::vector<float> bias(static_cast<size_t>(x.size(1)), 0.0f);
+  std::vector<int64_t> ids;
+  std::vector<float> bias;
   for (const auto& [id, b] : c.logit_bias) {
     if (id >= x.size(1))
       throw ConfigError("logit_bias: token id " + std::to_string(id) + " is past the vocabulary (" + std::to_string(x.size(1)) + ")");
-    bias[static_cast<size_t>(id)] += static_cast<float>(b);
+    ids.push_back(id), bias.push_back(static_cast<float>(b));
   }
-  return x + at::tensor(bias, at::kFloat).to(x.device());
+  // The biased columns only (a repeated id adds up), out of place: x may be the caller's logits.
+  const at::Tensor src = at::tensor(bias, at::kFloat).to(x.device()).unsqueeze(0).expand({x.size(0), -1});  // [B, k]
+  return at::index_add(x, 1, at::tensor(ids, at::kLong).to(x.device()), src);
 }
 
 }  // namespace
