@@ -1,8 +1,11 @@
 #include "dist/world.hpp"
 
-#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#ifdef HPS_WITH_NCCL
+#include <c10/cuda/CUDAFunctions.h>
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
 
 #include <algorithm>
 #include <charconv>
@@ -11,6 +14,7 @@
 
 #include "core/error.hpp"
 #include "core/hash.hpp"
+#include "dist/world_impl.hpp"
 
 namespace hps::dist {
 
@@ -48,12 +52,6 @@ std::optional<Launch> launch_from_env() {
   return launch_from([](const char* name) { return std::getenv(name); });
 }
 
-struct World::Impl {
-  c10::intrusive_ptr<c10d::Store> store;
-  c10::intrusive_ptr<c10d::ProcessGroupGloo> pg;
-  Launch launch;
-};
-
 World::World() = default;
 World::~World() = default;
 World::World(World&&) noexcept = default;
@@ -87,8 +85,14 @@ World::World(const Launch& l) : impl_(std::make_unique<Impl>()), rank_(l.rank), 
     const char* ifname = std::getenv("GLOO_SOCKET_IFNAME");
     opts->devices.push_back(ifname ? c10d::ProcessGroupGloo::createDeviceForInterface(ifname)
                                    : c10d::ProcessGroupGloo::createDefaultDevice());
-    impl_->pg = c10::make_intrusive<c10d::ProcessGroupGloo>(impl_->store, static_cast<int>(l.rank),
-                                                            static_cast<int>(l.world_size), opts);
+    impl_->gloo = c10::make_intrusive<c10d::ProcessGroupGloo>(impl_->store, static_cast<int>(l.rank),
+                                                              static_cast<int>(l.world_size), opts);
+    // The group the Reducer all-reduces through: Gloo for every device until use_device adds NCCL for CUDA.
+    impl_->group = c10::make_intrusive<c10d::ProcessGroup>(impl_->store, static_cast<int>(l.rank),
+                                                           static_cast<int>(l.world_size));
+    for (auto type : {c10::DeviceType::CPU, c10::DeviceType::CUDA})
+      impl_->group->setBackend(type, c10d::ProcessGroup::GLOO, impl_->gloo);
+    impl_->group->setDefaultBackend(c10d::ProcessGroup::GLOO);
   } catch (const std::exception& e) {
     throw InputError("rank " + std::to_string(l.rank) + " of " + std::to_string(l.world_size) +
                      ": cannot join the process group at " + where + " (MASTER_ADDR:MASTER_PORT): " + e.what());
@@ -113,15 +117,19 @@ void collective(int64_t rank, int64_t size, const char* what, F&& f) {
 
 namespace {
 
-// Runs `op` on one flat host buffer per dtype holding `tensors` (one collective per dtype rather than one per
-// tensor: c10d's coalescing), then copies the results back into them.
+// Runs `op` on one flat buffer per dtype holding `tensors` (one collective per dtype rather than one per
+// tensor: c10d's coalescing), then copies the results back into them. The buffer is on the host (Gloo) unless
+// `on_device` (NCCL: CUDA tensors reduce where they are).
 template <typename Op>
-void coalesced(std::vector<at::Tensor>& tensors, Op&& op) {
+void coalesced(std::vector<at::Tensor>& tensors, bool on_device, Op&& op) {
   std::map<at::ScalarType, std::vector<size_t>> by_type;
   for (size_t i = 0; i < tensors.size(); ++i) by_type[tensors[i].scalar_type()].push_back(i);
   for (const auto& [type, idx] : by_type) {
     std::vector<at::Tensor> flat;
-    for (size_t i : idx) flat.push_back(tensors[i].detach().to(at::kCPU).contiguous().view(-1));
+    for (size_t i : idx) {
+      const at::Tensor t = tensors[i].detach();
+      flat.push_back((on_device ? t : t.to(at::kCPU)).contiguous().view(-1));
+    }
     std::vector<at::Tensor> buf{at::cat(flat)};
     op(buf);
     int64_t off = 0;
@@ -135,10 +143,16 @@ void coalesced(std::vector<at::Tensor>& tensors, Op&& op) {
 
 }  // namespace
 
+// Every tensor on CUDA and NCCL made for it: reduce on the device, not through the host.
+bool World::on_nccl(const std::vector<at::Tensor>& tensors) const {
+  if (!impl_->nccl) return false;
+  return std::all_of(tensors.begin(), tensors.end(), [&](const at::Tensor& t) { return t.device() == tensors[0].device() && t.is_cuda(); });
+}
+
 void World::all_reduce_sum(std::vector<at::Tensor>& tensors) const {
   if (size_ == 1 || tensors.empty()) return;
-  coalesced(tensors, [&](std::vector<at::Tensor>& buf) {
-    collective(rank_, size_, "all-reduce", [&] { impl_->pg->allreduce(buf)->wait(); });
+  coalesced(tensors, on_nccl(tensors), [&](std::vector<at::Tensor>& buf) {
+    collective(rank_, size_, "all-reduce", [&] { impl_->backend_for(buf[0])->allreduce(buf)->wait(); });
   });
 }
 
@@ -179,14 +193,14 @@ void World::broadcast(std::vector<at::Tensor>& tensors, int64_t root) const {
   if (size_ == 1 || tensors.empty()) return;
   c10d::BroadcastOptions o;
   o.rootRank = root;
-  coalesced(tensors, [&](std::vector<at::Tensor>& buf) {
-    collective(rank_, size_, "broadcast", [&] { impl_->pg->broadcast(buf, o)->wait(); });
+  coalesced(tensors, on_nccl(tensors), [&](std::vector<at::Tensor>& buf) {
+    collective(rank_, size_, "broadcast", [&] { impl_->backend_for(buf[0])->broadcast(buf, o)->wait(); });
   });
 }
 
 void World::barrier() const {
   if (size_ == 1) return;
-  collective(rank_, size_, "barrier", [&] { impl_->pg->barrier()->wait(); });
+  collective(rank_, size_, "barrier", [&] { impl_->gloo->barrier()->wait(); });
 }
 
 void World::check_same(const std::string& what, const std::string& text) const {
@@ -200,6 +214,23 @@ void World::check_same(const std::string& what, const std::string& text) const {
                       (differs ? " differs from rank 0" : " matches rank 0") + "): launch every rank with the same files and options");
 }
 
+void World::use_device(at::Device device) const {
+  if (size_ == 1 || !device.is_cuda() || impl_->nccl) return;
+#ifdef HPS_WITH_NCCL
+  collective(rank_, size_, "NCCL start-up", [&] {
+    c10::cuda::set_device(device.has_index() ? device.index() : 0);
+    auto o = c10d::ProcessGroupNCCL::Options::create();
+    o->timeout = impl_->launch.timeout;
+    // Its own key space in the store (Gloo's keys live at the root).
+    auto store = c10::make_intrusive<c10d::PrefixStore>("nccl", impl_->store);
+    impl_->nccl = c10::make_intrusive<c10d::ProcessGroupNCCL>(store, static_cast<int>(rank_), static_cast<int>(size_), o);
+    impl_->group->setBackend(c10::DeviceType::CUDA, c10d::ProcessGroup::NCCL, impl_->nccl);
+  });
+#endif
+}
+
+bool World::nccl() const { return impl_ && impl_->nccl; }
+
 std::ostream& World::main_log(std::ostream& log) const {
   static std::ostream nowhere(nullptr);
   return is_main() ? log : nowhere;
@@ -210,7 +241,7 @@ std::string World::describe() const {
   const auto& l = impl_->launch;
   return std::to_string(size_) + " processes (rank " + std::to_string(rank_) + " of " + std::to_string(size_) +
          ", local rank " + std::to_string(local_rank_) + "), gloo over c10d, rendezvous " + l.master_addr + ":" +
-         std::to_string(l.master_port);
+         std::to_string(l.master_port) + (nccl() ? ", nccl for CUDA" : "");
 }
 
 namespace {

@@ -5,8 +5,8 @@
 //
 //   torchrun --nproc-per-node=2 --no-python hps train --config run.toml
 //
-// Collectives run on CPU tensors through Gloo (CUDA tensors are staged through the host); NCCL is not wired
-// yet (docs/distributed.md).
+// Collectives run through Gloo on the host; once a command calls use_device(cuda) — the trainers do, at start —
+// CUDA tensors go through NCCL where it is built in (HPS_WITH_NCCL: the torch wheel's ProcessGroupNCCL).
 #pragma once
 
 #include <ATen/ATen.h>
@@ -60,18 +60,24 @@ class World {
   // Rank `root`'s tensors on every rank, in place.
   void broadcast(std::vector<at::Tensor>& tensors, int64_t root = 0) const;
   void barrier() const;
+  // Collectives on `device`'s tensors from now on: for CUDA, a ProcessGroupNCCL on that device when hps was
+  // built with NCCL (else Gloo through the host). A collective itself: every rank calls it at the same point.
+  void use_device(at::Device device) const;
+  bool nccl() const;  // CUDA tensors reduce through NCCL
   // ConfigError on every rank when some rank's `text` differs from rank 0's (compared by a 64-bit FNV-1a
   // hash): `what` names it ("the effective config").
   void check_same(const std::string& what, const std::string& text) const;
   // `log` on rank 0; elsewhere a stream that drops everything (progress is printed once per group).
   std::ostream& main_log(std::ostream& log) const;
-  // "2 processes (rank 0 of 2, local rank 0), gloo over c10d, rendezvous 127.0.0.1:29500"
+  // "2 processes (rank 0 of 2, local rank 0), gloo over c10d, rendezvous 127.0.0.1:29500" (", nccl for CUDA")
   std::string describe() const;
 
  private:
+  friend class GradSync;  // runs c10d's Reducer on the process group
   struct Impl;
   std::unique_ptr<Impl> impl_;
   int64_t rank_ = 0, size_ = 1, local_rank_ = 0;
+  bool on_nccl(const std::vector<at::Tensor>& tensors) const;
 };
 
 // The device a process uses for `spec`: in a process group, "cuda" (no index) is cuda:LOCAL_RANK — one GPU per

@@ -14,6 +14,7 @@
 #include "core/error.hpp"
 #include "core/seed.hpp"
 #include "data/batching.hpp"
+#include "dist/grad_sync.hpp"
 #include "dist/world.hpp"
 #include "io/atomic_file.hpp"
 #include "model/load.hpp"
@@ -63,6 +64,9 @@ struct PreferenceTrainer::Impl {
   const dist::World& world = dist::world();  // one process, or a data-parallel group (torchrun)
   int64_t step = 0, bad_steps = 0, total = 0, warmup = 0;
   std::vector<EvalLog> evals;
+  // Data-parallel: gradients averaged in buckets while the step's last backward runs (c10d's Reducer). Declared
+  // after the optimizer and the policy: it unhooks their parameters before they go.
+  dist::GradSync grad_sync;
   int64_t pad_id = 0;
   std::string text_warning;  // no chat template: the hh fallback, said when the run starts
   nlohmann::json inputs;  // fingerprints of the data and the base model's files (input_fingerprints)
@@ -104,6 +108,7 @@ struct PreferenceTrainer::Impl {
   std::optional<MicroStep> micro_step(data::PreferenceLoader& ld, bool grad, uint64_t draw_seed,
                                       const prefs::LossConfig& lc);
   void sync_parameters();
+  void start_grad_sync(std::ostream& log);
   void all_reduce_gradients();
   StepLog train_step();
   EvalLog evaluate();
@@ -149,6 +154,21 @@ void PreferenceTrainer::Impl::setup() {
   warmup = static_cast<int64_t>(cfg.train.warmup_ratio * static_cast<double>(total));
   sync_parameters();
   opt = std::make_unique<AdamW>(policy.trainable_parameters(), cfg.train.adamw);
+}
+
+// The Reducer hooks the optimizer's parameters as they are now: called once they are final (after a resume,
+// which loads new parameter tensors). Every rank calls it.
+void PreferenceTrainer::Impl::start_grad_sync(std::ostream& log) {
+  if (!world.distributed()) return;
+  if (cfg.train.ddp_bucket_cap_mb > 0) {
+    std::vector<std::string> names;
+    for (const auto& [name, p] : policy.named_parameters())
+      if (p.requires_grad()) names.push_back(name);
+    const auto cap = static_cast<int64_t>(cfg.train.ddp_bucket_cap_mb * 1024 * 1024);
+    grad_sync = dist::GradSync(world, opt->params(), std::move(names), std::max<int64_t>(cap, 1));
+  }
+  log << "gradient all-reduce: "
+      << (grad_sync.active() ? grad_sync.describe() : "after backward, per dtype (train.ddp_bucket_cap_mb = 0)") << "\n";
 }
 
 // Every rank starts from rank 0's trainable parameters (they agree already when the files and seeds do;
@@ -307,18 +327,20 @@ namespace {
 struct MicroTotals {
   double weight = 0, nonfinite = 0, loss = 0, accuracy = 0, rm_dpo = 0, rm_rdpo = 0, chosen = 0, rejected = 0;
   double no_preference = 0, prompts = 0, tokens = 0;
+  double backward = 0;  // ranks whose loss has a graph to backpropagate (each ran backward already when chunked)
 };
 
 MicroTotals totals_of(const MicroStep& f, double loss, const dist::World& world) {
   MicroTotals t{f.weight, std::isfinite(loss) ? 0.0 : 1.0, loss, f.accuracy, f.rm_dpo, f.rm_rdpo, f.chosen, f.rejected,
-                static_cast<double>(f.no_preference), static_cast<double>(f.rows.prompts), static_cast<double>(f.tokens)};
+                static_cast<double>(f.no_preference), static_cast<double>(f.rows.prompts), static_cast<double>(f.tokens),
+                f.loss.requires_grad() ? 1.0 : 0.0};
   if (!world.distributed()) return t;
   // Metrics are means over the weight: sum value × weight over the ranks, then divide by the total weight.
   const double w = t.weight;
   const auto v = world.sum({w, t.nonfinite, std::isfinite(loss) ? loss * w : 0.0, t.accuracy * w, t.rm_dpo * w,
-                            t.rm_rdpo * w, t.chosen * w, t.rejected * w, t.no_preference, t.prompts, t.tokens});
+                            t.rm_rdpo * w, t.chosen * w, t.rejected * w, t.no_preference, t.prompts, t.tokens, t.backward});
   const double W = v[0] > 0 ? v[0] : 1.0;
-  return {v[0], v[1], v[2] / W, v[3] / W, v[4] / W, v[5] / W, v[6] / W, v[7] / W, v[8], v[9], v[10]};
+  return {v[0], v[1], v[2] / W, v[3] / W, v[4] / W, v[5] / W, v[6] / W, v[7] / W, v[8], v[9], v[10], v[11]};
 }
 
 // The micro-batch's source lines and forwarded slots into the step's log; in a group, every rank's in rank
@@ -348,7 +370,7 @@ StepLog PreferenceTrainer::Impl::train_step() {
   s.lr = lr_at(cfg.train.schedule, cfg.train.lr, step, warmup, total);
   const uint64_t draws = derive_seed(cfg.train.seed, SeedPurpose::slot_draws, static_cast<uint64_t>(step));
   const auto accum = static_cast<double>(cfg.train.grad_accum);
-  bool finite = true;
+  bool finite = true, synced = false;
   double tokens = 0, prompts = 0, no_preference = 0;
   for (int64_t a = 0; a < cfg.train.grad_accum; ++a) {
     auto f = micro_step(*loader, true, draws, lc);
@@ -362,8 +384,20 @@ StepLog PreferenceTrainer::Impl::train_step() {
     if (finite && f->loss.requires_grad()) {
       if (!world.distributed()) {
         (f->loss / accum).backward();
-      } else if (t.weight > 0) {  // this rank's share of the global mean: weight / total weight, × ranks (averaged after)
-        (f->loss * (f->weight * static_cast<double>(world.size()) / t.weight / accum)).backward();
+      } else if (t.weight > 0) {  // this rank's share of the global mean: weight / total weight, × ranks (averaged)
+        const at::Tensor loss = f->loss * (f->weight * static_cast<double>(world.size()) / t.weight / accum);
+        // The step's last backward, run by every rank: its gradients (and those accumulated before) are
+        // averaged bucket by bucket while it runs. Otherwise (a rank with nothing to backpropagate, token-budget
+        // chunks) all_reduce_gradients averages them after.
+        synced = a + 1 == cfg.train.grad_accum && grad_sync.active() && t.backward == static_cast<double>(world.size());
+        // The Reducer's hooks sit on parameter tensors: other tensors (a resume loads new ones) would never
+        // fire them and backward would end unreduced, silently.
+        if (synced && !grad_sync.covers(opt->params()))
+          throw InternalError("the gradient all-reduce hooks other tensors than the optimizer's parameters");
+        if (synced)
+          grad_sync.backward(loss);
+        else
+          loss.backward();
       }
     }
     s.loss += t.loss / accum;
@@ -383,7 +417,7 @@ StepLog PreferenceTrainer::Impl::train_step() {
   // still move the weights). Never apply a non-finite step: parameters and optimizer state stay as they were.
   // Every rank sees the same totals, so every rank decides the same.
   s.no_update = cfg.task != Task::sft && no_preference == prompts;
-  if (world.distributed() && finite && !s.no_update) all_reduce_gradients();
+  if (world.distributed() && finite && !s.no_update && !synced) all_reduce_gradients();
   const UpdateOutcome u = s.no_update ? UpdateOutcome{0.0, false}
                                       : guarded_update(*opt, s.lr, cfg.train.max_grad_norm, finite);
   if (s.no_update)
@@ -459,6 +493,7 @@ std::vector<StepLog> PreferenceTrainer::run(bool resume, std::ostream& rank0_log
       log << "no complete checkpoint in " << m.cfg.train.out_dir << ": starting fresh\n";
     }
   }
+  m.start_grad_sync(log);
   // Rank 0 records metrics.jsonl (dropping metrics of steps after the resumed one).
   std::optional<TrainLog> tl;
   if (m.world.is_main()) tl.emplace(m.cfg, resume, m.step, m.total, log);

@@ -131,6 +131,7 @@ const TableSchema<LoopSettings>& loop_schema() {
             return l.ref_cache == RefCacheMode::automatic ? toml_string("auto") : l.ref_cache == RefCacheMode::on ? "true" : "false";
           })
           .add("packing", &L::packing)
+          .add("ddp_bucket_cap_mb", &L::ddp_bucket_cap_mb, at_least(0.0))
           .add("max_tokens_per_micro_batch", &L::max_tokens_per_micro_batch, Rule<int64_t>([](const std::string& key, int64_t v) {
                  if (v < 0) throw ConfigError(key + " must be >= 0 (0: no limit), found " + std::to_string(v));
                }));

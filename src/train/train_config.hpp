@@ -59,6 +59,8 @@ struct LoopSettings {
   RefCacheMode ref_cache = RefCacheMode::automatic;  // reference log-probs of every response computed once
   int64_t max_tokens_per_micro_batch = 0;  // > 0: forward each micro-batch in chunks of whole prompts of at most
                                            // this many computed tokens (same gradient; less activation memory)
+  double ddp_bucket_cap_mb = 25;  // data-parallel: gradients all-reduced in buckets of this many MiB while backward
+                                  // runs (c10d's Reducer; HF's ddp_bucket_cap_mb); 0: one all-reduce after backward
   bool packing = true;          // padding-free rows, each prompt forwarded once for all its responses; false: the
                                 // padded path (one row per response, padded to the longest)
 };

@@ -41,7 +41,7 @@ const std::map<std::string, std::string> kEveryKey{
     {"train.beta2", "0.99"}, {"train.eps", "1e-7"}, {"train.weight_decay", "0.01"}, {"train.max_grad_norm", "0.5"},
     {"train.save_every", "20"}, {"train.keep_last", "3"}, {"train.eval_every", "4"}, {"train.max_bad_steps", "6"},
     {"train.stop_after", "8"}, {"train.ref_cache", "true"}, {"train.packing", "false"},
-    {"train.max_tokens_per_micro_batch", "4096"},
+    {"train.max_tokens_per_micro_batch", "4096"}, {"train.ddp_bucket_cap_mb", "0.5"},
     {"loss.objective", "\"ipo\""}, {"loss.beta", "0.3"}, {"loss.pair_rule", "\"max_max\""}, {"loss.n_factor", "\"one\""},
     {"loss.label_smoothing", "0.1"}, {"loss.robust", "true"}, {"loss.exo_epsilon", "0.01"},
     {"loss.simpo_margin", "0.25"}, {"loss.rdpo_alpha", "0.5"}, {"loss.multi_preferred", "true"},
@@ -111,6 +111,7 @@ TEST(PipelineConfig, EveryTrainKeyReachesThePreferenceStages) {
   EXPECT_EQ(l.ref_cache, train::RefCacheMode::on);
   EXPECT_FALSE(l.packing);
   EXPECT_EQ(l.max_tokens_per_micro_batch, 4096);
+  EXPECT_EQ(l.ddp_bucket_cap_mb, 0.5);
   EXPECT_EQ(l.seed, 7u);
   EXPECT_EQ(l.out_dir, "/out");
   const prefs::LossConfig& c = t.loss;

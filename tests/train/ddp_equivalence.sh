@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Data parallelism over c10d (Gloo, 2 processes on loopback) = one process with the same global batch:
+# Data parallelism over c10d (Gloo, 2 processes on loopback) = one process with the same global batch, gradients
+# averaged by c10d's Reducer during backward (one bucket, many buckets) or after it (ddp_bucket_cap_mb = 0):
 # per-step losses and final parameters within 1e-5, for HPS with LoRA (gradient accumulation, a short last
 # batch that leaves rank 0 empty, a prompt whose responses all tie; also in token-budget chunks), PL with full fine-tuning, SFT and a BT
 # reward model. Then the same HPS run launched by the real launcher, torchrun --no-python (when given).
@@ -46,6 +47,9 @@ HPS_RUN=(train "${COMMON[@]}" --loss.preference=hps --lora.dropout=0 --train.max
 "$HPS" "${HPS_RUN[@]}" --train.batch_prompts=4 --train.out_dir="$W/hps1" > /dev/null
 two_ranks "${HPS_RUN[@]}" --train.batch_prompts=2 --train.out_dir="$W/hps2"
 grep -q "data-parallel: 2 processes (rank 0 of 2" "$W/rank0.log" || fail "rank 0 did not describe the group"
+# Gradients are averaged by c10d's Reducer while the step's last backward runs (one bucket at the default cap).
+grep -q "gradient all-reduce: 1 bucket of <= 25 MiB, overlapped with backward by c10d's Reducer over gloo" "$W/rank0.log" ||
+  fail "the Reducer did not run: $(grep -o 'gradient all-reduce.*' "$W/rank0.log")"
 [[ ! -s $W/rank1.log ]] || fail "rank 1 printed: $(head -3 "$W/rank1.log")"
 same "$W/hps1" "$W/hps2" "$(last "$W/hps1")/adapter/adapter_model.safetensors"
 # train.ref_cache = auto turned the reference cache on (27 responses vs 64 reference forwards): the 2-rank run
@@ -53,6 +57,11 @@ same "$W/hps1" "$W/hps2" "$(last "$W/hps1")/adapter/adapter_model.safetensors"
 grep -q "reference log-prob cache: scored in 2 shards" "$W/rank0.log" || fail "the cache was not built sharded"
 "$HPS" model diff "$W/hps1/ref_logps.safetensors" "$W/hps2/ref_logps.safetensors" --atol 1e-6 > "$W/diff.txt" ||
   { cat "$W/diff.txt" >&2; fail "the sharded reference cache differs from one process's"; }
+# Buckets of 2 KiB: the Reducer all-reduces many buckets, each as soon as backward filled it.
+two_ranks "${HPS_RUN[@]}" --train.batch_prompts=2 --train.ddp_bucket_cap_mb=0.002 --train.out_dir="$W/hps2b"
+buckets=$(grep -o "gradient all-reduce: [0-9]* buckets" "$W/rank0.log" | grep -o "[0-9]*")
+((${buckets:-0} > 3)) || fail "2 KiB buckets: $(grep -o 'gradient all-reduce.*' "$W/rank0.log")"
+same "$W/hps1" "$W/hps2b" "$(last "$W/hps1")/adapter/adapter_model.safetensors"
 # The same with token-budget chunks (each backpropagated at once, weighted through one agreement per
 # micro-step, which the rank with the empty last batch joins too).
 two_ranks "${HPS_RUN[@]}" --train.batch_prompts=2 --train.max_tokens_per_micro_batch=20 --train.out_dir="$W/hps2c"
@@ -65,12 +74,17 @@ PL_RUN=(train "${COMMON[@]}" --loss.preference=pl --lora.enabled=false --train.m
         --train.ref_cache=false)
 "$HPS" "${PL_RUN[@]}" --train.batch_prompts=4 --train.out_dir="$W/pl1" > /dev/null
 # Rank 1's parameters are moved before the start-up broadcast (a test hook): rank 0's weights reach every rank.
-HPS_TEST_PERTURB_RANK=1 two_ranks "${PL_RUN[@]}" --train.batch_prompts=2 --train.out_dir="$W/pl2"
+# 2 KiB buckets over every weight of the model.
+HPS_TEST_PERTURB_RANK=1 two_ranks "${PL_RUN[@]}" --train.batch_prompts=2 --train.ddp_bucket_cap_mb=0.002 --train.out_dir="$W/pl2"
+grep -q "gradient all-reduce: [0-9]* buckets of <= 0.002 MiB" "$W/rank0.log" || fail "PL: $(grep -o 'gradient all-reduce.*' "$W/rank0.log")"
+grep -o "gradient all-reduce: [0-9]* buckets" "$W/rank0.log"
 same "$W/pl1" "$W/pl2" "$(last "$W/pl1")/model/model.safetensors"
 
 # SFT (token-level mean over the global batch) and a BT reward model, full fine-tuning.
 "$HPS" sft "${COMMON[@]}" --train.max_steps=3 --train.batch_prompts=4 --train.out_dir="$W/sft1" > /dev/null
-two_ranks sft "${COMMON[@]}" --train.max_steps=3 --train.batch_prompts=2 --train.out_dir="$W/sft2"
+# (one all-reduce after backward: train.ddp_bucket_cap_mb = 0)
+two_ranks sft "${COMMON[@]}" --train.max_steps=3 --train.batch_prompts=2 --train.ddp_bucket_cap_mb=0 --train.out_dir="$W/sft2"
+grep -q "gradient all-reduce: after backward" "$W/rank0.log" || fail "SFT: $(grep -o 'gradient all-reduce.*' "$W/rank0.log")"
 same "$W/sft1" "$W/sft2" "$(last "$W/sft1")/model/model.safetensors"
 # lr 1e-3 as for PL: k_proj's bias has an analytically zero gradient (softmax ignores a shift shared by all keys),
 # so its gradient is rounding noise, which AdamW scales by lr / eps; at lr 0.01 that noise alone reaches 1e-5.

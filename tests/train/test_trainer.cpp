@@ -300,7 +300,9 @@ TEST(TrainConfig, NumericSettingsAreFiniteAndInRange) {
       {"train.out_dir=''", "train.out_dir is required"},
       {"train.epochs=-1", "train.epochs must be ≥ 0, found -1"},
       {"train.save_every=-2", "train.save_every must be ≥ 0"},
-      {"train.max_tokens_per_micro_batch=-5", "train.max_tokens_per_micro_batch must be >= 0"}};
+      {"train.max_tokens_per_micro_batch=-5", "train.max_tokens_per_micro_batch must be >= 0"},
+      {"train.ddp_bucket_cap_mb=-1.0", "train.ddp_bucket_cap_mb must be ≥ 0 and finite, found -1"},
+      {"train.ddp_bucket_cap_mb=inf", "train.ddp_bucket_cap_mb must be ≥ 0 and finite, found inf"}};
   for (const auto& [kv, want] : bad) {
     Config c = w.config("/tmp/unused", {kv});
     EXPECT_THAT(message_of<ConfigError>([&] { read_train_config(c); }), ::testing::HasSubstr(want)) << kv;
