@@ -20,20 +20,24 @@ for i in $(seq 1 256); do
 done > "$W/data.jsonl"
 ARGS=(train --model.path="$W/model" --data.path="$W/data.jsonl" --loss.preference=hps --lora.enabled=false --train.lr=1e-5)
 run1() { "$HPS" "${ARGS[@]}" --train.batch_prompts=8 --train.max_steps="$1" --train.out_dir="$W/one$1" > /dev/null; }
+# run2 STEPS BUCKET_MB: 2 ranks; BUCKET_MB 0 = one all-reduce after backward, else the Reducer's buckets.
 run2() {
-  local port=$((20000 + RANDOM % 30000)) p0 p1
-  RANK=0 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=$port "$HPS" "${ARGS[@]}" --train.batch_prompts=4 --train.max_steps="$1" --train.out_dir="$W/two$1" > /dev/null & p0=$!
-  RANK=1 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=$port "$HPS" "${ARGS[@]}" --train.batch_prompts=4 --train.max_steps="$1" --train.out_dir="$W/two$1" > /dev/null & p1=$!
+  local port=$((20000 + RANDOM % 30000)) p0 p1 out=$W/two$1-$2
+  local a=("${ARGS[@]}" --train.batch_prompts=4 --train.max_steps="$1" --train.ddp_bucket_cap_mb="$2" --train.out_dir="$out")
+  RANK=0 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=$port "$HPS" "${a[@]}" > /dev/null & p0=$!
+  RANK=1 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=$port "$HPS" "${a[@]}" > /dev/null & p1=$!
   wait $p0 && wait $p1
 }
 calc() { awk "BEGIN { print $1 }"; }
 seconds() { local t0=$EPOCHREALTIME; "$@"; calc "$EPOCHREALTIME - $t0"; }
 for n in $SHORT $LONG; do
-  one[$n]=$(seconds run1 "$n"); two[$n]=$(seconds run2 "$n")
+  one[$n]=$(seconds run1 "$n"); two[$n]=$(seconds run2 "$n" 25); after[$n]=$(seconds run2 "$n" 0)
 done
 s1=$(calc "(${one[$LONG]} - ${one[$SHORT]}) / ($LONG - $SHORT)")
 s2=$(calc "(${two[$LONG]} - ${two[$SHORT]}) / ($LONG - $SHORT)")
+s3=$(calc "(${after[$LONG]} - ${after[$SHORT]}) / ($LONG - $SHORT)")
 printf 'global batch 8 prompts × 2 forwarded responses, full fine-tuning, %d vs %d steps\n' "$LONG" "$SHORT"
 printf '1 process : %.3f s/step (runs: %.1f s, %.1f s)\n' "$s1" "${one[$SHORT]}" "${one[$LONG]}"
-printf '2 processes: %.3f s/step (runs: %.1f s, %.1f s)\n' "$s2" "${two[$SHORT]}" "${two[$LONG]}"
+printf '2 processes: %.3f s/step (runs: %.1f s, %.1f s), Reducer buckets of 25 MiB during backward\n' "$s2" "${two[$SHORT]}" "${two[$LONG]}"
+printf '2 processes: %.3f s/step (runs: %.1f s, %.1f s), one all-reduce after backward (ddp_bucket_cap_mb 0)\n' "$s3" "${after[$SHORT]}" "${after[$LONG]}"
 printf 'speed-up %.2f×, efficiency %.0f %%\n' "$(calc "$s1 / $s2")" "$(calc "50 * $s1 / $s2")"

@@ -25,7 +25,7 @@ GradSync& GradSync::operator=(GradSync&&) noexcept = default;
 
 GradSync::GradSync(const World& world, std::vector<at::Tensor> params, std::vector<std::string> names,
                    int64_t bucket_bytes) {
-  if (!world.distributed() || params.empty()) return;
+  if (!world.grouped() || params.empty()) return;
   if (params[0].is_cuda()) world.use_device(params[0].device());
   impl_ = std::make_unique<Impl>();
   impl_->rank = world.rank(), impl_->size = world.size(), impl_->cap = bucket_bytes;

@@ -29,8 +29,8 @@ class GradSync {
   static constexpr int64_t kFirstBucketBytes = 1 << 20;
   static constexpr int64_t kBucketBytes = 25 << 20;
 
-  GradSync();  // a single process: prepare does nothing
-  // Every parameter must require grad and be used by every synced backward (an unused one is an error at the
+  GradSync();  // no process group: backward is a plain backward
+  // Without a process group (a plain run) an inactive GradSync. Every parameter must require grad and be used by every synced backward (an unused one is an error at the
   // end of that backward, naming it). `names[i]` names params[i] in errors. On CUDA it calls
   // world.use_device (NCCL where built in).
   GradSync(const World& world, std::vector<at::Tensor> params, std::vector<std::string> names,

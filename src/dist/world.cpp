@@ -59,7 +59,6 @@ World& World::operator=(World&&) noexcept = default;
 
 World::World(const Launch& l) : impl_(std::make_unique<Impl>()), rank_(l.rank), size_(l.world_size), local_rank_(l.local_rank) {
   impl_->launch = l;
-  if (l.world_size == 1) return;
   const std::string where = l.master_addr + ":" + std::to_string(l.master_port);
   try {
     // torchrun's agent may already host the store at MASTER_ADDR:MASTER_PORT (TORCHELASTIC_USE_AGENT_STORE):
@@ -215,7 +214,7 @@ void World::check_same(const std::string& what, const std::string& text) const {
 }
 
 void World::use_device(at::Device device) const {
-  if (size_ == 1 || !device.is_cuda() || impl_->nccl) return;
+  if (!grouped() || !device.is_cuda() || impl_->nccl) return;
 #ifdef HPS_WITH_NCCL
   collective(rank_, size_, "NCCL start-up", [&] {
     c10::cuda::set_device(device.has_index() ? device.index() : 0);
@@ -230,6 +229,7 @@ void World::use_device(at::Device device) const {
 }
 
 bool World::nccl() const { return impl_ && impl_->nccl; }
+bool World::grouped() const { return impl_ && impl_->gloo; }
 
 std::ostream& World::main_log(std::ostream& log) const {
   static std::ostream nowhere(nullptr);
@@ -255,7 +255,7 @@ const World& world() { return the_world(); }
 
 at::Device local_device(const std::string& spec) {
   at::Device d(spec);
-  if (d.is_cuda() && !d.has_index() && world().distributed())
+  if (d.is_cuda() && !d.has_index() && world().grouped())
     d = at::Device(at::kCUDA, static_cast<at::DeviceIndex>(world().local_rank()));
   return d;
 }

@@ -50,6 +50,10 @@ class World {
   int64_t local_rank() const { return local_rank_; }
   bool is_main() const { return rank_ == 0; }
   bool distributed() const { return size_ > 1; }
+  // Joined a launch's process group — of any size: torchrun with one process runs the gradient all-reduce
+  // (on one rank) as PyTorch's DDP does, which is how its cost is measured; every other collective of a
+  // 1-process group is the identity.
+  bool grouped() const;
 
   // Element-wise sums over the ranks, in place; tensors of any device and floating dtype.
   void all_reduce_sum(std::vector<at::Tensor>& tensors) const;

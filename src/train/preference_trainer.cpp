@@ -109,6 +109,7 @@ struct PreferenceTrainer::Impl {
                                       const prefs::LossConfig& lc);
   void sync_parameters();
   void start_grad_sync(std::ostream& log);
+  bool backward(const at::Tensor& loss, bool last_on_every_rank);
   void all_reduce_gradients();
   StepLog train_step();
   EvalLog evaluate();
@@ -159,7 +160,7 @@ void PreferenceTrainer::Impl::setup() {
 // The Reducer hooks the optimizer's parameters as they are now: called once they are final (after a resume,
 // which loads new parameter tensors). Every rank calls it.
 void PreferenceTrainer::Impl::start_grad_sync(std::ostream& log) {
-  if (!world.distributed()) return;
+  if (!world.grouped()) return;
   if (cfg.train.ddp_bucket_cap_mb > 0) {
     std::vector<std::string> names;
     for (const auto& [name, p] : policy.named_parameters())
@@ -182,6 +183,22 @@ void PreferenceTrainer::Impl::sync_parameters() {
   if (const char* r = std::getenv("HPS_TEST_PERTURB_RANK"); r && std::to_string(world.rank()) == r)
     for (auto& p : params) p.add_(1.0);
   world.broadcast(params, 0);
+}
+
+// loss.backward(). The step's last backward, when every rank runs one, averages its gradients (and those
+// accumulated before) bucket by bucket while it runs (returns true); otherwise — a rank with nothing to
+// backpropagate, token-budget chunks — all_reduce_gradients averages them after the step's backward passes.
+bool PreferenceTrainer::Impl::backward(const at::Tensor& loss, bool last_on_every_rank) {
+  const bool synced = last_on_every_rank && grad_sync.active();
+  // The Reducer's hooks sit on parameter tensors: other tensors (a resume loads new ones) would never fire
+  // them and backward would end unreduced, silently.
+  if (synced && !grad_sync.covers(opt->params()))
+    throw InternalError("the gradient all-reduce hooks other tensors than the optimizer's parameters");
+  if (synced)
+    grad_sync.backward(loss);
+  else
+    loss.backward();
+  return synced;
 }
 
 // The mean of the ranks' gradients (each already weighted: see train_step); a parameter one rank did not
@@ -381,24 +398,12 @@ StepLog PreferenceTrainer::Impl::train_step() {
     }
     const MicroTotals t = totals_of(*f, f->loss.item<double>(), world);
     finite = finite && t.nonfinite == 0;
-    if (finite && f->loss.requires_grad()) {
-      if (!world.distributed()) {
-        (f->loss / accum).backward();
-      } else if (t.weight > 0) {  // this rank's share of the global mean: weight / total weight, × ranks (averaged)
-        const at::Tensor loss = f->loss * (f->weight * static_cast<double>(world.size()) / t.weight / accum);
-        // The step's last backward, run by every rank: its gradients (and those accumulated before) are
-        // averaged bucket by bucket while it runs. Otherwise (a rank with nothing to backpropagate, token-budget
-        // chunks) all_reduce_gradients averages them after.
-        synced = a + 1 == cfg.train.grad_accum && grad_sync.active() && t.backward == static_cast<double>(world.size());
-        // The Reducer's hooks sit on parameter tensors: other tensors (a resume loads new ones) would never
-        // fire them and backward would end unreduced, silently.
-        if (synced && !grad_sync.covers(opt->params()))
-          throw InternalError("the gradient all-reduce hooks other tensors than the optimizer's parameters");
-        if (synced)
-          grad_sync.backward(loss);
-        else
-          loss.backward();
-      }
+    if (finite && f->loss.requires_grad() && (!world.distributed() || t.weight > 0)) {
+      // In a group, this rank's share of the global mean: weight / total weight, × ranks (then averaged).
+      const at::Tensor loss = !world.distributed()
+                                  ? f->loss / accum
+                                  : f->loss * (f->weight * static_cast<double>(world.size()) / t.weight / accum);
+      synced = backward(loss, a + 1 == cfg.train.grad_accum && t.backward == static_cast<double>(world.size()));
     }
     s.loss += t.loss / accum;
     s.accuracy += t.accuracy;

@@ -45,6 +45,12 @@ last() { ls -d "$1"/checkpoint-* | tail -1 | xargs basename; }
 # HPS × DPO with LoRA, gradient accumulation 2.
 HPS_RUN=(train "${COMMON[@]}" --loss.preference=hps --lora.dropout=0 --train.max_steps=4 --train.grad_accum=2)
 "$HPS" "${HPS_RUN[@]}" --train.batch_prompts=4 --train.out_dir="$W/hps1" > /dev/null
+# torchrun with one process: a 1-rank group whose Reducer all-reduces on one rank (PyTorch DDP's world size 1).
+RANK=0 WORLD_SIZE=1 MASTER_ADDR=127.0.0.1 MASTER_PORT=$((20000 + RANDOM % 30000)) "$HPS" "${HPS_RUN[@]}" \
+  --train.batch_prompts=4 --train.out_dir="$W/hps1g" > "$W/g.log" 2>&1 || { cat "$W/g.log" >&2; fail "WORLD_SIZE=1 failed"; }
+grep -q "gradient all-reduce: 1 bucket of <= 25 MiB, overlapped with backward by c10d's Reducer over gloo" "$W/g.log" ||
+  fail "WORLD_SIZE=1 ran no Reducer: $(grep -o 'gradient all-reduce.*' "$W/g.log")"
+same "$W/hps1" "$W/hps1g" "$(last "$W/hps1")/adapter/adapter_model.safetensors"
 two_ranks "${HPS_RUN[@]}" --train.batch_prompts=2 --train.out_dir="$W/hps2"
 grep -q "data-parallel: 2 processes (rank 0 of 2" "$W/rank0.log" || fail "rank 0 did not describe the group"
 # Gradients are averaged by c10d's Reducer while the step's last backward runs (one bucket at the default cap).
