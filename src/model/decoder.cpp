@@ -116,6 +116,9 @@ struct AttnInputs {
   };
   std::vector<Blocks> blocks;
   at::Tensor scatter;                  // [N]; undefined: padded input
+  // Or the varlen form (ForwardState::packed_attention): through flash attention on CUDA, else the reference.
+  VarlenInput varlen;
+  bool use_varlen = false, flash = false;
 };
 
 // Held by an autograd capsule so that a checkpointed layer recomputes with the inputs of its forward.
@@ -163,10 +166,20 @@ AttnInputs attention_inputs(const ModelConfig& c, const at::Tensor& pos, const a
 
 // The packed input's attention inputs. A pad query slot may attend only key slot 0 (a real token), so its
 // softmax stays finite; its output is never scattered back.
-AttnInputs packed_attention_inputs(const ModelConfig& c, const PackedInput& p, at::ScalarType dtype) {
+AttnInputs packed_attention_inputs(const ModelConfig& c, const PackedInput& p, at::ScalarType dtype,
+                                   PackedAttention mode) {
   AttnInputs a;
   a.scatter = p.scatter;
   set_rope(a, c, p.pos, dtype);  // cos, sin: [N, 1, D]
+  // Flash attention's kernel: CUDA, 16-bit activations, head_dim a multiple of 8 up to 256.
+  a.flash = p.ids.is_cuda() && (dtype == at::kBFloat16 || dtype == at::kHalf) && c.head_dim % 8 == 0 &&
+            c.head_dim <= 256;
+  a.use_varlen = p.varlen.q_index.defined() && (mode == PackedAttention::varlen ||
+                                                (mode == PackedAttention::automatic && a.flash));
+  if (a.use_varlen) {
+    a.varlen = p.varlen;
+    return a;
+  }
   for (const auto& b : p.blocks) {
     AttnInputs::Blocks x{b.query, b.key, {}, b.count, b.nq, b.nk};
     at::Tensor pq = p.pos.index_select(0, b.query).view({b.count, b.nq, 1});  // pq: [count, nq, 1]
@@ -202,6 +215,50 @@ at::Tensor packed_attention(const ModelConfig& c, size_t li, const at::Tensor& q
   return at::cat(outs, 0).index_select(0, a.scatter);  // [N, Hq·D]
 }
 
+// The exact varlen attention off CUDA (tests): sequence by sequence, SDPA with the bottom-right causal mask
+// and the layer's window. qv [N, Hq, D], kv/vv [Nk, Hkv, D] in the layout's order → [N, Hq, D].
+at::Tensor varlen_reference(const at::Tensor& qv, const at::Tensor& kv, const at::Tensor& vv, const VarlenInput& vl,
+                            int64_t groups, int64_t window) {
+  const at::Tensor cq = vl.cu_q.to(at::kCPU, at::kLong), ck = vl.cu_k.to(at::kCPU, at::kLong);
+  const auto q_at = cq.accessor<int64_t, 1>(), k_at = ck.accessor<int64_t, 1>();
+  std::vector<at::Tensor> outs;
+  for (int64_t i = 0; i + 1 < cq.size(0); ++i) {
+    const int64_t nq = q_at[i + 1] - q_at[i], nk = k_at[i + 1] - k_at[i];
+    at::Tensor qi = qv.narrow(0, q_at[i], nq).transpose(0, 1);  // qi: [Hq, nq, D]
+    at::Tensor ki = kv.narrow(0, k_at[i], nk).transpose(0, 1);  // ki: [Hkv, nk, D]
+    at::Tensor vi = vv.narrow(0, k_at[i], nk).transpose(0, 1);
+    if (groups > 1) ki = ki.repeat_interleave(groups, 0), vi = vi.repeat_interleave(groups, 0);
+    const auto opts = at::TensorOptions().dtype(at::kLong).device(qv.device());
+    const at::Tensor qpos = at::arange(nq, opts).unsqueeze(1) + (nk - nq), kpos = at::arange(nk, opts).unsqueeze(0);
+    at::Tensor allowed = kpos <= qpos;  // [nq, nk]
+    if (window > 0) allowed = allowed.logical_and(qpos - kpos < window);
+    outs.push_back(at::scaled_dot_product_attention(qi, ki, vi, allowed).transpose(0, 1));  // [nq, Hq, D]
+  }
+  return at::cat(outs, 0);
+}
+
+// Varlen attention: q [N, Hq, D], k/v [N, Hkv, D] (roped, in token order) → [N, Hq·D]. Flash attention's
+// causal mask is aligned bottom-right, which is the packed layout's rule; its window counts keys, which in a
+// sequence are consecutive positions, as the block masks count them.
+at::Tensor varlen_attention(const ModelConfig& c, size_t li, const at::Tensor& q, const at::Tensor& k,
+                            const at::Tensor& v, const AttnInputs& a) {
+  const VarlenInput& vl = a.varlen;
+  const int64_t w = c.window[li];
+  at::Tensor qv = q.index_select(0, vl.q_index);  // qv: [N, Hq, D], sequences end to end
+  at::Tensor kv = k.index_select(0, vl.k_index);  // kv: [Nk, Hkv, D]
+  at::Tensor vv = v.index_select(0, vl.k_index);
+  at::Tensor o;                                   // o: [N, Hq, D]
+  if (a.flash && q.is_cuda()) {
+    std::optional<int64_t> left, right;
+    if (w > 0 && w < vl.max_k) left = w - 1, right = 0;
+    o = std::get<0>(at::_flash_attention_forward(qv, kv, vv, vl.cu_q, vl.cu_k, vl.max_q, vl.max_k, 0.0,
+                                                 /*is_causal=*/true, /*return_debug_mask=*/false, std::nullopt, left, right));
+  } else {
+    o = varlen_reference(qv, kv, vv, vl, c.num_heads / c.num_kv_heads, w);
+  }
+  return o.reshape({q.size(0), c.q_dim()}).index_select(0, vl.order);  // token order
+}
+
 // y + mlp(norm(y)): the second half of a layer, y = x + attention.
 at::Tensor mlp_block(const Decoder& m, const Layer& l, const at::Tensor& y) {
   at::Tensor h2 = rms_norm(y, l.post_norm, m.config.rms_norm_eps);
@@ -219,7 +276,8 @@ at::Tensor layer_forward(const Decoder& m, const Layer& l, size_t li, const at::
     at::Tensor v = m.linear(l.v, h).view({T, c.num_kv_heads, D});  // v: [N, Hkv, D]
     q = q * a.cos + rotate_half(q) * a.sin;
     k = k * a.cos + rotate_half(k) * a.sin;
-    return mlp_block(m, l, x + m.linear(l.o, packed_attention(c, li, q, k, v, a).view({B, T, c.q_dim()})));
+    const at::Tensor o = a.use_varlen ? varlen_attention(c, li, q, k, v, a) : packed_attention(c, li, q, k, v, a);
+    return mlp_block(m, l, x + m.linear(l.o, o.view({B, T, c.q_dim()})));
   }
   at::Tensor q = m.linear(l.q, h).view({B, T, c.num_heads, D}).transpose(1, 2);    // q: [B, Hq, T, D]
   at::Tensor k = m.linear(l.k, h).view({B, T, c.num_kv_heads, D}).transpose(1, 2); // k: [B, Hkv, T, D]
@@ -346,7 +404,7 @@ at::Tensor Decoder::run(const at::Tensor& ids, const at::Tensor& mask, const at:
     key_valid = cache->key_valid.narrow(1, 0, past + T);
   }
   auto holder = c10::make_intrusive<AttnHolder>();
-  holder->a = packed ? packed_attention_inputs(config, *packed, dtype())
+  holder->a = packed ? packed_attention_inputs(config, *packed, dtype(), state.packed_attention)
                      : attention_inputs(config, pos, key_valid, past, all_real, dtype());
   const AttnInputs& a = holder->a;
   at::Tensor x = at::embedding(embed, ids);  // x: [B, T, H]

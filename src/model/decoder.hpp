@@ -59,17 +59,35 @@ struct AttentionBlocks {
   int64_t count = 0, nq = 0, nk = 0;
 };
 
+// The same attention unpadded, in flash attention's varlen form: attention sequence i has the queries
+// q_index[cu_q[i], cu_q[i+1]) and the keys k_index[cu_k[i], cu_k[i+1]), causal aligned bottom-right (query j
+// of nq sees keys 0 … j + nk − nq: a response sees its whole prompt and itself causally; a prompt, itself
+// causally). Every token is the query of exactly one sequence.
+struct VarlenInput {
+  at::Tensor q_index, k_index;  // [N], [Nk] int64 token indices, sequences laid end to end
+  at::Tensor cu_q, cu_k;        // [S + 1] int32 cumulative lengths
+  int64_t max_q = 0, max_k = 0;
+  at::Tensor order;             // [N] int64: token t's row in q_index
+};
+
 struct PackedInput {
   at::Tensor ids;                       // [N] int64
   at::Tensor pos;                       // [N] int64: position ids, restarting per sequence
   std::vector<AttentionBlocks> blocks;  // every token is the query of exactly one slot
   at::Tensor scatter;                   // [N] int64: each token's query slot, the blocks' slots laid end to end
+  VarlenInput varlen;                   // the blocks' sequences unpadded (undefined tensors: not made)
 };
+
+// How packed attention runs. automatic: flash attention's varlen kernel where it applies (CUDA, half or
+// bfloat16, head_dim a multiple of 8 up to 256), else the padded blocks through SDPA. blocks: always SDPA.
+// varlen: the varlen form on any device (off CUDA an exact per-sequence reference, for tests).
+enum class PackedAttention { automatic, blocks, varlen };
 
 struct ForwardState {
   bool training = false;        // enables LoRA dropout
   bool lora_enabled = true;     // false: the base model (the reference policy for LoRA training)
   bool grad_checkpointing = false;
+  PackedAttention packed_attention = PackedAttention::automatic;
 };
 
 class Decoder {

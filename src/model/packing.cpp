@@ -1,5 +1,6 @@
 #include "model/packing.hpp"
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -52,6 +53,27 @@ AttentionBlocks make_blocks(const std::vector<BlockSpec>& specs, std::vector<int
   b.query = at::tensor(query, at::kLong);
   b.key = at::tensor(key, at::kLong);
   return b;
+}
+
+// The specs' sequences unpadded (VarlenInput); every spec is bottom-right causal (prefix = keys − queries).
+VarlenInput make_varlen(const std::vector<const std::vector<BlockSpec>*>& kinds, size_t n_tokens, at::Device device) {
+  std::vector<int64_t> q_index, k_index, order(n_tokens, -1);
+  std::vector<int32_t> cu_q{0}, cu_k{0};
+  VarlenInput v;
+  for (const auto* specs : kinds)
+    for (const auto& s : *specs) {
+      const auto nq = static_cast<int64_t>(s.query.size()), nk = static_cast<int64_t>(s.key.size());
+      if (s.prefix != nk - nq) throw InternalError("packing: a block that is not bottom-right causal");
+      for (int64_t t : s.query) order[static_cast<size_t>(t)] = static_cast<int64_t>(q_index.size()), q_index.push_back(t);
+      k_index.insert(k_index.end(), s.key.begin(), s.key.end());
+      cu_q.push_back(static_cast<int32_t>(q_index.size()));
+      cu_k.push_back(static_cast<int32_t>(k_index.size()));
+      v.max_q = std::max(v.max_q, nq), v.max_k = std::max(v.max_k, nk);
+    }
+  auto on = [&](const auto& x, at::ScalarType t) { return at::tensor(x, t).to(device); };
+  v.q_index = on(q_index, at::kLong), v.k_index = on(k_index, at::kLong), v.order = on(order, at::kLong);
+  v.cu_q = on(cu_q, at::kInt), v.cu_k = on(cu_k, at::kInt);
+  return v;
 }
 
 }  // namespace
@@ -126,6 +148,7 @@ PackedRows pack_rows(const at::Tensor& ids_in, const at::Tensor& mask_in, const 
   out.input.pos = on(pos);
   out.input.scatter = on(scatter);
   for (auto& b : out.input.blocks) b.query = b.query.to(device), b.key = b.key.to(device), b.allowed = b.allowed.to(device);
+  out.input.varlen = make_varlen({&prompt_blocks, &response_blocks}, tok.size(), device);
   out.pred = on(pred);
   out.target = on(target);
   out.row = on(row_of);

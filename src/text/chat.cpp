@@ -28,12 +28,12 @@ ChatTemplate detect_chat_template(const std::string& t) {
     if (t.find("Cutting Knowledge Date") != std::string::npos)
       throw ConfigError("this is a Llama-3.1+ chat_template (knowledge-date system block), which hps does not "
                         "reproduce; set data.chat_format / --chat-format = llama3 to use the Llama-3.0 layout knowingly");
-    return {ChatFormat::llama3, ""};
+    return {.format = ChatFormat::llama3};
   }
-  if (t.find("[INST]") != std::string::npos) return {ChatFormat::mistral, ""};
+  if (t.find("[INST]") != std::string::npos) return {.format = ChatFormat::mistral};
   if (t.find("<|im_start|>") != std::string::npos) {
     // Qwen2-style templates write a literal default system turn: '<|im_start|>system\n…<|im_end|>'.
-    ChatTemplate c{ChatFormat::chatml, ""};
+    ChatTemplate c{.format = ChatFormat::chatml};
     // Several occurrences may precede it (Qwen2.5's tools branch, the user-given system turn): take the first
     // whose body is a plain literal.
     const std::string open = "<|im_start|>system";

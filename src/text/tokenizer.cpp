@@ -105,11 +105,11 @@ void parse_pre(const json& p, const std::string& where, std::vector<PreStep>& ou
   if (type == "Sequence") {
     for (const auto& x : p.at("pretokenizers")) parse_pre(x, where, out);
   } else if (type == "ByteLevel") {
-    PreStep s{PreStep::Kind::byte_level, nullptr, false, p.value("add_prefix_space", false)};
+    PreStep s{.kind = PreStep::Kind::byte_level, .add_prefix_space = p.value("add_prefix_space", false)};
     if (p.value("use_regex", true)) s.regex = std::make_shared<Regex>(kGpt2Pattern, where);
     out.push_back(std::move(s));
   } else if (type == "Metaspace") {
-    PreStep s{PreStep::Kind::metaspace, nullptr, false, false};
+    PreStep s{.kind = PreStep::Kind::metaspace};
     s.replacement = p.value("replacement", std::string("\u2581"));
     s.prepend = p.value("prepend_scheme", std::string(p.value("add_prefix_space", true) ? "always" : "never"));
     if (s.prepend != "always" && s.prepend != "first" && s.prepend != "never")
@@ -126,7 +126,7 @@ void parse_pre(const json& p, const std::string& where, std::vector<PreStep>& ou
     if (pat.contains("Regex")) regex = pat.at("Regex").get<std::string>();
     else if (pat.contains("String")) regex = escape_regex(pat.at("String").get<std::string>());
     else throw InputError(where + ": pre_tokenizer Split needs pattern.Regex or pattern.String");
-    out.push_back({PreStep::Kind::split, std::make_shared<Regex>(regex, where), behavior == "Removed", false});
+    out.push_back({.kind = PreStep::Kind::split, .regex = std::make_shared<Regex>(regex, where), .removed = behavior == "Removed"});
   } else {
     throw InputError(where + ": pre_tokenizer type '" + type +
                      "' is not supported (supported: ByteLevel, Metaspace, Split, Sequence)");

@@ -438,25 +438,32 @@ StepLog PreferenceTrainer::Impl::train_step() {
   return s;
 }
 
+// Held-out loss and metrics: means over the eval prompts. In a data-parallel group each rank evaluates its
+// contiguous share of every global batch (the loader's sharding) and the sums are gathered, so every rank
+// holds the numbers one process computes (the draws are per prompt, not per batch).
 EvalLog PreferenceTrainer::Impl::evaluate() {
   EvalLog e;
   e.step = step;
   if (eval_set.records.empty()) return e;
-  data::PreferenceLoader ld(eval_set, *encoder, pad_id, {cfg.train.batch_prompts, 0, false, data::PadSide::right});
+  data::PreferenceLoader ld(eval_set, *encoder, pad_id,
+                            {cfg.train.batch_prompts, 0, false, data::PadSide::right, world.rank(), world.size()});
   const uint64_t draws = derive_seed(cfg.train.seed, SeedPurpose::eval_draws);  // the same draws at every evaluation
   prefs::LossConfig lc = cfg.loss;
   lc.gamma = prefs::gamma_at(cfg.gamma, std::min(step, total - 1), total);  // the last step's γ after training
-  int64_t n = 0;
+  double n = 0;
   c10::AutoGradMode no_grad(false);
   while (auto f = micro_step(ld, false, draws, lc)) {
+    if (f->rows.prompts == 0) continue;  // this rank's share of a short last batch
     const double w = static_cast<double>(f->rows.prompts);
     e.loss += f->loss.item<double>() * w;
     e.accuracy += f->accuracy * w;
     e.rm_dpo += f->rm_dpo * w;
     e.rm_rdpo += f->rm_rdpo * w;
-    n += f->rows.prompts;
+    n += w;
   }
-  for (double* v : {&e.loss, &e.accuracy, &e.rm_dpo, &e.rm_rdpo}) *v /= static_cast<double>(std::max<int64_t>(n, 1));
+  const auto v = world.sum({e.loss, e.accuracy, e.rm_dpo, e.rm_rdpo, n});
+  const double total_w = std::max(v[4], 1.0);
+  e.loss = v[0] / total_w, e.accuracy = v[1] / total_w, e.rm_dpo = v[2] / total_w, e.rm_rdpo = v[3] / total_w;
   return e;
 }
 

@@ -82,6 +82,24 @@ TEST(Packing, EachSharedPromptIsForwardedOnce) {
   EXPECT_GE(s.min().item<int64_t>(), 0);
 }
 
+TEST(Packing, VarlenLayoutListsEachBlockUnpadded) {
+  const data::Batch b = ragged_batch(128, data::PadSide::right);
+  const VarlenInput v = pack_rows(b.ids, b.mask, b.response_mask, at::kCPU).input.varlen;
+  // 3 prompts (11, 2, 6 tokens), then 6 responses (3, 5, 2 | 12 | 4, 7) each with its prompt's keys before it.
+  const std::vector<int32_t> cu_q{0, 11, 13, 19, 22, 27, 29, 41, 45, 52};
+  const std::vector<int32_t> cu_k{0, 11, 13, 19, 33, 49, 62, 76, 86, 99};
+  EXPECT_TRUE(at::equal(v.cu_q, at::tensor(cu_q, at::kInt)));
+  EXPECT_TRUE(at::equal(v.cu_k, at::tensor(cu_k, at::kInt)));
+  EXPECT_EQ(v.max_q, 12);
+  EXPECT_EQ(v.max_k, 16);
+  // order inverts q_index: every token is one query row.
+  EXPECT_TRUE(at::equal(v.q_index.index_select(0, v.order), at::arange(52, at::kLong)));
+  // The second response's keys: prompt 0 (tokens 0…10), then its own 5 tokens.
+  const at::Tensor keys = v.k_index.narrow(0, 33, 16);
+  EXPECT_TRUE(at::equal(keys.narrow(0, 0, 11), at::arange(11, at::kLong)));
+  EXPECT_TRUE(at::equal(keys.narrow(0, 11, 5), v.q_index.narrow(0, 22, 5)));
+}
+
 std::vector<at::Tensor> grads(Decoder& d, const data::Batch& b, Layout layout, const at::Device& dev = at::kCPU) {
   for (auto& t : d.trainable_parameters()) t.mutable_grad() = at::Tensor();
   const SeqLogprobs lp = sequence_logprobs(d, b.ids.to(dev), b.mask.to(dev), b.response_mask.to(dev), layout);
@@ -112,6 +130,39 @@ TEST(Packing, GradientsEqualThePaddedPathWithLoraAndFullWithCheckpointingOnAndOf
   }
 }
 
+// The varlen form (flash attention's layout; on CPU its exact per-sequence reference) computes what the
+// padded blocks compute: log-probs on every architecture (mistral's window crosses the sequences; fp32, 1e-5)
+// and gradients with LoRA and full fine-tuning, checkpointing on and off (float64, to 1e-9 relative: in fp32
+// the two summation orders differ by ~1e-5 relative on LoRA-B gradients of magnitude 47).
+TEST(Packing, VarlenFormEqualsTheBlocks) {
+  for (const std::string arch : {"llama", "qwen2", "mistral"}) {
+    Decoder d = load_model(model_dir(arch));
+    const data::Batch b = ragged_batch(d.config.vocab_size, data::PadSide::left);
+    d.state.packed_attention = PackedAttention::blocks;
+    const SeqLogprobs blocks = sequence_logprobs(d, b.ids, b.mask, b.response_mask, Layout::packed);
+    d.state.packed_attention = PackedAttention::varlen;
+    const SeqLogprobs varlen = sequence_logprobs(d, b.ids, b.mask, b.response_mask, Layout::packed);
+    EXPECT_LE(max_diff(varlen.sum, blocks.sum), 1e-5) << arch;
+  }
+  for (const std::string name : {"llama-lora", "qwen2"}) {
+    const bool lora = name == "llama-lora";
+    Decoder d = load_model(model_dir(lora ? "llama" : name), {at::kCPU, at::kDouble});
+    if (lora) load_lora(d, model_dir(name));
+    d.set_requires_grad(!lora, lora);
+    const data::Batch b = ragged_batch(d.config.vocab_size, data::PadSide::right);
+    d.state.packed_attention = PackedAttention::blocks;
+    const auto ref = grads(d, b, Layout::packed);
+    d.state.packed_attention = PackedAttention::varlen;
+    for (bool ckpt : {false, true}) {
+      d.state.grad_checkpointing = ckpt;
+      const auto got = grads(d, b, Layout::packed);
+      ASSERT_EQ(got.size(), ref.size());
+      for (size_t i = 0; i < got.size(); ++i)
+        EXPECT_LE(max_diff(got[i], ref[i]), 1e-9 * std::max(1.0, ref[i].abs().max().item<double>())) << name << " " << i;
+    }
+  }
+}
+
 TEST(Packing, RewardScoresEqualThePaddedPath) {
   for (const std::string arch : {"llama-reward", "qwen2-reward", "mistral-reward"}) {
     Decoder rm = load_model(model_dir(arch));
@@ -127,9 +178,10 @@ TEST(Packing, RewardScoresEqualThePaddedPath) {
   }
 }
 
-// On CUDA (skipped without a GPU; scripts/gpu_check.sh runs it): the block attention through CUDA's SDPA
-// kernels gives the padded path's log-probs — fp32 to 1e-4, bf16 within its rounding (2 % of a row's sum) —
-// and, with LoRA in fp32, its gradients.
+// On CUDA (skipped without a GPU; scripts/gpu_check.sh runs it): packed attention — blocks through CUDA's SDPA
+// in fp32, flash attention's varlen kernel in bf16 — gives the padded path's log-probs (fp32 to 1e-4, bf16
+// within its rounding: 2 % of a row's sum); flash equals the blocks in bf16, forward and LoRA gradients; and,
+// with LoRA in fp32, the packed gradients equal the padded path's.
 TEST(Packing, CudaPackedRowsEqualThePaddedPath) {
   if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device: the CPU tests above cover packing";
   const at::Device cuda(at::kCUDA, 0);
@@ -143,6 +195,30 @@ TEST(Packing, CudaPackedRowsEqualThePaddedPath) {
       const double tol = dtype == at::kFloat ? 1e-4 : 2e-2;
       EXPECT_LE(((packed - padded).abs() / padded.abs().clamp_min(1.0)).max().item<double>(), tol) << arch << " " << dtype;
     }
+  // bf16: flash attention's varlen kernel (the automatic choice) against the blocks through SDPA, forward and
+  // LoRA gradients, within bf16's rounding.
+  for (const std::string arch : {"llama", "qwen2", "mistral"}) {
+    Decoder d = load_model(model_dir(arch), {cuda, at::kBFloat16});
+    const data::Batch b = ragged_batch(d.config.vocab_size, data::PadSide::right);
+    const at::Tensor ids = b.ids.to(cuda), mask = b.mask.to(cuda), resp = b.response_mask.to(cuda);
+    d.state.packed_attention = PackedAttention::blocks;
+    const at::Tensor blocks = sequence_logprobs(d, ids, mask, resp, Layout::packed).sum.cpu().to(at::kDouble);
+    d.state.packed_attention = PackedAttention::automatic;
+    const at::Tensor flash = sequence_logprobs(d, ids, mask, resp, Layout::packed).sum.cpu().to(at::kDouble);
+    EXPECT_LE(((flash - blocks).abs() / blocks.abs().clamp_min(1.0)).max().item<double>(), 2e-2) << arch << " flash";
+  }
+  {
+    Decoder d = load_model(model_dir("llama"), {cuda, at::kBFloat16});
+    load_lora(d, model_dir("llama-lora"));
+    d.set_requires_grad(false, true);
+    const data::Batch b = ragged_batch(d.config.vocab_size, data::PadSide::right);
+    d.state.packed_attention = PackedAttention::blocks;
+    const auto ref = grads(d, b, Layout::packed, cuda);
+    d.state.packed_attention = PackedAttention::automatic;
+    const auto got = grads(d, b, Layout::packed, cuda);
+    for (size_t i = 0; i < got.size(); ++i)
+      EXPECT_LE(max_diff(got[i], ref[i]), 5e-2 * std::max(1.0, ref[i].abs().max().item<double>())) << "flash grad " << i;
+  }
   Decoder d = load_model(model_dir("llama"), {cuda, at::kFloat});
   load_lora(d, model_dir("llama-lora"));
   d.set_requires_grad(false, true);

@@ -76,15 +76,21 @@ same "$W/hps1" "$W/hps2c" "$(last "$W/hps1")/adapter/adapter_model.safetensors"
 
 # PL with full fine-tuning (a frozen reference on every rank).
 # (the reference forward in the steps, not the cache)
+# Held-out evaluation after every step on 3 of the 9 prompts, sharded over the ranks: the same numbers.
 PL_RUN=(train "${COMMON[@]}" --loss.preference=pl --lora.enabled=false --train.max_steps=3 --train.lr=1e-3
-        --train.ref_cache=false)
-"$HPS" "${PL_RUN[@]}" --train.batch_prompts=4 --train.out_dir="$W/pl1" > /dev/null
+        --train.ref_cache=false --data.eval_fraction=0.34 --train.eval_every=1)
+"$HPS" "${PL_RUN[@]}" --train.batch_prompts=4 --train.out_dir="$W/pl1" > "$W/pl1.log"
 # Rank 1's parameters are moved before the start-up broadcast (a test hook): rank 0's weights reach every rank.
 # 2 KiB buckets over every weight of the model.
 HPS_TEST_PERTURB_RANK=1 two_ranks "${PL_RUN[@]}" --train.batch_prompts=2 --train.ddp_bucket_cap_mb=0.002 --train.out_dir="$W/pl2"
 grep -q "gradient all-reduce: [0-9]* buckets of <= 0.002 MiB" "$W/rank0.log" || fail "PL: $(grep -o 'gradient all-reduce.*' "$W/rank0.log")"
 grep -o "gradient all-reduce: [0-9]* buckets" "$W/rank0.log"
 same "$W/pl1" "$W/pl2" "$(last "$W/pl1")/model/model.safetensors"
+evals() { grep -o "eval step [0-9]*  loss [^ ]*  acc [^ ]*" "$1" | awk '{ print $5, $7 }'; }
+(($(evals "$W/pl1.log" | wc -l) == 4)) || fail "1 process: $(evals "$W/pl1.log" | wc -l) evaluations, expected 4"
+paste <(evals "$W/pl1.log") <(evals "$W/rank0.log") | awk '{ for (i = 1; i <= 2; ++i) { d = $i - $(i + 2); if (d < 0) d = -d;
+  if (d > 1e-5 || NF != 4) { print "FAIL: evaluation " NR ": " $0 > "/dev/stderr"; bad = 1 } } } END { exit bad }' || exit 1
+echo "$W/pl2: 4 sharded evaluations equal one process's"
 
 # SFT (token-level mean over the global batch) and a BT reward model, full fine-tuning.
 "$HPS" sft "${COMMON[@]}" --train.max_steps=3 --train.batch_prompts=4 --train.out_dir="$W/sft1" > /dev/null
