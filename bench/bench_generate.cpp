@@ -5,7 +5,7 @@
 //   bench_generate [--device cuda] [--shape qwen05|small] [--batches 16,128] [--new 256]
 // The realistic workload (what the HPS recipe runs; bench/hf_gen_realistic.py is its HF twin):
 //   bench_generate --workload hh --lengths ../shared/bench/hh_rlhf_lengths.jsonl [--model DIR] [--prompts 32]
-//                  [--n 8] [--new 256] [--batch-prompts 8] [--per-batch 0|1] [--device cuda]
+//                  [--n 8] [--new 256] [--batch-prompts 8] [--per-batch 0|1] [--copy-prompt 0|1] [--device cuda]
 // prompts with the file's prompt lengths (cut to 512 tokens; random ids), n samples each at temperature 0.9,
 // and EOS made likely by a logit bias so that every step ends a response with probability p = 1 / (the
 // file's mean response length, capped at --new): on a near-uniform random model the bias
@@ -50,6 +50,7 @@ struct Workload {
   std::string lengths;
   int64_t prompts = 32, n = 8, new_tokens = 256, batch_prompts = 8;
   bool per_batch = false;  // --per-batch 1: one engine call per batch (no refill), as HF's generate runs
+  bool copy_prompt = false;  // --copy-prompt 1: each sample holds a copy of its prompt's KV cache
 };
 
 // Runs the realistic workload twice (the first warms up) and prints one JSON line.
@@ -89,17 +90,18 @@ void realistic(const hps::model::Decoder& m, const Workload& w, const std::funct
       const std::vector<std::vector<int64_t>> part(prompts.begin() + static_cast<std::ptrdiff_t>(s), prompts.begin() + static_cast<std::ptrdiff_t>(e));
       std::vector<uint64_t> streams;
       for (size_t i = s; i < e; ++i) streams.push_back(i);
-      for (const auto& per_prompt : hps::generate::generate_ids(m, part, sc, {eos}, 0, 7, 0, streams, w.batch_prompts * w.n))
+      for (const auto& per_prompt : hps::generate::generate_ids(m, part, sc, {eos}, 0, 7, 0, streams, w.batch_prompts * w.n,
+                                                                            !w.copy_prompt))
         for (const auto& sample : per_prompt) tokens += static_cast<int64_t>(sample.size());
     }
     sync();
     dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }
   const double samples = static_cast<double>(prompts.size() * static_cast<size_t>(w.n));
-  std::printf("{\"name\": \"hps generate hh-lengths prompts=%zu n=%lld new<=%lld batch_prompts=%lld%s\", \"device\": \"%s\", "
+  std::printf("{\"name\": \"hps generate hh-lengths prompts=%zu n=%lld new<=%lld batch_prompts=%lld%s%s\", \"device\": \"%s\", "
               "\"s\": %.2f, \"new_tok_per_s\": %.0f, \"mean_response\": %.1f, \"eos_p\": %.4f}\n",
               prompts.size(), static_cast<long long>(w.n), static_cast<long long>(w.new_tokens), static_cast<long long>(w.batch_prompts),
-              w.per_batch ? " per-batch" : "", m.device().str().c_str(), dt, static_cast<double>(tokens) / dt, static_cast<double>(tokens) / samples, p);
+              w.per_batch ? " per-batch" : "", w.copy_prompt ? " copied-prompt-cache" : "", m.device().str().c_str(), dt, static_cast<double>(tokens) / dt, static_cast<double>(tokens) / samples, p);
   std::fflush(stdout);
 }
 
@@ -119,6 +121,7 @@ int main(int argc, char** argv) {
     else if (a == "--n") w.n = std::stoll(v);
     else if (a == "--batch-prompts") w.batch_prompts = std::stoll(v);
     else if (a == "--per-batch") w.per_batch = v == "1";
+    else if (a == "--copy-prompt") w.copy_prompt = v == "1";
     else if (a == "--shape") shape_name = v;
     else if (a == "--batches") batches = v;
     else if (a == "--new") new_tokens = std::stoll(v);

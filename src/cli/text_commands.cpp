@@ -162,6 +162,8 @@ Command add_generate_command(CLI::App& app) {
   cmd->add_option("--max-prompt-length", o->job.max_prompt_length, "keep the last N prompt tokens");
   cmd->add_flag("--continuous-batching", o->job.continuous_batching,
                 "refill the rows of ended samples from the next prompts (same output; speed: docs/generate.md)");
+  cmd->add_flag("!--copy-prompt-cache", o->job.shared_prompt_cache,
+                "give each of a prompt's n samples its own copy of the prompt's KV cache (default: one shared copy)");
   cmd->add_option("--stop-after-prompts", o->job.stop_after_prompts, "stop after this many prompts (resume later)");
   cmd->add_option("--device", o->device, "cpu | cuda | cuda:N");
   cmd->add_option("--dtype", o->dtype, "float32 | bfloat16 | float16 (default: the checkpoint's)");

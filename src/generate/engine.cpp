@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "core/error.hpp"
+#include "model/prefix_cache.hpp"
 
 namespace hps::generate {
 
@@ -21,10 +22,11 @@ struct Rows {
   int64_t rows() const { return static_cast<int64_t>(sample.size()); }
 };
 
-// Prompts [i0, i1) left-padded and prefilled together, then each prefilled row repeated for the prompt's
-// n samples (the prompt is computed once, not once per sample).
+// Prompts [i0, i1) left-padded and prefilled together (the prompt is computed once, not once per sample),
+// then the prompt's n samples: rows that share its cache (`share`: model/prefix_cache.hpp) or each hold a
+// copy of it.
 Rows prefill(const model::Decoder& d, const std::vector<std::vector<int64_t>>& prompts, int64_t i0, int64_t i1,
-             const SamplingConfig& c, int64_t pad_id, const at::Tensor& uniforms) {
+             const SamplingConfig& c, int64_t pad_id, const at::Tensor& uniforms, bool share) {
   const int64_t B = i1 - i0;
   int64_t P = 0;
   for (int64_t i = i0; i < i1; ++i) P = std::max<int64_t>(P, static_cast<int64_t>(prompts[static_cast<size_t>(i)].size()));
@@ -41,7 +43,10 @@ Rows prefill(const model::Decoder& d, const std::vector<std::vector<int64_t>>& p
   Rows r;
   r.cache = d.make_cache(B, P + c.max_new_tokens);
   r.h = d.hidden_states_cached(ids.to(d.device()), mask.to(d.device()), r.cache).select(1, P - 1);  // [B, H]
-  if (c.n > 1) {
+  if (share) {
+    model::share_prefix(r.cache, c.n, c.max_new_tokens);
+    r.h = r.h.repeat_interleave(c.n, 0);
+  } else if (c.n > 1) {
     for (auto* v : {&r.cache.k, &r.cache.v})
       for (auto& t : *v) t = t.repeat_interleave(c.n, 0);
     r.cache.key_valid = r.cache.key_valid.repeat_interleave(c.n, 0);
@@ -62,6 +67,7 @@ void keep_rows(Rows& r, const at::Tensor& keep) {
     for (auto& x : *v) x = x.index_select(0, keep);
   r.cache.key_valid = r.cache.key_valid.index_select(0, keep);
   r.cache.seen = r.cache.seen.index_select(0, keep);
+  if (r.cache.shared_prefix()) model::keep_prefix_rows(r.cache, keep);
   r.h = r.h.index_select(0, keep), r.done = r.done.index_select(0, keep);
   r.uniforms = r.uniforms.index_select(0, keep), r.step = r.step.index_select(0, keep);
   const at::Tensor k = keep.cpu();
@@ -105,6 +111,7 @@ void append_rows(Rows& a, Rows b, int64_t room) {
     a.cache.v[l] = join(a.cache.v[l], b.cache.v[l], 2);
   }
   a.cache.key_valid = join(a.cache.key_valid, b.cache.key_valid, 1);
+  if (a.cache.shared_prefix()) model::append_prefix_rows(a.cache, b.cache);
   a.cache.seen = at::cat({a.cache.seen, b.cache.seen});
   a.cache.length = L, a.cache.capacity = cap;
   a.h = at::cat({a.h, b.h}), a.done = at::cat({a.done, b.done});
@@ -118,7 +125,8 @@ std::vector<std::vector<std::vector<int64_t>>> generate_ids(const model::Decoder
                                                              const std::vector<std::vector<int64_t>>& prompts,
                                                              const SamplingConfig& c, const std::vector<int64_t>& eos_ids,
                                                              int64_t pad_id, uint64_t seed, int64_t vocab_limit,
-                                                             std::vector<uint64_t> streams, int64_t max_rows) {
+                                                             std::vector<uint64_t> streams, int64_t max_rows,
+                                                             bool share_prompt) {
   validate(c);
   if (!d.lm_head.defined()) throw InputError(d.config.architecture + " has no language-model head to generate with");
   c10::InferenceMode no_grad;
@@ -136,7 +144,7 @@ std::vector<std::vector<std::vector<int64_t>>> generate_ids(const model::Decoder
   auto admit = [&](Rows& r) {  // the next whole prompts that fit in the free rows
     const int64_t i1 = std::min(B, next_prompt + (slots - r.rows()) / c.n);
     if (i1 <= next_prompt) return;
-    append_rows(r, prefill(d, prompts, next_prompt, i1, c, pad_id, uniforms), c.max_new_tokens);
+    append_rows(r, prefill(d, prompts, next_prompt, i1, c, pad_id, uniforms, share_prompt && c.n > 1), c.max_new_tokens);
     next_prompt = i1;
   };
   Rows r;

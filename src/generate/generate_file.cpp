@@ -74,7 +74,7 @@ int64_t generate_range(const model::Decoder& d, const text::Tokenizer& tok, cons
     std::vector<uint64_t> streams;  // a prompt's random stream is named by its place in the whole input
     for (int64_t i = s; i < e; ++i) streams.push_back(static_cast<uint64_t>(i));
     const auto gen = generate_ids(d, prompts, job.sampling, eos, pad, job.sampling.seed, tok.vocab_size(), streams,
-                                  job.batch_prompts * job.sampling.n);
+                                  job.batch_prompts * job.sampling.n, job.shared_prompt_cache);
     std::string lines;
     for (int64_t i = s; i < e; ++i) {
       const auto& rec = ds.records[static_cast<size_t>(i)];

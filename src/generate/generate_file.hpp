@@ -26,6 +26,7 @@ struct GenerateJob {
   // per batch. Off by default: on CPU it measured 25 % slower (joining rows attend over the whole cache's
   // width; no paged attention yet) — docs/generate.md.
   bool continuous_batching = false;
+  bool shared_prompt_cache = true;   // a prompt's n samples read one copy of its K/V (false: a copy per sample)
   int64_t max_prompt_length = 1024;  // prompts are cut to their last N tokens
   int64_t stop_after_prompts = 0;    // > 0: stop after this many new prompts (tests, staged runs)
 };

@@ -8,6 +8,7 @@
 #include <map>
 
 #include "core/error.hpp"
+#include "model/prefix_cache.hpp"
 
 namespace hps::model {
 
@@ -289,6 +290,12 @@ at::Tensor layer_forward(const Decoder& m, const Layer& l, size_t li, const at::
     cache->v[li].narrow(2, a.past, T).copy_(v);
     k = cache->k[li].narrow(2, 0, a.past + T);  // k: [B, Hkv, S, D]
     v = cache->v[li].narrow(2, 0, a.past + T);
+    if (cache->shared_prefix()) {  // the prompt's K/V once per prompt (model/prefix_cache.hpp)
+      if (T != 1) throw InternalError("a shared prompt cache decodes one token per row, got " + std::to_string(T));
+      const at::Tensor own_mask = a.causal_only ? at::Tensor() : a.mask.at(c.window[li]);
+      at::Tensor attn = prefix_attention(*cache, li, q, k, v, own_mask, cache->seen, c.window[li]);  // [B, Hq, 1, D]
+      return mlp_block(m, l, x + m.linear(l.o, attn.transpose(1, 2).reshape({B, T, c.q_dim()})));
+    }
   }
   const int64_t groups = c.num_heads / c.num_kv_heads;
   if (groups > 1) {  // grouped-query attention: each kv head serves `groups` query heads

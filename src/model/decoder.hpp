@@ -44,6 +44,15 @@ struct KVCache {
   at::Tensor seen;               // [B] int64: real tokens so far (= next position id)
   int64_t length = 0;            // slots used
   int64_t capacity = 0;
+  // A shared prompt cache (model/prefix_cache.hpp): the prompts' K/V held once, read by every row of their
+  // prompt; k/v above then hold each row's own tokens only. Empty pk: none (each row's cache is whole).
+  std::vector<at::Tensor> pk, pv;  // per layer: [G, Hkv, P, D]
+  at::Tensor prefix_valid;         // [G, P] bool: a real prompt token
+  at::Tensor prefix_pos;           // [G, P] int64: its position id
+  at::Tensor group;                // [B] int64: the prompt a row reads
+  at::Tensor slot;                 // [B] int64: the row's place in a [G, per_group] layout (group-major)
+  int64_t per_group = 0;
+  bool shared_prefix() const { return !pk.empty(); }
 };
 
 // Padding-free input (issue 15): the N real tokens of several sequences in one row, so the linear layers see

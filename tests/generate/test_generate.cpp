@@ -121,6 +121,33 @@ TEST(Generate, ContinuousBatchingChangesNoSample) {
   for (int64_t rows : {4, 7, 13}) EXPECT_EQ(generate_ids(d, p, c, {eos}, 0, 9, 0, streams, rows), many) << rows << " rows";
 }
 
+// One prompt cache per prompt (model/prefix_cache.hpp, on by default) changes no sample: sampled and greedy,
+// rows that leave (EOS likely) and waiting prompts that join (5 rows in flight), every architecture (mistral's
+// window of 5 reaches back into the prompts) — the tokens a copy of the prompt per sample gives.
+TEST(Generate, SharedPromptCacheChangesNoSample) {
+  const int64_t eos = 3;
+  std::vector<std::vector<int64_t>> p;
+  std::vector<uint64_t> streams;
+  for (int64_t i = 0; i < 6; ++i) {
+    std::vector<int64_t> prompt;
+    for (int64_t t = 0; t < 2 + 2 * i; ++t) prompt.push_back(5 + (7 * i + 3 * t) % 40);
+    p.push_back(prompt), streams.push_back(static_cast<uint64_t>(i));
+  }
+  for (const std::string arch : {"llama", "qwen2", "mistral"}) {
+    const auto d = model::load_model(test::model_dir(arch));
+    SamplingConfig c;
+    c.max_new_tokens = 16, c.n = 3;
+    c.logit_bias = {{eos, 3.0}};
+    for (double temperature : {1.0, 0.0})
+      for (int64_t rows : {0, 5}) {
+        c.temperature = temperature;
+        const auto shared = generate_ids(d, p, c, {eos}, 0, 9, 0, streams, rows, true);
+        EXPECT_EQ(shared, generate_ids(d, p, c, {eos}, 0, 9, 0, streams, rows, false))
+            << arch << " temperature " << temperature << " rows " << rows;
+      }
+  }
+}
+
 TEST(Sampler, TopKAndTopPNeverEmitExcludedTokens) {
   const at::Tensor logits = at::tensor({2.0, 1.0, 0.5, 0.0, -1.0, -3.0}, at::kFloat).view({1, 6}).repeat({2000, 1});
   SamplingConfig k;
