@@ -160,8 +160,9 @@ Command add_generate_command(CLI::App& app) {
   cmd->add_option("--batch-prompts", o->job.batch_prompts, "prompts per batch (each with its n samples)")
       ->check(kCountAtLeastOne);
   cmd->add_option("--max-prompt-length", o->job.max_prompt_length, "keep the last N prompt tokens");
-  cmd->add_flag("--continuous-batching", o->job.continuous_batching,
-                "refill the rows of ended samples from the next prompts (same output; speed: docs/generate.md)");
+  cmd->add_flag("--continuous-batching,!--no-continuous-batching", o->job.continuous_batching,
+                "refill the rows of ended samples from the next prompts (default; same output either way; speed: "
+                "docs/generate.md)");
   cmd->add_flag("!--copy-prompt-cache", o->job.shared_prompt_cache,
                 "give each of a prompt's n samples its own copy of the prompt's KV cache (default: one shared copy)");
   cmd->add_option("--stop-after-prompts", o->job.stop_after_prompts, "stop after this many prompts (resume later)");

@@ -23,6 +23,10 @@ two_ranks "${GEN[@]}" --out "$W/two.jsonl"
 cmp "$W/one.jsonl" "$W/two.jsonl" || fail "sharded generation differs from one process"
 ls "$W"/two.jsonl.part-* > /dev/null 2>&1 && fail "parts left after joining"
 echo "generate: 2 ranks = 1 process, byte for byte ($(wc -l < "$W/two.jsonl") prompts)"
+# The engine's layouts change no byte: one call per batch with a copy of the prompt's cache per sample (the
+# defaults are continuous batching and one shared prompt cache).
+"$HPS" "${GEN[@]}" --no-continuous-batching --copy-prompt-cache --out "$W/plain.jsonl" 2> /dev/null
+cmp "$W/one.jsonl" "$W/plain.jsonl" || fail "--no-continuous-batching --copy-prompt-cache changed the samples"
 
 # One batch for two ranks: rank 0's part is empty.
 "$HPS" "${GEN1[@]}" --batch-prompts 16 --out "$W/one16.jsonl" 2> /dev/null
