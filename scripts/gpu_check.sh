@@ -6,8 +6,8 @@
 #          hf_pref_bench_real.py (Qwen2-0.5B and Llama-1B shapes, 16 prompts a step)
 #   train: `hps train` throughput (scripts/gpu_train_bench.sh)
 #   gen:   bench_generate and hf_gen_bench.py in the same call (fixed shapes), then the realistic workload
-#          (hh_rlhf_lengths.jsonl prompts, n = 8, EOS bias: bench_generate --workload hh) next to its HF twin
-#          bench/hf_gen_realistic.py
+#          (hh_rlhf_lengths.jsonl prompts, n = 8, EOS bias: bench_generate --workload hh; shared prompt cache with
+#          and without continuous batching, and copied caches) next to its HF twin bench/hf_gen_realistic.py
 # GPU_SECTIONS picks some (default: all). Everything lands in $OUT (summary.txt first).
 set -u
 SECTIONS=${GPU_SECTIONS:-"tests real pref train gen"}
@@ -89,9 +89,10 @@ if on gen; then
   for who in hps hf; do
     t0=$(date +%s)
     if [ $who = hps ]; then
-      for pb in 1 0; do  # one engine call per batch, then continuous batching
-        timeout 150 "$B/bench_generate" --workload hh --lengths "$B/hh_rlhf_lengths.jsonl" --device cuda --shape qwen05 \
-          --prompts 32 --n 8 --new 256 --batch-prompts 8 --per-batch $pb >> "$S" 2>&1
+      # continuous batching + shared prompt cache (the defaults), one call per batch, and copied prompt caches
+      for mode in "--per-batch 0" "--per-batch 1" "--per-batch 0 --copy-prompt 1"; do
+        timeout 120 "$B/bench_generate" --workload hh --lengths "$B/hh_rlhf_lengths.jsonl" --device cuda --shape qwen05 \
+          --prompts 32 --n 8 --new 256 --batch-prompts 8 $mode >> "$S" 2>&1
         rc=$?
       done
     else
