@@ -28,7 +28,7 @@ if on tests; then
 t0=$(date +%s)
 HPS_FIXTURES_DIR=tests/fixtures timeout 240 "$B/hps_tests" > "$OUT/tests.txt" 2>&1
 echo "hps_tests rc $? ($(( $(date +%s) - t0 )) s): $(grep -E '^\[  (PASSED|FAILED) +\]' "$OUT/tests.txt" | head -2 | tr '\n' ' ')" >> "$S"
-grep -E "^\[       OK \] (ModelCuda|LossDevice|Packing.Cuda)" "$OUT/tests.txt" >> "$S"
+grep -E "^\[       OK \] (ModelCuda|LossDevice|Packing.Cuda|PrefixCache.Cuda)" "$OUT/tests.txt" >> "$S"
 grep -E "^\[  FAILED|Failure" -A4 "$OUT/tests.txt" | head -40 >> "$S"
 
 M=tests/fixtures/models

@@ -48,7 +48,16 @@ at::Tensor reference(const KVCache& c, int64_t r, const at::Tensor& q, const at:
   return at::matmul(at::softmax(s, 1).unsqueeze(1), V).squeeze(1);  // [Hq, D]
 }
 
-void expect_matches_reference(const KVCache& c, int64_t window) {
+// The cache's tensors on `device` (the host copy stays the reference's input).
+KVCache on(const KVCache& c, const at::Device& device) {
+  KVCache d = c;
+  for (auto* v : {&d.k, &d.v, &d.pk, &d.pv})
+    for (auto& x : *v) x = x.to(device);
+  for (at::Tensor* t : {&d.key_valid, &d.seen, &d.prefix_valid, &d.prefix_pos, &d.group, &d.slot}) *t = t->to(device);
+  return d;
+}
+
+void expect_matches_reference(const KVCache& c, int64_t window, const at::Device& device = at::kCPU) {
   const int64_t R = c.group.size(0);
   const at::Tensor q = at::randn({R, kHq, 1, kD});
   at::Tensor own_valid = at::rand({R, kOwn}) > 0.3;
@@ -56,7 +65,9 @@ void expect_matches_reference(const KVCache& c, int64_t window) {
   // The own keys' mask carries the window too (as the decoder's attention inputs build it).
   at::Tensor own_mask = own_valid;
   if (window > 0) own_mask = own_mask.logical_and((kOwn - 1 - at::arange(kOwn, at::kLong) < window).unsqueeze(0));
-  const at::Tensor got = prefix_attention(c, 0, q, c.k[0], c.v[0], own_mask.view({R, 1, 1, kOwn}), c.seen, window);
+  const KVCache dc = on(c, device);
+  const at::Tensor got = prefix_attention(dc, 0, q.to(device), dc.k[0], dc.v[0], own_mask.view({R, 1, 1, kOwn}).to(device),
+                                          dc.seen, window).cpu();
   for (int64_t r = 0; r < R; ++r)
     EXPECT_LE((got[r].squeeze(1) - reference(c, r, q, own_valid, window)).abs().max().item<double>(), 1e-5)
         << "row " << r << " window " << window;
@@ -108,6 +119,16 @@ TEST(PrefixCache, JoinedCachesAttendAsEachAlone) {
   EXPECT_EQ(joined.prefix_valid.size(1), 9);
   EXPECT_TRUE(at::equal(joined.group, at::tensor(std::vector<int64_t>{0, 0, 1, 1, 2, 2}, at::kLong)));
   for (int64_t window : {0, 4}) expect_matches_reference(joined, window);
+}
+
+// On CUDA (skipped without a GPU; scripts/gpu_check.sh runs it): the same attention through CUDA's kernels.
+TEST(PrefixCache, CudaAttentionEqualsTheReference) {
+  if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device: the CPU tests above cover the prompt cache";
+  at::manual_seed(5);
+  KVCache c = prefilled({5, 2, 7});
+  share_prefix(c, 3, kOwn);
+  fill_own(c);
+  for (int64_t window : {0, 3}) expect_matches_reference(c, window, at::Device(at::kCUDA, 0));
 }
 
 }  // namespace
