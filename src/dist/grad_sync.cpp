@@ -6,7 +6,6 @@
 #include <cstdio>
 #include <unordered_map>
 
-#include "core/error.hpp"
 #include "dist/world_impl.hpp"
 
 namespace hps::dist {
@@ -60,13 +59,10 @@ void GradSync::backward(const at::Tensor& loss) {
     loss.backward();
     return;
   }
-  try {
+  collective(impl_->rank, impl_->size, "gradient all-reduce", [&] {
     impl_->reducer->prepare_for_backward({loss});
     loss.backward();
-  } catch (const std::exception& e) {
-    throw InputError("rank " + std::to_string(impl_->rank) + " of " + std::to_string(impl_->size) +
-                     ": gradient all-reduce failed (another rank died, hung or disagrees on the run): " + e.what());
-  }
+  });
 }
 
 bool GradSync::covers(const std::vector<at::Tensor>& params) const {
@@ -76,8 +72,6 @@ bool GradSync::covers(const std::vector<at::Tensor>& params) const {
     if (!params[i].is_same(impl_->params[i])) return false;
   return true;
 }
-
-int64_t GradSync::buckets() const { return impl_ ? impl_->buckets : 0; }
 
 std::string GradSync::describe() const {
   if (!impl_) return "none (1 process)";

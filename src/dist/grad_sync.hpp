@@ -8,8 +8,9 @@
 //   ... micro-steps without sync: loss.backward() accumulates locally (the hooks stay idle)
 //   sync.backward(loss);              // the step's last backward: reduced while it runs
 //
-// Every rank must call backward in the same step (a rank with nothing to backpropagate uses World::all_reduce_sum on its gradients instead, together
-// with every other rank: see PreferenceTrainer::train_step).
+// Every rank must call backward in the same step (a rank with nothing to backpropagate uses
+// World::all_reduce_sum on its gradients instead, together with every other rank: see
+// PreferenceTrainer::train_step).
 #pragma once
 
 #include <ATen/ATen.h>
@@ -29,10 +30,10 @@ class GradSync {
   static constexpr int64_t kFirstBucketBytes = 1 << 20;
   static constexpr int64_t kBucketBytes = 25 << 20;
 
-  GradSync();  // no process group: backward is a plain backward
-  // Without a process group (a plain run) an inactive GradSync. Every parameter must require grad and be used by every synced backward (an unused one is an error at the
-  // end of that backward, naming it). `names[i]` names params[i] in errors. On CUDA it calls
-  // world.use_device (NCCL where built in).
+  GradSync();  // inactive: backward is a plain backward
+  // Inactive without a process group (a plain run). Every parameter must require grad and be used by every
+  // synced backward (an unused one is an error at the end of that backward, naming it). `names[i]` names
+  // params[i] in errors. On CUDA it calls world.use_device (NCCL where built in).
   GradSync(const World& world, std::vector<at::Tensor> params, std::vector<std::string> names,
            int64_t bucket_bytes = kBucketBytes);
   ~GradSync();
@@ -43,7 +44,6 @@ class GradSync {
   // loss.backward(), the gradients reduced as they are produced (a plain backward in a single process). A
   // failed all-reduce (a rank died, hung past HPS_DIST_TIMEOUT) is an InputError naming this rank.
   void backward(const at::Tensor& loss);
-  int64_t buckets() const;
   // Whether `params` are the very tensors the hooks sit on, in the same order.
   bool covers(const std::vector<at::Tensor>& params) const;
   // "3 buckets of <= 25 MiB, overlapped with backward by c10d's Reducer over gloo"

@@ -100,22 +100,6 @@ World::World(const Launch& l) : impl_(std::make_unique<Impl>()), rank_(l.rank), 
 
 namespace {
 
-// Runs a collective, naming the rank and the peers' likely fate when it fails (a dead rank shows as a
-// timeout or a closed connection).
-template <typename F>
-void collective(int64_t rank, int64_t size, const char* what, F&& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    throw InputError("rank " + std::to_string(rank) + " of " + std::to_string(size) + ": " + what +
-                     " failed (another rank died, hung or disagrees on the run): " + e.what());
-  }
-}
-
-}  // namespace
-
-namespace {
-
 // Runs `op` on one flat buffer per dtype holding `tensors` (one collective per dtype rather than one per
 // tensor: c10d's coalescing), then copies the results back into them. The buffer is on the host (Gloo) unless
 // `on_device` (NCCL: CUDA tensors reduce where they are).
@@ -142,15 +126,9 @@ void coalesced(std::vector<at::Tensor>& tensors, bool on_device, Op&& op) {
 
 }  // namespace
 
-// Every tensor on CUDA and NCCL made for it: reduce on the device, not through the host.
-bool World::on_nccl(const std::vector<at::Tensor>& tensors) const {
-  if (!impl_->nccl) return false;
-  return std::all_of(tensors.begin(), tensors.end(), [&](const at::Tensor& t) { return t.device() == tensors[0].device() && t.is_cuda(); });
-}
-
 void World::all_reduce_sum(std::vector<at::Tensor>& tensors) const {
   if (size_ == 1 || tensors.empty()) return;
-  coalesced(tensors, on_nccl(tensors), [&](std::vector<at::Tensor>& buf) {
+  coalesced(tensors, impl_->on_nccl(tensors), [&](std::vector<at::Tensor>& buf) {
     collective(rank_, size_, "all-reduce", [&] { impl_->backend_for(buf[0])->allreduce(buf)->wait(); });
   });
 }
@@ -192,7 +170,7 @@ void World::broadcast(std::vector<at::Tensor>& tensors, int64_t root) const {
   if (size_ == 1 || tensors.empty()) return;
   c10d::BroadcastOptions o;
   o.rootRank = root;
-  coalesced(tensors, on_nccl(tensors), [&](std::vector<at::Tensor>& buf) {
+  coalesced(tensors, impl_->on_nccl(tensors), [&](std::vector<at::Tensor>& buf) {
     collective(rank_, size_, "broadcast", [&] { impl_->backend_for(buf[0])->broadcast(buf, o)->wait(); });
   });
 }

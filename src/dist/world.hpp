@@ -81,7 +81,6 @@ class World {
   struct Impl;
   std::unique_ptr<Impl> impl_;
   int64_t rank_ = 0, size_ = 1, local_rank_ = 0;
-  bool on_nccl(const std::vector<at::Tensor>& tensors) const;
 };
 
 // The device a process uses for `spec`: in a process group, "cuda" (no index) is cuda:LOCAL_RANK — one GPU per

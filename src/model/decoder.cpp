@@ -249,7 +249,7 @@ at::Tensor varlen_attention(const ModelConfig& c, size_t li, const at::Tensor& q
   at::Tensor kv = k.index_select(0, vl.k_index);  // kv: [Nk, Hkv, D]
   at::Tensor vv = v.index_select(0, vl.k_index);
   at::Tensor o;                                   // o: [N, Hq, D]
-  if (a.flash && q.is_cuda()) {
+  if (a.flash) {
     std::optional<int64_t> left, right;
     if (w > 0 && w < vl.max_k) left = w - 1, right = 0;
     o = std::get<0>(at::_flash_attention_forward(qv, kv, vv, vl.cu_q, vl.cu_k, vl.max_q, vl.max_k, 0.0,
